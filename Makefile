@@ -1,0 +1,49 @@
+# HealthMate Pipeline. `make help` lists the targets.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHON := $(PY)
+
+.PHONY: help venv deps run test unit bench stack-up stack-down stack-status stack-reset setup lint
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+PYTHON_BOOT ?= python3.11
+venv: $(STAMP) ## create .venv and install the package with dev extras
+
+deps: venv ## also install system packages the tests need (apt)
+	bash scripts/install_system_deps.sh
+
+run: venv ## start Kafka + PostgreSQL, set up topics/schema, run the worker with a demo producer
+	bash scripts/stack.sh up
+	bash scripts/run_local.sh
+
+test: deps ## install what is missing, start the stack, run every test, stop what was started
+	bash scripts/test.sh
+
+unit: venv ## fast tests that need neither Kafka nor PostgreSQL
+	$(PY) -m pytest tests/unit tests/deploy -q
+
+stack-up: ## start the local Kafka + PostgreSQL (idempotent)
+	bash scripts/stack.sh up
+stack-down: ## stop what stack-up started
+	bash scripts/stack.sh down
+stack-status: ## show the local stack's state
+	bash scripts/stack.sh status
+stack-reset: ## stop the stack and wipe its data
+	bash scripts/stack.sh reset
+
+setup: venv ## create topics and apply warehouse migrations
+	$(PY) -m streams setup
+
+lint: venv ## ruff + mypy
+	$(VENV)/bin/ruff check streams batch web tests
+	$(VENV)/bin/mypy streams batch web

@@ -1,0 +1,1 @@
+"""HealthMate Pipeline streaming worker."""

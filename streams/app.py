@@ -1,0 +1,67 @@
+"""The app factory: the one place where settings, domain rules, I/O and Faust meet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import faust
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from streams.config import Settings
+from streams.domain.catalogue import build_catalogue
+from streams.domain.outliers import OutlierStrategy
+from streams.domain.validate import TRANSFORMATION_VERSION, Rules
+from streams.ingest import Clock, IngestService, ReadingProcessor, utc_now
+from streams.metrics import Metrics
+from streams.sink.warehouse import Warehouse
+
+
+def rules_from_settings(settings: Settings) -> Rules:
+    """The domain rules the settings describe."""
+    return Rules(
+        catalogue=build_catalogue(None),
+        pseudonym_key=settings.pseudonym_key_bytes,
+        future_skew=timedelta(seconds=settings.future_skew_seconds),
+        late_after=timedelta(hours=settings.late_after_hours),
+        outlier_strategies={m: OutlierStrategy(s) for m, s in settings.outlier_strategy.items()},
+        max_message_bytes=settings.max_message_bytes,
+        max_batch_readings=settings.max_batch_readings,
+        transformation_version=TRANSFORMATION_VERSION,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry = REGISTRY,
+    clock: Clock = utc_now,
+    processors: Sequence[ReadingProcessor] = (),
+) -> faust.App:
+    """Build the worker app. Tests pass their own settings, registry and clock."""
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        producer_max_request_size=4 * 1024 * 1024,
+    )
+    app.healthmate_settings = settings  # type: ignore[attr-defined]
+    app.metrics = Metrics(registry)  # type: ignore[attr-defined]
+    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema, pool_max=settings.pg_pool_max)
+    app.warehouse = warehouse  # type: ignore[attr-defined]
+    app.ingest = IngestService(  # type: ignore[attr-defined]
+        settings, rules_from_settings(settings), warehouse, app.metrics,  # type: ignore[attr-defined]
+        clock=clock, processors=processors, beacon=app.beacon,
+    )
+    app.service(app.ingest)  # type: ignore[arg-type, attr-defined]
+
+    from web.views import register_views
+
+    register_views(app)
+    return app

@@ -1,0 +1,70 @@
+"""Parsing and judging the ``timestamp`` of a reading.
+
+Every datetime returned here is timezone-aware UTC. The clock is never read: "now" is
+always passed in.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.errors import Rejected, RejectReason
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_timestamp(raw: object) -> datetime:
+    """``raw`` as an aware UTC datetime.
+
+    Accepts an ISO-8601 string with an offset or ``Z`` (anything
+    ``datetime.fromisoformat`` of Python 3.11 reads), or an ``int`` of milliseconds since
+    the Unix epoch (exact, no float rounding). Raises ``Rejected(NAIVE_TIMESTAMP)`` for a
+    string without an offset, ``Rejected(INVALID_TYPE)`` for anything else (bool, float,
+    unparseable or out-of-range). Messages never include the timestamp itself.
+    """
+    cls = raw.__class__
+    if cls is str:
+        try:
+            dt = datetime.fromisoformat(raw)  # type: ignore[arg-type]
+        except ValueError:
+            raise Rejected(
+                RejectReason.INVALID_TYPE, "field 'timestamp' is not a valid ISO-8601 string"
+            ) from None
+        tz = dt.tzinfo
+        if tz is UTC:
+            return dt
+        if tz is None or dt.utcoffset() is None:
+            raise Rejected(RejectReason.NAIVE_TIMESTAMP, "field 'timestamp' has no timezone offset")
+        try:
+            return dt.astimezone(UTC)
+        except OverflowError:
+            raise Rejected(RejectReason.INVALID_TYPE, "field 'timestamp' is out of range") from None
+    if cls is int:
+        try:
+            return _EPOCH + timedelta(milliseconds=raw)  # type: ignore[arg-type]
+        except OverflowError:
+            raise Rejected(RejectReason.INVALID_TYPE, "field 'timestamp' is out of range") from None
+    raise Rejected(
+        RejectReason.INVALID_TYPE,
+        f"field 'timestamp' must be an ISO-8601 string or integer epoch milliseconds, got {_type_name(raw)}",
+    )
+
+
+def check_not_future(measured_at: datetime, now: datetime, skew: timedelta) -> None:
+    """Raise ``Rejected(FUTURE_TIMESTAMP)`` if ``measured_at`` is more than ``skew`` after ``now``.
+
+    Exactly ``skew`` ahead is accepted.
+    """
+    if measured_at - now > skew:
+        raise Rejected(
+            RejectReason.FUTURE_TIMESTAMP, "field 'timestamp' is in the future beyond the allowed skew"
+        )
+
+
+def is_late(measured_at: datetime, ingested_at: datetime, late_after: timedelta) -> bool:
+    """Whether the reading arrived more than ``late_after`` after it was measured (exactly is not late)."""
+    return ingested_at - measured_at > late_after
+
+
+def _type_name(raw: object) -> str:
+    return "null" if raw is None else type(raw).__name__

@@ -1,0 +1,389 @@
+"""From one Kafka message value to stored readings and dead letters: the single domain entry point.
+
+:func:`process_message` never raises for bad input; each problem becomes a
+:class:`~streams.records.DeadLetter`. It is the hot path, so it works on plain dicts with
+precomputed lookup tables and no per-reading model validation.
+
+Checks for one reading run in this order; the first failure wins:
+
+1. shape: ``event_id``, ``metric``, ``value``, ``unit``, ``timestamp`` (present, typed,
+   timestamp parseable and carrying an offset), ``metadata``; for a single reading
+   ``user_id``, ``device_id`` and ``source`` come first;
+2. ``unknown_metric``, 3. ``unknown_unit``, 4. ``out_of_range`` (canonical value),
+5. ``future_timestamp``, 6. outlier policy (``outlier_dropped``), then the ``late`` flag.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as dataclass_fields
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Final, NoReturn
+
+import orjson
+
+from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule, resolve_unit
+from streams.domain.decode import decode, dumps_member, has_nonfinite
+from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
+from streams.domain.pseudonym import Pseudonymiser
+from streams.domain.timestamps import parse_timestamp
+from streams.errors import ConfigurationError, Rejected, RejectReason
+from streams.records import FLAG_LATE, DeadLetter, MessageContext, MessageOutcome, NormalisedReading
+
+#: Version of these transformation rules, stored with every reading.
+TRANSFORMATION_VERSION: Final = "1.0.0"
+
+_FLAG = OutlierStrategy.FLAG
+_MISSING = RejectReason.MISSING_FIELD
+_INVALID = RejectReason.INVALID_TYPE
+_MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
+_MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Every knob of the domain layer, as plain values (never the ``Settings`` object).
+
+    ``outlier_strategies`` maps metric name -> strategy (strings are accepted and
+    converted); metrics not listed use ``flag``. The constructor validates everything and
+    raises ``ConfigurationError`` on a bad value. ``pseudonym_key`` is kept out of ``repr``.
+    ``pseudonymise`` is derived: a callable equal to ``user_key(pseudonym_key, user_id)``.
+    """
+
+    catalogue: Mapping[str, MetricRule]
+    pseudonym_key: bytes = field(repr=False)
+    future_skew: timedelta
+    late_after: timedelta
+    outlier_strategies: Mapping[str, OutlierStrategy]
+    max_message_bytes: int
+    max_batch_readings: int
+    transformation_version: str
+    pseudonymise: Pseudonymiser = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        catalogue = dict(self.catalogue)
+        for name, rule in catalogue.items():
+            if not isinstance(rule, MetricRule) or rule.name != name:
+                raise ConfigurationError(f"catalogue entry {name!r} must be a MetricRule named {name!r}")
+        if not isinstance(self.pseudonym_key, bytes) or not self.pseudonym_key:
+            raise ConfigurationError("pseudonym_key must be non-empty bytes")
+        if not isinstance(self.future_skew, timedelta) or self.future_skew < timedelta(0):
+            raise ConfigurationError("future_skew must be a non-negative timedelta")
+        if not isinstance(self.late_after, timedelta) or self.late_after <= timedelta(0):
+            raise ConfigurationError("late_after must be a positive timedelta")
+        for name in ("max_message_bytes", "max_batch_readings"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigurationError(f"{name} must be a positive integer")
+        if not isinstance(self.transformation_version, str) or not self.transformation_version:
+            raise ConfigurationError("transformation_version must be a non-empty string")
+        strategies: dict[str, OutlierStrategy] = {}
+        for raw_name, raw_strategy in self.outlier_strategies.items():
+            name = str(raw_name).strip().lower()
+            if name not in catalogue:
+                raise ConfigurationError(f"outlier strategy given for unknown metric {name!r}")
+            try:
+                strategies[name] = OutlierStrategy(str(raw_strategy).strip().lower())
+            except ValueError:
+                raise ConfigurationError(
+                    f"outlier strategy for {name!r} must be one of {[s.value for s in OutlierStrategy]}"
+                ) from None
+        object.__setattr__(self, "catalogue", MappingProxyType(catalogue))
+        object.__setattr__(self, "outlier_strategies", MappingProxyType(strategies))
+        object.__setattr__(self, "pseudonymise", Pseudonymiser(self.pseudonym_key))
+
+    @classmethod
+    def default(cls, pseudonym_key: bytes, **overrides: Any) -> Rules:
+        """Rules with the documented defaults, any field replaced by a keyword of the same name.
+
+        Defaults: the default catalogue, 300 s future skew, 24 h late threshold, ``flag``
+        for every metric, 1 MiB messages, 100 000 readings per envelope, version
+        :data:`TRANSFORMATION_VERSION`. An unknown keyword raises ``TypeError``.
+        """
+        known = {f.name for f in dataclass_fields(cls) if f.init}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown Rules fields: {sorted(unknown)}")
+        base = cls(
+            catalogue=DEFAULT_CATALOGUE,
+            pseudonym_key=pseudonym_key,
+            future_skew=timedelta(seconds=300),
+            late_after=timedelta(hours=24),
+            outlier_strategies={},
+            max_message_bytes=1_048_576,
+            max_batch_readings=100_000,
+            transformation_version=TRANSFORMATION_VERSION,
+        )
+        return replace(base, **overrides) if overrides else base
+
+
+def process_message(value: bytes | None, ctx: MessageContext, rules: Rules) -> MessageOutcome:
+    """Turn one Kafka message value into stored readings and dead letters; never raises for bad input.
+
+    Steps: empty check (``None``/empty -> ``malformed_json``), size check on the raw bytes
+    (``oversized``), decode, then a single reading or a batch envelope (see
+    :mod:`streams.records`). A rejected single reading or envelope yields one dead letter
+    carrying the original bytes; a rejected envelope member yields one dead letter
+    carrying that member alone, and the other members are still judged.
+    """
+    if not value:
+        return _whole(b"", RejectReason.MALFORMED_JSON, "message value is empty", None, None)
+    if not isinstance(value, bytes):
+        value = value.encode() if isinstance(value, str) else bytes(value)
+    if len(value) > rules.max_message_bytes:
+        return _whole(value, RejectReason.OVERSIZED, "message exceeds the maximum size in bytes", None, None)
+    try:
+        doc, nonfinite = decode(value)
+    except Rejected as exc:
+        return _whole(value, exc.code, exc.message, None, None)
+    if doc.__class__ is not dict:
+        return _whole(value, _INVALID, "message value must be a JSON object", None, None)
+    limits = _limits(ctx.ingested_at, rules)
+    if "readings" in doc or "batch_id" in doc:
+        return _envelope(value, doc, nonfinite, ctx, rules, limits)
+    try:
+        if nonfinite and has_nonfinite(doc):
+            raise Rejected(_INVALID, "the reading holds a NaN or infinite number")
+        reading = _single(doc, ctx, rules, limits)
+    except Rejected as exc:
+        metric = _known_metric(doc.get("metric"), rules.catalogue)
+        return _whole(value, exc.code, exc.message, metric, _str_or_none(doc.get("source")))
+    return MessageOutcome([reading], [])
+
+
+def normalise_reading(fields: Mapping[str, Any], ctx: MessageContext, rules: Rules) -> NormalisedReading:
+    """Validate and normalise one *single-reading* mapping (all fields, user_id included).
+
+    Same checks and result as :func:`process_message` for a single reading, except size
+    and decoding; non-finite floats anywhere in ``fields`` are rejected ``invalid_type``.
+    Raises ``Rejected`` on the first failing check.
+    """
+    if has_nonfinite(list(fields.values())):
+        raise Rejected(_INVALID, "the reading holds a NaN or infinite number")
+    return _single(fields, ctx, rules, _limits(ctx.ingested_at, rules))
+
+
+# --- internals --------------------------------------------------------------------------
+
+
+def _whole(
+    payload: bytes, code: RejectReason, message: str, metric: str | None, source: str | None
+) -> MessageOutcome:
+    return MessageOutcome([], [DeadLetter(payload, code, message, metric, source)])
+
+
+def _limits(now: datetime, rules: Rules) -> tuple[datetime, datetime]:
+    """``(latest accepted measured_at, earliest measured_at that is not late)`` for ``now``."""
+    try:
+        future_limit = now + rules.future_skew
+    except OverflowError:
+        future_limit = _MAX_DATETIME
+    try:
+        late_limit = now - rules.late_after
+    except OverflowError:
+        late_limit = _MIN_DATETIME
+    return future_limit, late_limit
+
+
+def _single(
+    doc: Mapping[str, Any], ctx: MessageContext, rules: Rules, limits: tuple[datetime, datetime]
+) -> NormalisedReading:
+    user_id = doc.get("user_id")
+    if user_id.__class__ is not str or not user_id:
+        _reject_str("user_id", user_id)
+    device_id = doc.get("device_id")
+    if device_id is not None and device_id.__class__ is not str:
+        _reject_type("device_id", "a string or null", device_id)
+    source = doc.get("source")
+    if source.__class__ is not str or not source:
+        _reject_str("source", source)
+    return _normalise(doc, _pseudonym(rules, user_id), device_id, source, ctx, rules, limits)
+
+
+def _envelope(
+    value: bytes,
+    doc: dict[str, Any],
+    nonfinite: bool,
+    ctx: MessageContext,
+    rules: Rules,
+    limits: tuple[datetime, datetime],
+) -> MessageOutcome:
+    source = doc.get("source")
+    try:
+        batch_id = doc.get("batch_id")
+        if batch_id.__class__ is not str or not batch_id:
+            _reject_str("batch_id", batch_id)
+        user_id = doc.get("user_id")
+        if user_id.__class__ is not str or not user_id:
+            _reject_str("user_id", user_id)
+        device_id = doc.get("device_id")
+        if device_id is not None and device_id.__class__ is not str:
+            _reject_type("device_id", "a string or null", device_id)
+        if source.__class__ is not str or not source:
+            _reject_str("source", source)
+        readings = doc.get("readings")
+        if readings.__class__ is not list:
+            _reject_type("readings", "a list of objects", readings)
+        if len(readings) > rules.max_batch_readings:
+            raise Rejected(RejectReason.OVERSIZED, "envelope has more readings than allowed")
+        if nonfinite and has_nonfinite([v for k, v in doc.items() if k != "readings"]):
+            raise Rejected(_INVALID, "the envelope holds a NaN or infinite number")
+        ukey = _pseudonym(rules, user_id)
+    except Rejected as exc:
+        return _whole(value, exc.code, exc.message, None, _str_or_none(source))
+
+    outcome = MessageOutcome()
+    stored = outcome.readings
+    dead = outcome.dead_letters
+    for member in readings:
+        try:
+            if member.__class__ is not dict:
+                raise Rejected(
+                    _INVALID, f"each entry of 'readings' must be an object, got {_type_name(member)}"
+                )
+            if nonfinite and has_nonfinite(member):
+                raise Rejected(_INVALID, "the reading holds a NaN or infinite number")
+            stored.append(_normalise(member, ukey, device_id, source, ctx, rules, limits))
+        except Rejected as exc:
+            metric = (
+                _known_metric(member.get("metric"), rules.catalogue) if member.__class__ is dict else None
+            )
+            dead.append(DeadLetter(dumps_member(member, nonfinite), exc.code, exc.message, metric, source))
+    return outcome
+
+
+def _normalise(
+    f: Mapping[str, Any],
+    ukey: str,
+    device_id: str | None,
+    source: str,
+    ctx: MessageContext,
+    rules: Rules,
+    limits: tuple[datetime, datetime],
+) -> NormalisedReading:
+    """Validate, convert, judge and pseudonymise one reading whose identity is already known."""
+    event_id = f.get("event_id")
+    if event_id.__class__ is not str or not event_id:
+        _reject_str("event_id", event_id)
+    raw_metric = f.get("metric")
+    if raw_metric.__class__ is not str or not raw_metric:
+        _reject_str("metric", raw_metric)
+    raw_value: Any = f.get("value")
+    cls = raw_value.__class__
+    if cls is float or (cls is not bool and isinstance(raw_value, float)):
+        if not math.isfinite(raw_value):
+            raise Rejected(_INVALID, "field 'value' is NaN or infinite")
+        value = float(raw_value)
+    elif cls is int or (cls is not bool and isinstance(raw_value, int)):
+        try:
+            value = float(raw_value)
+        except OverflowError:
+            raise Rejected(RejectReason.OUT_OF_RANGE, "field 'value' is too large") from None
+    else:
+        _reject_type("value", "a number", raw_value)
+    unit = f.get("unit")
+    if unit.__class__ is not str or not unit:
+        _reject_str("unit", unit)
+    raw_ts = f.get("timestamp")
+    if raw_ts is None:
+        raise Rejected(_MISSING, "required field 'timestamp' is missing")
+    measured_at = parse_timestamp(raw_ts)
+    metadata = f.get("metadata")
+    if metadata is not None and metadata.__class__ is not dict:
+        _reject_type("metadata", "an object or null", metadata)
+    # PostgreSQL text and jsonb cannot hold U+0000; refuse it here rather than fail a batch.
+    if "\x00" in event_id or "\x00" in unit or "\x00" in source or (device_id and "\x00" in device_id):
+        raise Rejected(_INVALID, "a text field contains a NUL character")
+    if metadata and b"\\u0000" in orjson.dumps(metadata):
+        raise Rejected(_INVALID, "field 'metadata' contains a NUL character")
+
+    catalogue = rules.catalogue
+    rule = catalogue.get(raw_metric) or catalogue.get(raw_metric.strip().lower())
+    if rule is None:
+        raise Rejected(RejectReason.UNKNOWN_METRIC, f"metric {_shown(raw_metric)} is not in the catalogue")
+    conv = resolve_unit(rule, unit)
+    canonical = (value + conv.offset) * conv.factor / conv.divisor
+    if not rule.is_possible(canonical):
+        raise Rejected(RejectReason.OUT_OF_RANGE, f"{rule.name} value is outside the possible range")
+    if measured_at > limits[0]:
+        raise Rejected(
+            RejectReason.FUTURE_TIMESTAMP, "field 'timestamp' is in the future beyond the allowed skew"
+        )
+    stored, flags = apply_outlier_policy(rule, canonical, rules.outlier_strategies.get(rule.name, _FLAG))
+    if measured_at < limits[1]:
+        flags = (*flags, FLAG_LATE)
+    return NormalisedReading(
+        event_id=event_id,
+        user_key=ukey,
+        device_id=device_id,
+        source=source,
+        metric=rule.name,
+        loinc_code=rule.loinc_code,
+        value=stored,
+        unit=rule.canonical_unit,
+        original_value=value,
+        original_unit=unit,
+        measured_at=measured_at,
+        ingested_at=ctx.ingested_at,
+        quality_flags=flags,
+        metadata=metadata,
+        kafka_topic=ctx.topic,
+        kafka_partition=ctx.partition,
+        kafka_offset=ctx.offset,
+        transformation_version=rules.transformation_version,
+        produced_at=ctx.produced_at,
+    )
+
+
+def _pseudonym(rules: Rules, user_id: str) -> str:
+    try:
+        return rules.pseudonymise(user_id)
+    except UnicodeEncodeError:
+        raise Rejected(_INVALID, "field 'user_id' is not valid Unicode") from None
+
+
+def _reject_str(name: str, got: object) -> NoReturn:
+    if got is None:
+        raise Rejected(_MISSING, f"required field {name!r} is missing")
+    _reject_type(name, "a non-empty string", got)
+
+
+def _reject_type(name: str, expected: str, got: object) -> NoReturn:
+    if got is None and name in ("value", "readings"):
+        raise Rejected(_MISSING, f"required field {name!r} is missing")
+    raise Rejected(_INVALID, f"field {name!r} must be {expected}, got {_type_name(got)}")
+
+
+def _type_name(got: object) -> str:
+    """A PHI-free description of a JSON value's type."""
+    if got is None:
+        return "null"
+    if got.__class__ is str and not got:
+        return "an empty string"
+    return {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "array",
+        dict: "object",
+    }.get(got.__class__, type(got).__name__)
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    text = text.strip()
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _known_metric(raw: object, catalogue: Mapping[str, MetricRule]) -> str | None:
+    if raw.__class__ is not str:
+        return None
+    name = raw.strip().lower()  # type: ignore[attr-defined]
+    return name if name in catalogue else None
+
+
+def _str_or_none(raw: object) -> str | None:
+    return raw if raw.__class__ is str else None  # type: ignore[return-value]

@@ -1,0 +1,58 @@
+"""Every error the pipeline raises on purpose. The class says what happens next.
+
+- ``Rejected``: the input is bad. Never retried; the record goes to the dead-letter topic
+  with ``code`` as its reason. Messages must not contain PHI (no user ids, no values that
+  identify a person).
+- ``Retryable``: a dependency is down (warehouse, broker). Retried with backoff; nothing
+  is acknowledged meanwhile, which is what applies backpressure.
+- ``Fatal``: the process cannot do its job (bad configuration). It stops with a clear
+  message instead of looping.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class HealthMateError(Exception):
+    """Base of every deliberate pipeline error."""
+
+
+class RejectReason(StrEnum):
+    """Dead-letter reason codes; the values are part of the wire contract."""
+
+    MALFORMED_JSON = "malformed_json"
+    MISSING_FIELD = "missing_field"
+    INVALID_TYPE = "invalid_type"
+    UNKNOWN_METRIC = "unknown_metric"
+    UNKNOWN_UNIT = "unknown_unit"
+    OUT_OF_RANGE = "out_of_range"
+    NAIVE_TIMESTAMP = "naive_timestamp"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    OVERSIZED = "oversized"
+    OUTLIER_DROPPED = "outlier_dropped"
+
+
+class Rejected(HealthMateError):
+    """A record that can never be stored; route it to the DLQ with ``code``."""
+
+    def __init__(self, code: RejectReason, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class Retryable(HealthMateError):
+    """A transient failure of a dependency; retry the same work later."""
+
+
+class WarehouseUnavailable(Retryable):
+    """PostgreSQL could not be reached or the transaction failed transiently."""
+
+
+class Fatal(HealthMateError):
+    """The process cannot continue; stop and say why."""
+
+
+class ConfigurationError(Fatal):
+    """Settings are missing or contradictory."""

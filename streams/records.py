@@ -1,0 +1,144 @@
+"""Wire contract of ``health.readings.raw`` and the pure data the domain layer hands back.
+
+Input: the Kafka message value
+------------------------------
+Each message value is UTF-8 JSON (at most ``max_message_bytes`` bytes, counted before
+decoding) holding exactly one JSON object of one of two shapes.
+
+Single reading::
+
+    {"event_id": str, "user_id": str, "device_id": str | null (optional),
+     "source": str, "metric": str, "value": number, "unit": str,
+     "timestamp": str | int, "metadata": object | null (optional)}
+
+Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
+
+    {"batch_id": str, "user_id": str, "device_id": str | null (optional), "source": str,
+     "readings": [{"event_id": str, "metric": str, "value": number, "unit": str,
+                   "timestamp": str | int, "metadata": object | null (optional)}, ...]}
+
+- Every member of ``readings`` inherits ``user_id``, ``device_id`` and ``source`` from the
+  envelope; the envelope is authoritative (member-level copies of those fields are
+  ignored). An envelope holds at most ``max_batch_readings`` members.
+- Each member is judged on its own: one bad member is dead-lettered alone and never sinks
+  the batch. A problem with the envelope itself (missing or mistyped ``batch_id``,
+  ``user_id``, ``source``, ``device_id`` or ``readings``, too many members) dead-letters
+  the whole message.
+- Strings marked ``str`` above (``event_id``, ``user_id``, ``source``, ``metric``,
+  ``unit``, ``batch_id``) must be non-empty. A required field that is absent or ``null``
+  is *missing*. ``value`` must be a JSON number (``true``/``false`` are not numbers) and
+  finite; ``NaN``/``Infinity`` literals, and numbers too large for a double, are rejected.
+- ``timestamp`` is an ISO-8601 string carrying an offset or ``Z``
+  (``"2024-05-01T07:30:00+02:00"``), or an integer count of milliseconds since the Unix
+  epoch (``1714541400000``). Strings without an offset are rejected as naive.
+- ``metric`` is matched after stripping whitespace and lower-casing; ``unit`` is matched
+  exactly, then after stripping, then case-insensitively where that is unambiguous
+  (see :mod:`streams.domain.catalogue`).
+- Unknown extra fields are ignored.
+
+Output
+------
+:class:`NormalisedReading` (one row in the warehouse) or :class:`DeadLetter` (one record
+on the dead-letter topic, with a :class:`~streams.errors.RejectReason` code and a message
+that never contains PHI: no user id, no device id, no reading value, no timestamp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from streams.errors import RejectReason
+
+#: Quality flags that can appear in :attr:`NormalisedReading.quality_flags`, in this order.
+FLAG_OUTLIER: Final = "outlier"
+FLAG_CLIPPED: Final = "clipped"
+FLAG_LATE: Final = "late"
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """Where a message came from and when it was ingested (the injected clock).
+
+    ``ingested_at`` must be timezone-aware, and so must ``produced_at`` (the Kafka record
+    timestamp) when given (``ValueError`` otherwise); both are stored converted to UTC.
+    ``produced_at`` is copied onto every reading of the message and never judged.
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    ingested_at: datetime
+    produced_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("ingested_at", "produced_at"):
+            ts = getattr(self, name)
+            if ts is None and name == "produced_at":
+                continue
+            if ts.tzinfo is None or ts.utcoffset() is None:
+                raise ValueError(f"MessageContext.{name} must be timezone-aware")
+            if ts.tzinfo is not UTC:
+                object.__setattr__(self, name, ts.astimezone(UTC))
+
+
+@dataclass(slots=True)
+class NormalisedReading:
+    """One accepted reading, in canonical UCUM units, ready for the warehouse.
+
+    Guarantees: ``value`` is a finite float within the metric's possible range (and within
+    its outlier bounds if ``"clipped"`` is flagged); ``measured_at`` and ``ingested_at``
+    are aware UTC datetimes (``produced_at`` too, when the context had one); ``user_key`` is
+    the HMAC pseudonym, never the raw user id.
+    ``(kafka_topic, kafka_partition, kafka_offset, event_id)`` locates the source record.
+    """
+
+    event_id: str
+    user_key: str
+    device_id: str | None
+    source: str
+    metric: str
+    loinc_code: str
+    value: float
+    unit: str
+    original_value: float
+    original_unit: str
+    measured_at: datetime
+    ingested_at: datetime
+    quality_flags: tuple[str, ...]
+    metadata: dict[str, Any] | None
+    kafka_topic: str
+    kafka_partition: int
+    kafka_offset: int
+    transformation_version: str
+    produced_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One rejected record for the dead-letter topic.
+
+    ``payload`` is the original message bytes, or, for a bad member of a batch envelope,
+    that member alone re-encoded as JSON. ``message`` never contains PHI. ``metric`` is the
+    normalised metric name only when it is in the catalogue; ``source`` is the reading's
+    source when it was a string, else ``None``.
+    """
+
+    payload: bytes
+    code: RejectReason
+    message: str
+    metric: str | None
+    source: str | None
+
+
+@dataclass(slots=True)
+class MessageOutcome:
+    """Everything one Kafka message turned into: stored readings and dead letters.
+
+    Readings and dead letters each keep the order of the input. Both lists may be empty
+    (an envelope with no readings).
+    """
+
+    readings: list[NormalisedReading] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""Tests of the deployment and observability artifacts (no Kafka, no PostgreSQL)."""

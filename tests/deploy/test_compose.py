@@ -1,0 +1,217 @@
+"""docker-compose.yml parses and is coherent (Docker itself is not needed)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from streams.config import Settings
+
+from .conftest import COMPOSE_FILE, ROOT
+
+REQUIRED_SERVICES = {"kafka", "postgres", "worker", "airflow", "prometheus", "grafana"}
+DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+SECRET_KEY = re.compile(r"PASSWORD|SECRET|PSEUDONYM_KEY|TOKEN|_DSN$|SQL_ALCHEMY_CONN|FERNET", re.IGNORECASE)
+REQUIRED_VARIABLE = re.compile(r"\$\{[A-Z_][A-Z0-9_]*:\?[^}]*\}")
+VERSION_TAG = re.compile(r"^v?\d+\.\d+(\.\d+)?([-.][\w.]+)?$")
+POM = ROOT / "scripts" / "kafka" / "pom.xml"
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def substitute_variables(value: str) -> str:
+    """Replace every ``${...}`` by a plain token (``SUBSTITUTED``) so the value parses as a URL."""
+    return re.sub(r"\$\{[^}]*\}", "SUBSTITUTED", value)
+
+
+def image_tag(image: str) -> str:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def kafka_version_from_pom(pom: Path) -> str:
+    """The Kafka version pinned in the pom: the kafka_2.13 dependency's <version> (resolving a
+    ${property}), else the <kafka.version> property."""
+    root = ET.parse(pom).getroot()
+    ns = {"m": root.tag[1:].split("}")[0]} if root.tag.startswith("{") else {}
+    p = "m:" if ns else ""
+    properties = {
+        child.tag.split("}")[-1]: (child.text or "").strip()
+        for child in root.findall(f"{p}properties/*", ns)
+    }
+    for dependency in root.iter(f"{{{ns['m']}}}dependency" if ns else "dependency"):
+        artifact = dependency.find(f"{p}artifactId", ns)
+        version = dependency.find(f"{p}version", ns)
+        if artifact is not None and (artifact.text or "").strip() == "kafka_2.13" and version is not None:
+            text = (version.text or "").strip()
+            match = re.fullmatch(r"\$\{([\w.\-]+)\}", text)
+            if match:
+                return properties[match.group(1)]
+            return text
+    return properties["kafka.version"]
+
+
+def test_required_services(compose: dict[str, Any]) -> None:
+    assert REQUIRED_SERVICES <= set(compose["services"]), REQUIRED_SERVICES - set(compose["services"])
+
+
+def test_every_image_is_pinned_by_tag(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service.get("image")
+        if image is None:
+            assert "build" in service, f"{name}: neither image nor build"
+            continue
+        tag = image_tag(image)
+        assert tag and tag != "latest", f"{name}: image {image!r} is not pinned by tag"
+        assert VERSION_TAG.match(tag), f"{name}: tag {tag!r} is not a version (floating tags drift)"
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck") or {}
+        assert not check.get("disable"), f"{name}: healthcheck disabled"
+        test = check.get("test")
+        assert test and test not in (["NONE"], "NONE"), f"{name}: no healthcheck"
+        if isinstance(test, list):
+            assert test[0] in ("CMD", "CMD-SHELL"), f"{name}: healthcheck test must start with CMD"
+
+
+def test_depends_on_targets_exist(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        if isinstance(depends, list):
+            depends = {d: {"condition": "service_started"} for d in depends}
+        for target, spec in depends.items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            assert target != name
+            assert spec.get("condition", "service_started") in DEPENDS_ON_CONDITIONS, (name, target)
+
+
+def test_worker_waits_for_healthy_kafka_and_postgres(compose: dict[str, Any]) -> None:
+    depends = compose["services"]["worker"]["depends_on"]
+    for target in ("kafka", "postgres"):
+        assert depends[target]["condition"] == "service_healthy"
+
+
+def test_kafka_image_matches_the_pom(compose: dict[str, Any]) -> None:
+    image = compose["services"]["kafka"]["image"]
+    assert image.split(":")[0] == "apache/kafka"
+    assert image_tag(image) == kafka_version_from_pom(POM)
+
+
+@pytest.mark.parametrize(
+    ("pom", "expected"),
+    [
+        ("<properties><kafka.version>4.4.0</kafka.version></properties>"
+         "<dependencies><dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>"
+         "<version>${kafka.version}</version></dependency></dependencies>", "4.4.0"),
+        ("<dependencies><dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>"
+         "<version>4.3.1</version></dependency></dependencies>", "4.3.1"),
+        ("<properties><kafka.version>4.2.0</kafka.version></properties>", "4.2.0"),
+    ],
+)
+@pytest.mark.parametrize("namespaced", [True, False])
+def test_kafka_version_from_pom_forms(tmp_path: Path, pom: str, expected: str, namespaced: bool) -> None:
+    xmlns = ' xmlns="http://maven.apache.org/POM/4.0.0"' if namespaced else ""
+    path = tmp_path / "pom.xml"
+    path.write_text(f"<project{xmlns}><modelVersion>4.0.0</modelVersion>{pom}</project>", encoding="utf-8")
+    assert kafka_version_from_pom(path) == expected
+
+
+def test_postgres_is_15_and_airflow_matches_pyproject(compose: dict[str, Any]) -> None:
+    assert re.fullmatch(r"postgres:15\.\d+(-\w+)?", compose["services"]["postgres"]["image"])
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [airflow_req] = pyproject["project"]["optional-dependencies"]["airflow"]
+    airflow_version = airflow_req.split("==")[1]
+    airflow = compose["services"]["airflow"]
+    dockerfile = (ROOT / airflow["build"]["dockerfile"]).read_text(encoding="utf-8")
+    base = re.search(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
+    assert base and base.group(1) == f"apache/airflow:{airflow_version}-python3.11"
+    assert image_tag(airflow["image"]) == airflow_version
+    assert airflow["command"] in ("standalone", ["standalone"])
+
+
+def test_worker_image_is_the_project_version(compose: dict[str, Any]) -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    worker = compose["services"]["worker"]
+    assert worker["build"]["context"] == "."
+    assert worker["image"] == f"healthmate-pipeline:{pyproject['project']['version']}"
+
+
+def test_worker_env_points_at_compose_services(compose: dict[str, Any]) -> None:
+    env = environment(compose["services"]["worker"])
+    kafka_env = environment(compose["services"]["kafka"])
+    host, port = env["HEALTHMATE_KAFKA_BOOTSTRAP"].split(":")
+    assert host == "kafka"
+    advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert any(a.endswith(f"://kafka:{port}") for a in advertised), "bootstrap is not an advertised listener"
+    dsn = urlsplit(substitute_variables(env["HEALTHMATE_PG_DSN"]))
+    assert dsn.scheme in ("postgresql", "postgres")
+    assert dsn.hostname == "postgres" and (dsn.port or 5432) == 5432
+    pg_env = environment(compose["services"]["postgres"])
+    assert dsn.path.lstrip("/") == pg_env["POSTGRES_DB"]
+    assert dsn.username == pg_env["POSTGRES_USER"]
+    assert env.get("HEALTHMATE_WEB_HOST") == "0.0.0.0", "the worker must listen beyond its loopback"
+
+
+def test_healthmate_variables_are_settings_fields(compose: dict[str, Any]) -> None:
+    fields = {f"HEALTHMATE_{name.upper()}" for name in Settings.model_fields}
+    for name, service in compose["services"].items():
+        unknown = {k for k in environment(service) if k.startswith("HEALTHMATE_")} - fields
+        assert not unknown, f"{name}: not settings of streams/config.py: {unknown}"
+
+
+def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for key, value in environment(service).items():
+            if not SECRET_KEY.search(key):
+                continue
+            assert REQUIRED_VARIABLE.search(value), f"{name}.{key} must come from ${{VAR:?...}}, not a literal"
+            if "://" in value:
+                assert REQUIRED_VARIABLE.search(value.split("://", 1)[1].split("@", 1)[0]), value
+                password = urlsplit(substitute_variables(value)).password
+                assert password == "SUBSTITUTED", f"{name}.{key}: the URL password must be ${{VAR:?...}}"
+            else:
+                assert REQUIRED_VARIABLE.fullmatch(value), f"{name}.{key} must be exactly ${{VAR:?...}}"
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "healthmate-dev-only-pseudonym-key" not in text
+    assert not re.search(r"://[^:/\s]+:(?!\$\{)[^@\s]+@", text), "a literal password in a URL"
+
+
+def test_published_ports_bind_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):
+                assert port.get("host_ip") == "127.0.0.1", f"{name}: {port}"
+            else:
+                assert str(port).startswith("127.0.0.1:") and str(port).count(":") == 2, f"{name}: {port}"
+
+
+def test_prometheus_mounts_its_config_and_rules(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    assert "./deploy/prometheus:/etc/prometheus:ro" in prometheus["volumes"]
+    assert "--config.file=/etc/prometheus/prometheus.compose.yml" in prometheus["command"]
+    assert (ROOT / "deploy" / "prometheus" / "prometheus.compose.yml").is_file()
+
+
+def test_bind_mount_sources_exist(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source", "")
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name}: bind mount source {source} missing"
+            else:
+                assert source in (compose.get("volumes") or {}), f"{name}: undeclared volume {source}"

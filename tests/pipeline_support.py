@@ -1,0 +1,143 @@
+"""Helpers shared by the integration tests and the benchmark: real Kafka, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.config import Settings
+from streams.sink.migrations import quote_ident
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reader(bootstrap: str) -> AIOKafkaConsumer:
+    # A group id avoids aiokafka 0.14's group-less coordinator, whose stop() re-raises
+    # CancelledError; the reader only assign()s, so it never joins that group.
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest", enable_auto_commit=False,
+        max_partition_fetch_bytes=64 * 1024 * 1024,
+    )
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = sorted(p["partition"] for p in description["partitions"])
+    assert partitions, f"topic {topic} has no partitions"
+    return partitions
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = _reader(bootstrap)
+    await consumer.start()
+    try:
+        partitions = await partitions_of(bootstrap, topic)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: o for tp, o in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, timeout: float = 20.0) -> list:
+    """Every record of ``topic`` up to its end offsets at call time."""
+    ends = await end_offsets(bootstrap, topic)
+    consumer = _reader(bootstrap)
+    await consumer.start()
+    records: list = []
+    try:
+        tps = [TopicPartition(topic, p) for p in ends]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp.partition]]:
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out reading {topic}")
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_until_caught_up(settings: Settings, pg: asyncpg.Connection, *, timeout: float = 120.0,
+                               alive: Callable[[], bool] = lambda: True) -> None:
+    """Wait until sink_offsets has reached the raw topic's end offsets."""
+    ends = await end_offsets(settings.kafka_bootstrap, settings.raw_topic)
+    s = quote_ident(settings.warehouse_schema)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    stored: dict[int, int] = {}
+    while loop.time() < deadline:
+        assert alive(), "the worker died"
+        try:
+            rows = await pg.fetch(
+                f"SELECT partition, next_offset FROM {s}.sink_offsets WHERE consumer_group=$1 AND topic=$2",
+                settings.consumer_group, settings.raw_topic)
+            stored = {r["partition"]: r["next_offset"] for r in rows}
+        except asyncpg.UndefinedTableError:
+            stored = {}
+        if all(stored.get(p, 0) >= end for p, end in ends.items()):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"not caught up: stored {stored}, end {ends}")
+
+
+class WorkerProcess:
+    """A real ``python -m streams worker`` process, stopped by its pid."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams", "worker", "-l", "info",
+             "--web-port", self.env["HEALTHMATE_WEB_PORT"], "--web-host", "127.0.0.1"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, grace: float = 15.0) -> None:
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)

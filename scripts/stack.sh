@@ -271,6 +271,7 @@ pg_ensure_installed() {
     log "PostgreSQL not installed: apt-get install -y postgresql"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    PG_INSTALLED_NOW=1
   fi
   [[ -n "$(pg_version)" ]] || die "no PostgreSQL cluster named '$PG_CLUSTER_NAME' (pg_lsclusters)"
 }
@@ -339,6 +340,11 @@ pg_up() {
       die "PostgreSQL $ver/$PG_CLUSTER_NAME is running (pid $pid) but not on 127.0.0.1:$PG_PORT (configured port $(pg_configured_port "$ver")); set HEALTHMATE_PG_PORT or stop it"
     fi
     local who="already running"
+    if [[ "${PG_INSTALLED_NOW:-0}" == 1 && ! -f "$PG_STARTED" ]]; then
+      # the package's postinst started it for us: treat it as started by `up`
+      mkdir -p "$PIDS"
+      printf 'version=%s\ncluster=%s\npid=%s\nport=%s\n' "$ver" "$PG_CLUSTER_NAME" "$pid" "$PG_PORT" >"$PG_STARTED"
+    fi
     [[ -f "$PG_STARTED" ]] && who="started by stack.sh"
     pg_ensure_role_and_db
     log "postgres   ready   127.0.0.1:$PG_PORT (PostgreSQL $ver, pid $pid, $who)"

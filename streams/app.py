@@ -50,6 +50,8 @@ def create_app(
         web_host=settings.web_host,
         web_port=settings.web_port,
         producer_max_request_size=4 * 1024 * 1024,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 3.5,
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]
     app.metrics = Metrics(registry)  # type: ignore[attr-defined]

@@ -39,9 +39,16 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "healthmate-sink"
-    max_message_bytes: int = Field(1_048_576, ge=1024, description="Larger messages are dead-lettered as oversized.")
-    max_batch_readings: int = Field(100_000, ge=1, description="Envelopes with more readings are dead-lettered whole.")
-    fetch_max_records: int = Field(5000, ge=1)
+    max_message_bytes: int = Field(
+        1_048_576, ge=1024, description="Larger messages are dead-lettered as oversized.")
+    dlq_max_payload_bytes: int = Field(
+        1_048_576, ge=1024, description="DLQ payloads above this are cut (and flagged in headers).")
+    max_batch_readings: int = Field(
+        100_000, ge=1, description="Envelopes with more readings are dead-lettered whole.")
+    fetch_max_records: int = Field(
+        500, ge=1, description="Messages per fetch; a batch closes at sink_batch_size readings.")
+    session_timeout_s: float = Field(
+        10.0, ge=6, description="Group session timeout: how fast a dead worker's partitions move on.")
 
     # --- PostgreSQL warehouse -------------------------------------------------------------
     pg_dsn: SecretStr = SecretStr("postgresql://healthmate:healthmate@127.0.0.1:5432/healthmate")

@@ -17,17 +17,19 @@ DLQ may then hold a record twice, with the same ``dlq.id`` header to deduplicate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams.config import Settings
+from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
 from streams.domain.pseudonym import user_key
 from streams.domain.validate import Rules, process_message
 from streams.errors import Retryable
@@ -39,7 +41,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ReadingProcessor = Callable[[NormalisedReading], None]
-PIPELINE_VERSION = "1"
 
 
 def utc_now() -> datetime:
@@ -52,7 +53,7 @@ class PendingBatch:
     def __init__(self) -> None:
         self.readings: list[NormalisedReading] = []
         self.dead_letters: list[DeadLetterRow] = []
-        self.dlq_messages: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]] = []
+        self.dlq_records: list[DeadLetterRecord] = []
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.messages = 0
 
@@ -70,6 +71,7 @@ class ResumeFromWarehouse(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.service.flush()
+        self.service.forget_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.service.seek_to_stored_offsets(assigned)
@@ -97,26 +99,26 @@ class IngestService(Service):
         self.clock = clock
         self.processors = list(processors)
         self.consumer: AIOKafkaConsumer | None = None
-        self.dlq_producer: AIOKafkaProducer | None = None
+        self.dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
+                                       max_payload_bytes=settings.dlq_max_payload_bytes)
         self._pending = PendingBatch()
         self._write_lock = asyncio.Lock()
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
+        self.committed_offsets: dict[tuple[str, int], int] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:
         s = self.settings
         await self._retry("warehouse start", self.warehouse.start)
-        # Big enough to forward an oversized original to the DLQ (the broker caps it anyway).
-        max_request = max(4 * s.max_message_bytes, 4 * 1024 * 1024)
-        self.dlq_producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-            linger_ms=5, max_request_size=max_request,
-        )
-        await self.dlq_producer.start()
+        await self._retry("dead-letter producer start", self.dlq.start)
+        # Fetch sizes must admit an oversized message so that it can be dead-lettered.
+        max_fetch = max(4 * s.max_message_bytes, 4 * 1024 * 1024)
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap, group_id=s.consumer_group,
             enable_auto_commit=False, auto_offset_reset="earliest",
-            max_partition_fetch_bytes=max_request, fetch_max_bytes=max(max_request, 52428800),
+            session_timeout_ms=int(s.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(s.session_timeout_s * 1000 / 3.5),
+            max_partition_fetch_bytes=max_fetch, fetch_max_bytes=max(max_fetch, 52428800),
         )
         self.consumer.subscribe([s.raw_topic], listener=ResumeFromWarehouse(self))
         await self.consumer.start()
@@ -130,8 +132,7 @@ class IngestService(Service):
             log.warning("stopping with an unflushed batch; it will be replayed from sink_offsets")
         if self.consumer is not None:
             await self.consumer.stop()
-        if self.dlq_producer is not None:
-            await self.dlq_producer.stop()
+        await self.dlq.stop()
         await self.warehouse.stop()
 
     @Service.task
@@ -158,7 +159,7 @@ class IngestService(Service):
     # ---- per batch -------------------------------------------------------------------
     def _judge(self, fetched: dict[TopicPartition, list]) -> None:
         """Run the pure domain over fetched messages and add the outcomes to the batch."""
-        pending, rules, key_bytes = self._pending, self.rules, self.settings.pseudonym_key_bytes
+        pending, rules, settings = self._pending, self.rules, self.settings
         now = self.clock()
         for tp, messages in fetched.items():
             for msg in messages:
@@ -174,10 +175,13 @@ class IngestService(Service):
                 for index, letter in enumerate(outcome.dead_letters):
                     pending.dead_letters.append(
                         DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
-                    dlq_key = user_key(key_bytes, msg.key.decode("utf-8", "replace")).encode() \
-                        if msg.key else None
-                    pending.dlq_messages.append((dlq_key, letter.payload, _dlq_headers(
-                        tp.topic, tp.partition, msg.offset, index, letter.code, letter.message)))
+                    # The raw key is the user id (PHI): the DLQ gets its pseudonym.
+                    dlq_key = user_key(settings.pseudonym_key_bytes,
+                                       msg.key.decode("utf-8", "replace")).encode() if msg.key else None
+                    pending.dlq_records.append(dead_letter_record(
+                        letter, key=dlq_key, topic=tp.topic, partition=tp.partition,
+                        offset=msg.offset, member_index=index,
+                        max_payload_bytes=settings.dlq_max_payload_bytes))
             pending.next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
             pending.messages += len(messages)
 
@@ -187,24 +191,13 @@ class IngestService(Service):
             batch, self._pending = self._pending, PendingBatch()
             if not batch:
                 return
-            await self._retry("dead-letter publish", lambda: self._publish_dead_letters(batch))
+            await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
             started = self.clock()
             result = await self._retry("warehouse write", lambda: self.warehouse.write_batch(
                 self.settings.consumer_group, batch.readings, batch.dead_letters, batch.next_offsets))
             committed = self.clock()
             self._observe(batch, result.stored_by_metric, started, committed)
             await self._commit_to_kafka(batch.next_offsets)
-
-    async def _publish_dead_letters(self, batch: PendingBatch) -> None:
-        if not batch.dlq_messages:
-            return
-        assert self.dlq_producer is not None
-        topic = self.settings.dlq_topic
-        futures = [
-            await self.dlq_producer.send(topic, value=value, key=key, headers=headers)
-            for key, value, headers in batch.dlq_messages
-        ]
-        await asyncio.gather(*futures)
 
     async def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Mirror offsets to Kafka for lag tooling; the warehouse copy is authoritative."""
@@ -228,12 +221,12 @@ class IngestService(Service):
         self.consumer.pause(*assigned)
         stored = await self._retry("offset load", lambda: self.warehouse.load_offsets(
             self.settings.consumer_group, [(tp.topic, tp.partition) for tp in assigned]))
+        unseen = [tp for tp in assigned if (tp.topic, tp.partition) not in stored]
+        beginnings = await self.consumer.beginning_offsets(unseen) if unseen else {}
         for tp in assigned:
-            offset = stored.get((tp.topic, tp.partition))
-            if offset is None:
-                await self.consumer.seek_to_beginning(tp)
-            else:
-                self.consumer.seek(tp, offset)
+            offset = stored.get((tp.topic, tp.partition), beginnings.get(tp))
+            self.consumer.seek(tp, offset)
+            self.committed_offsets[(tp.topic, tp.partition)] = offset
         self.consumer.resume(*assigned)
         log.info("assigned %d partition(s); resumed %d from sink_offsets", len(assigned), len(stored))
 
@@ -268,24 +261,33 @@ class IngestService(Service):
             m.measured_to_stored.observe(max(0.0, (committed - r.measured_at).total_seconds()))
             if r.produced_at is not None:
                 m.ingested_to_stored.observe(max(0.0, (committed - r.produced_at).total_seconds()))
-        for (topic, partition), _offset in batch.next_offsets.items():
+        for (topic, partition), offset in batch.next_offsets.items():
             self.last_commit_at[(topic, partition)] = committed
+            self.committed_offsets[(topic, partition)] = offset
             m.last_commit_timestamp.labels(topic, str(partition)).set(committed.timestamp())
-            if self.consumer is not None:
-                tp = TopicPartition(topic, partition)
-                high = self.consumer.highwater(tp) if tp in self.consumer.assignment() else None
-                if high is not None:
-                    m.consumer_lag.labels(topic, str(partition)).set(max(0, high - _offset))
+        self.refresh_lag()
 
+    @Service.timer(15.0)
+    async def _refresh_lag_periodically(self) -> None:
+        # A stalled partition must show growing lag even when nothing commits.
+        self.refresh_lag()
 
-def _dlq_headers(topic: str, partition: int, offset: int, index: int, code: object, message: str
-                 ) -> list[tuple[str, bytes]]:
-    return [
-        ("error.code", str(code).encode()),
-        ("error.message", message.encode()),
-        ("source.topic", topic.encode()),
-        ("source.partition", str(partition).encode()),
-        ("source.offset", str(offset).encode()),
-        ("pipeline.version", PIPELINE_VERSION.encode()),
-        ("dlq.id", f"{topic}/{partition}/{offset}/{index}".encode()),
-    ]
+    def refresh_lag(self) -> None:
+        """Set the lag gauge of every assigned partition: high watermark - committed."""
+        if self.consumer is None:
+            return
+        for tp in self.consumer.assignment():
+            high = self.consumer.highwater(tp)
+            done = self.committed_offsets.get((tp.topic, tp.partition))
+            if high is not None and done is not None:
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done))
+
+    def forget_partitions(self, revoked: list[TopicPartition]) -> None:
+        """Drop per-partition state and series of partitions this worker no longer owns."""
+        for tp in revoked:
+            key = (tp.topic, tp.partition)
+            self.last_commit_at.pop(key, None)
+            self.committed_offsets.pop(key, None)
+            for gauge in (self.metrics.consumer_lag, self.metrics.last_commit_timestamp):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(tp.topic, str(tp.partition))

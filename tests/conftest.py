@@ -30,11 +30,12 @@ def _require_tcp(what: str, host: str, port: int, env: str) -> None:
         with socket.create_connection((host, port), timeout=3):
             return
     except OSError as exc:
-        pytest.fail(
-            f"{what} is not reachable at {host}:{port} ({exc}). "
-            f"Start the local stack with `scripts/stack.sh up`, or set {env}.",
-            pytrace=False,
-        )
+        error = exc
+    pytest.fail(
+        f"{what} is not reachable at {host}:{port} ({error}). "
+        f"Start the local stack with `scripts/stack.sh up`, or set {env}.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope="session")

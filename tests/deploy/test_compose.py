@@ -179,7 +179,7 @@ def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
         for key, value in environment(service).items():
             if not SECRET_KEY.search(key):
                 continue
-            assert REQUIRED_VARIABLE.search(value), f"{name}.{key} must come from ${{VAR:?...}}, not a literal"
+            assert REQUIRED_VARIABLE.search(value), f"{name}.{key}: must come from ${{VAR:?...}}"
             if "://" in value:
                 assert REQUIRED_VARIABLE.search(value.split("://", 1)[1].split("@", 1)[0]), value
                 password = urlsplit(substitute_variables(value)).password
@@ -215,3 +215,28 @@ def test_bind_mount_sources_exist(compose: dict[str, Any]) -> None:
                 assert (ROOT / source).exists(), f"{name}: bind mount source {source} missing"
             else:
                 assert source in (compose.get("volumes") or {}), f"{name}: undeclared volume {source}"
+
+
+# Keys of the compose specification this file may use; a typo (`healtcheck`) would otherwise be
+# ignored by these tests and rejected only by `docker compose` on a machine that has it.
+SERVICE_KEYS = {
+    "build", "command", "container_name", "depends_on", "entrypoint", "env_file", "environment", "expose",
+    "healthcheck", "hostname", "image", "init", "labels", "logging", "networks", "ports", "profiles",
+    "read_only", "restart", "security_opt", "shm_size", "stop_grace_period", "stop_signal", "tmpfs",
+    "ulimits", "user", "volumes", "working_dir", "deploy", "cap_drop", "cap_add", "extra_hosts",
+    "pull_policy", "platform", "mem_limit", "cpus",
+}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+TOP_LEVEL_KEYS = {"name", "services", "volumes", "networks", "configs", "secrets"}
+
+
+def test_only_known_compose_keys(compose: dict[str, Any]) -> None:
+    unknown_top = {k for k in compose if not k.startswith("x-")} - TOP_LEVEL_KEYS
+    assert not unknown_top, unknown_top
+    for name, service in compose["services"].items():
+        assert not set(service) - SERVICE_KEYS, f"{name}: {set(service) - SERVICE_KEYS}"
+        assert not set(service.get("healthcheck", {})) - HEALTHCHECK_KEYS, name
+        build = service.get("build")
+        if isinstance(build, dict):
+            assert set(build) <= {"context", "dockerfile", "args", "target"}, name
+            assert (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).is_file(), name

@@ -62,7 +62,8 @@ def test_panels_fit_the_grid(dashboard: dict[str, Any]) -> None:
     [
         ("throughput", r"rate\(healthmate_readings_(consumed|stored)_total"),
         ("lag", r"healthmate_consumer_lag_messages"),
-        ("latency percentiles", r"histogram_quantile\(0\.\d+, .*healthmate_(measured|ingested)_to_stored_seconds_bucket"),
+        ("latency percentiles",
+         r"histogram_quantile\(0\.\d+, .*healthmate_(measured|ingested)_to_stored_seconds_bucket"),
         ("quality by metric", r'by \(metric\) \(healthmate_quality_score\{dimension="overall"\}'),
         ("DLQ by reason", r"by \(reason\) \(rate\(healthmate_dlq_published_total"),
         ("job runs", r"healthmate_etl_runs_total"),

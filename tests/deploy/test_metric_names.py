@@ -132,5 +132,8 @@ def test_every_used_metric_name_is_exported(source: str, exprs: Any) -> None:
 
 
 def test_name_extraction_ignores_label_values() -> None:
-    expr = 'sum(rate(healthmate_dlq_published_total{reason="healthmate_fake"}[5m])) / up{job="healthmate-worker"}'
+    expr = (
+        'sum(rate(healthmate_dlq_published_total{reason="healthmate_fake"}[5m]))'
+        ' / up{job="healthmate-worker"}'
+    )
     assert healthmate_names(expr) == {"healthmate_dlq_published_total"}

@@ -67,7 +67,10 @@ async def test_poison_messages_never_stop_the_worker(pipeline_settings, pg, work
         f"SELECT count(*) FROM {s}.health_readings WHERE event_id LIKE 'good-%'")
     big_stored = await pg.fetchval(f"SELECT count(*) FROM {s}.health_readings WHERE event_id LIKE 'big-%'")
     assert (good_stored, big_stored) == (len(good), BIG_BATCH)
-    codes = sorted(dict(r.headers)["error.code"].decode()
-                   for r in await read_topic(settings.kafka_bootstrap, settings.dlq_topic))
-    assert codes == sorted(code for _, code in poison)
+    dlq = await read_topic(settings.kafka_bootstrap, settings.dlq_topic)
+    assert sorted(dict(r.headers)["error.code"].decode() for r in dlq) == sorted(c for _, c in poison)
+    (oversized,) = [r for r in dlq if dict(r.headers)["error.code"] == b"oversized"]
+    assert dict(oversized.headers)["payload.truncated"] == b"true"
+    assert int(dict(oversized.headers)["payload.original_bytes"]) == len(poison[2][0])
+    assert len(oversized.value) == settings.dlq_max_payload_bytes
     assert peak_rss_mb(worker_process.proc.pid) < RSS_LIMIT_MB

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 ReadingProcessor = Callable[[NormalisedReading], None]
+# Called after each batch commits, with its stored readings and dead letters. Best effort:
+# a failure is logged and never blocks ingestion (the warehouse is already consistent).
+BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]], Awaitable[None]]
 
 
 def utc_now() -> datetime:
@@ -89,6 +92,7 @@ class IngestService(Service):
         *,
         clock: Clock = utc_now,
         processors: Sequence[ReadingProcessor] = (),
+        batch_observers: Sequence[BatchObserver] = (),
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +102,7 @@ class IngestService(Service):
         self.metrics = metrics
         self.clock = clock
         self.processors = list(processors)
+        self.batch_observers = list(batch_observers)
         self.consumer: AIOKafkaConsumer | None = None
         self.dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
@@ -198,6 +203,12 @@ class IngestService(Service):
             committed = self.clock()
             self._observe(batch, result.stored_by_metric, started, committed)
             await self._commit_to_kafka(batch.next_offsets)
+            for observer in self.batch_observers:
+                try:
+                    await observer(batch.readings, batch.dead_letters)
+                except Exception as exc:  # noqa: BLE001 - observers are best effort
+                    log.warning("batch observer %s failed: %s", getattr(observer, "__name__", observer),
+                                type(exc).__name__)
 
     async def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Mirror offsets to Kafka for lag tooling; the warehouse copy is authoritative."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 import faust
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -13,6 +14,7 @@ from streams.domain.catalogue import build_catalogue
 from streams.domain.outliers import OutlierStrategy
 from streams.domain.validate import TRANSFORMATION_VERSION, Rules
 from streams.ingest import Clock, IngestService, ReadingProcessor, utc_now
+from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.sink.warehouse import Warehouse
 
@@ -52,6 +54,8 @@ def create_app(
         producer_max_request_size=4 * 1024 * 1024,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.session_timeout_s / 3.5,
+        logging_config=logging_config(settings.log_format, settings.log_level),
+        datadir=str(Path(settings.data_dir) / settings.app_id),
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]
     app.metrics = Metrics(registry)  # type: ignore[attr-defined]

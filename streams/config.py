@@ -69,11 +69,14 @@ class Settings(BaseSettings):
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',
     )
 
+    data_dir: str = Field(".stack/faust-data", description="Faust table state; one folder per app id.")
+
     # --- web --------------------------------------------------------------------------
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
 
     log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
+    log_format: str = Field("text", pattern="^(text|json)$", description="json: one object per line.")
 
     @model_validator(mode="after")
     def _key_required_outside_dev_mode(self) -> Settings:

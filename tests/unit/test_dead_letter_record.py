@@ -8,7 +8,8 @@ from streams.records import DeadLetter
 
 
 def letter(payload: bytes) -> DeadLetter:
-    return DeadLetter(payload, RejectReason.UNKNOWN_UNIT, "unit 'furlongs' is not accepted", "steps", "garmin")
+    return DeadLetter(payload, RejectReason.UNKNOWN_UNIT, "unit 'furlongs' is not accepted",
+                      "steps", "garmin")
 
 
 def test_headers_locate_the_source_and_say_why():

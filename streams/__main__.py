@@ -57,7 +57,7 @@ def _run_tool(command: str, args: list[str]) -> None:
     parser.add_argument("--count", type=int, default=1000, help="readings to publish")
     parser.add_argument("--bad-ratio", type=float, default=0.05, help="share of bad readings, 0..1")
     parser.add_argument("--batch-size", type=int, default=1, help="readings per envelope (1 = singles)")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=None, help="repeatable data (default: fresh each run)")
     opts = parser.parse_args(args)
     if not 0 <= opts.bad_ratio <= 1 or opts.count < 0 or opts.batch_size < 1 or opts.rate < 0:
         parser.error("need 0 <= bad-ratio <= 1, count >= 0, batch-size >= 1, rate >= 0")

@@ -41,6 +41,7 @@ def create_app(
     processors: Sequence[ReadingProcessor] = (),
 ) -> faust.App:
     """Build the worker app. Tests pass their own settings, registry and clock."""
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -110,6 +110,8 @@ class IngestService(Service):
         self._write_lock = asyncio.Lock()
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
         self.committed_offsets: dict[tuple[str, int], int] = {}
+        self.totals: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
 
     # ---- lifecycle -------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -202,6 +204,8 @@ class IngestService(Service):
                 self.settings.consumer_group, batch.readings, batch.dead_letters, batch.next_offsets))
             committed = self.clock()
             self._observe(batch, result.stored_by_metric, started, committed)
+            self.totals.update(stored=result.stored, duplicates=result.duplicates,
+                               dead_lettered=len(batch.dead_letters))
             await self._commit_to_kafka(batch.next_offsets)
             for observer in self.batch_observers:
                 try:
@@ -282,6 +286,11 @@ class IngestService(Service):
     async def _refresh_lag_periodically(self) -> None:
         # A stalled partition must show growing lag even when nothing commits.
         self.refresh_lag()
+        if self.totals != self._reported:
+            new = self.totals - self._reported
+            log.info("last 15s: %d stored, %d duplicates skipped, %d dead-lettered (%d stored in total)",
+                     new["stored"], new["duplicates"], new["dead_lettered"], self.totals["stored"])
+            self._reported = self.totals.copy()
 
     def refresh_lag(self) -> None:
         """Set the lag gauge of every assigned partition: high watermark - committed."""

@@ -39,7 +39,7 @@ async def stream_data(producer: AIOKafkaProducer, topic: str, payload: Mapping[s
 
 
 async def produce_synthetic(
-    settings: Settings, *, rate: float, count: int, bad_ratio: float, batch_size: int, seed: int = 7
+    settings: Settings, *, rate: float, count: int, bad_ratio: float, batch_size: int, seed: int | None = None
 ) -> int:
     """Publish ``count`` synthetic readings at about ``rate`` readings/s (0 = as fast as
     possible). Returns the number of messages sent."""

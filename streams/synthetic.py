@@ -47,7 +47,7 @@ class SyntheticMessage:
 class SyntheticReadings:
     """Deterministic for a given seed; ``now`` anchors every timestamp."""
 
-    def __init__(self, now: datetime, *, seed: int = 7, users: int = 50) -> None:
+    def __init__(self, now: datetime, *, seed: int | None = 7, users: int = 50) -> None:
         self.now = now
         self.rng = random.Random(seed)
         self.users = [f"user-{self.rng.randrange(10**9):09d}" for _ in range(users)]

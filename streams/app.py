@@ -22,7 +22,7 @@ from streams.sink.warehouse import Warehouse
 def rules_from_settings(settings: Settings) -> Rules:
     """The domain rules the settings describe."""
     return Rules(
-        catalogue=build_catalogue(None),
+        catalogue=build_catalogue(settings.catalogue_overrides),
         pseudonym_key=settings.pseudonym_key_bytes,
         future_skew=timedelta(seconds=settings.future_skew_seconds),
         late_after=timedelta(hours=settings.late_after_hours),

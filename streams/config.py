@@ -7,6 +7,7 @@ stack that ``scripts/stack.sh up`` starts, so a fresh checkout runs with no conf
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streams.errors import ConfigurationError
 
 DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
+DEV_JWT_SECRET = "healthmate-dev-only-api-jwt-secret-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     # --- domain rules -----------------------------------------------------------------
     future_skew_seconds: int = Field(300, ge=0)
     late_after_hours: float = Field(24.0, gt=0)
+    catalogue_overrides: dict[str, dict] = Field(
+        default_factory=dict,
+        description='Metric catalogue changes, JSON: {"heart_rate": {"outlier_high": 200}}; '
+        "see streams.domain.catalogue.build_catalogue.",
+    )
     outlier_strategy: dict[str, str] = Field(
         default_factory=dict,
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',
@@ -78,6 +85,44 @@ class Settings(BaseSettings):
     log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
     log_format: str = Field("text", pattern="^(text|json)$", description="json: one object per line.")
 
+    # --- API ----------------------------------------------------------------------------
+    api_jwt_algorithm: Literal["HS256", "RS256"] = Field(
+        "HS256", description="The only JWT algorithm the API accepts (HS256 secret or RS256 key).")
+    api_jwt_secret: SecretStr | None = Field(
+        None, description="HS256 signing secret, >= 32 bytes. Dev mode falls back to a fixed dev secret.")
+    api_jwt_public_key: SecretStr | None = Field(
+        None, description="RS256 verification key (PEM). Required when the algorithm is RS256.")
+    api_jwt_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
+    api_jwt_audience: str | None = Field(None, description="Required `aud` claim, when set.")
+    api_jwt_leeway_s: int = Field(10, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat.")
+    api_roles_claim: str = Field("roles", min_length=1, description="Claim holding the caller's roles.")
+    api_max_body_bytes: int = Field(65_536, ge=1024, description="Larger request bodies answer 413.")
+    api_stall_after_s: float = Field(
+        60.0, gt=0, description="A partition with lag and no commit for this long is reported stalled.")
+    api_redrive_timeout_s: float = Field(60.0, gt=0, description="Longest a DLQ redrive may scan.")
+    warehouse_partitions_ahead: int = Field(
+        2, ge=0, le=24, description="Monthly partitions created ahead of the current month.")
+    warehouse_retention_months: int = Field(
+        0, ge=0, description="Optimize detaches partitions older than this many months; 0 keeps all.")
+
+    # --- data quality -----------------------------------------------------------------
+    quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
+    quality_windows_s: list[int] = Field(
+        default_factory=lambda: [60, 3600], min_length=1,
+        description="Tumbling quality window sizes in seconds, JSON list.")
+    quality_window_grace_s: float = Field(
+        10.0, ge=0, description="A window closes this long after its end (late increments are dropped).")
+    quality_tick_interval_s: float = Field(
+        5.0, gt=0, description="How often the worker looks for windows to close.")
+    quality_threshold: float = Field(
+        0.85, ge=0, le=1, description="Windows scoring below this are marked below_threshold.")
+    quality_weights: dict[str, float] = Field(
+        default_factory=dict, description='Dimension weights, JSON: {"validity": 2}; unlisted weigh 1.')
+    quality_timeliness_s: float = Field(
+        3600.0, gt=0, description="Largest measured-to-ingested lag that counts as timely.")
+    quality_timeliness_by_source_s: dict[str, float] = Field(
+        default_factory=dict, description='Per-source timeliness threshold, JSON: {"withings": 86400}.')
+
     @model_validator(mode="after")
     def _key_required_outside_dev_mode(self) -> Settings:
         if self.pseudonym_key is None and not self.dev_mode:
@@ -86,6 +131,22 @@ class Settings(BaseSettings):
                 "for local development with a fixed, non-secret key."
             )
         return self
+
+    @model_validator(mode="after")
+    def _jwt_secret_long_enough(self) -> Settings:
+        secret = self.api_jwt_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ConfigurationError("HEALTHMATE_API_JWT_SECRET must be at least 32 bytes.")
+        return self
+
+    @property
+    def api_jwt_key(self) -> str | None:
+        """The key that verifies API tokens for ``api_jwt_algorithm``; None: API disabled."""
+        if self.api_jwt_algorithm == "RS256":
+            return self.api_jwt_public_key.get_secret_value() if self.api_jwt_public_key else None
+        if self.api_jwt_secret is not None:
+            return self.api_jwt_secret.get_secret_value()
+        return DEV_JWT_SECRET if self.dev_mode else None
 
     @cached_property
     def pseudonym_key_bytes(self) -> bytes:

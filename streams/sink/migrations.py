@@ -1,6 +1,8 @@
 """Versioned warehouse migrations, applied idempotently under an advisory lock.
 
-Each migration runs once per schema, in order, inside one transaction together with the
+``{s}`` in a migration's SQL stands for the quoted schema name (plain text replacement, not
+``str.format``: braces in SQL literals need no escaping). Each migration runs once per
+schema, in order, inside one transaction together with the
 row that records it in ``schema_migrations``. Add new migrations at the end; never edit
 one that has shipped.
 """
@@ -26,7 +28,7 @@ CREATE TABLE {s}.health_readings (
     ingested_at            timestamptz NOT NULL,
     produced_at            timestamptz,
     stored_at              timestamptz NOT NULL DEFAULT clock_timestamp(),
-    quality_flags          text[]      NOT NULL DEFAULT '{{}}',
+    quality_flags          text[]      NOT NULL DEFAULT '{}',
     kafka_topic            text        NOT NULL,
     kafka_partition        integer     NOT NULL,
     kafka_offset           bigint      NOT NULL,
@@ -68,6 +70,72 @@ CREATE TABLE {s}.dead_letters (
 );
 CREATE INDEX ON {s}.dead_letters (reason, created_at);
 """),
+    (4, "API audit log (append-only)", """
+-- One row per API call that reads data or changes state. No PHI: the subject is the
+-- caller's token subject, the target an ETL job id, a data type or a DLQ selector.
+CREATE TABLE {s}.audit_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    subject     text,
+    roles       text[]      NOT NULL DEFAULT '{}',
+    action      text        NOT NULL,
+    target      text,
+    outcome     text        NOT NULL,
+    status      integer     NOT NULL,
+    request_id  text        NOT NULL
+);
+CREATE INDEX ON {s}.audit_log (occurred_at);
+CREATE INDEX ON {s}.audit_log (subject, occurred_at);
+CREATE FUNCTION {s}.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only';
+END $$;
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {s}.audit_log
+    FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_append_only();
+"""),
+    (2, "data quality: closed quality windows and on-demand quality reports", """
+-- One row per closed tumbling window per (metric, source); scores in [0,1], counts in
+-- counts = {"passed": [5 ints], "judged": [5 ints], "records": n}, dimensions in the order
+-- completeness, validity, accuracy, consistency, timeliness. Upserted: a rewrite of the
+-- same window replaces its row.
+CREATE TABLE {s}.quality_windows (
+    metric          text             NOT NULL,
+    source          text             NOT NULL,
+    window_size     interval         NOT NULL,
+    window_start    timestamptz      NOT NULL,
+    window_end      timestamptz      NOT NULL,
+    records         bigint           NOT NULL,
+    completeness    double precision NOT NULL,
+    validity        double precision NOT NULL,
+    accuracy        double precision NOT NULL,
+    consistency     double precision NOT NULL,
+    timeliness      double precision NOT NULL,
+    overall_score   double precision NOT NULL,
+    quality_level   text             NOT NULL,
+    threshold       double precision NOT NULL,
+    below_threshold boolean          NOT NULL,
+    counts          jsonb            NOT NULL,
+    closed_at       timestamptz      NOT NULL,
+    PRIMARY KEY (metric, source, window_size, window_start)
+);
+CREATE INDEX ON {s}.quality_windows (window_end) WHERE below_threshold;
+
+CREATE TABLE {s}.quality_reports (
+    report_id      uuid             PRIMARY KEY,
+    data_type      text             NOT NULL,
+    sample_size    integer          NOT NULL,
+    overall_score  double precision NOT NULL,
+    quality_level  text             NOT NULL,
+    completeness   double precision NOT NULL,
+    validity       double precision NOT NULL,
+    accuracy       double precision NOT NULL,
+    consistency    double precision NOT NULL,
+    timeliness     double precision NOT NULL,
+    report         jsonb            NOT NULL,
+    generated_at   timestamptz      NOT NULL
+);
+CREATE INDEX ON {s}.quality_reports (data_type, generated_at);
+"""),
 )
 
 
@@ -90,7 +158,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue
-            await conn.execute(sql.format(s=s))
+            await conn.execute(sql.replace("{s}", s))
             await conn.execute(
                 f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)", version, name
             )

@@ -1,0 +1,52 @@
+"""The settings object: safe defaults, refusal without a pseudonym key, overrides wired in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from streams.app import rules_from_settings
+from streams.config import Settings
+from streams.errors import ConfigurationError
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for key in ("HEALTHMATE_PSEUDONYM_KEY", "HEALTHMATE_DEV_MODE"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_refuses_to_start_without_a_key_outside_dev_mode():
+    with pytest.raises(ConfigurationError, match="HEALTHMATE_PSEUDONYM_KEY"):
+        Settings()
+
+
+def test_dev_mode_runs_with_the_documented_dev_key(monkeypatch):
+    monkeypatch.setenv("HEALTHMATE_DEV_MODE", "true")
+    assert Settings().pseudonym_key_bytes == b"healthmate-dev-only-pseudonym-key"
+
+
+def test_secrets_are_masked_when_dumped(monkeypatch):
+    monkeypatch.setenv("HEALTHMATE_PSEUDONYM_KEY", "s3cret-key")
+    dumped = repr(Settings()) + str(Settings().model_dump())
+    assert "s3cret-key" not in dumped and "healthmate:healthmate@" not in dumped
+
+
+def test_catalogue_overrides_and_outlier_strategy_reach_the_rules(monkeypatch):
+    monkeypatch.setenv("HEALTHMATE_DEV_MODE", "1")
+    monkeypatch.setenv("HEALTHMATE_CATALOGUE_OVERRIDES", '{"heart_rate": {"outlier_high": 200}}')
+    monkeypatch.setenv("HEALTHMATE_OUTLIER_STRATEGY", '{"heart_rate": "clip"}')
+    rules = rules_from_settings(Settings())
+    assert rules.catalogue["heart_rate"].outlier_high == 200
+    assert rules.outlier_strategies["heart_rate"] == "clip"
+
+
+def test_worker_command_exits_with_a_clear_message_without_a_key():
+    env = {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "HEALTHMATE_PSEUDONYM_KEY is not set" in result.stderr
+    assert "Traceback" not in result.stderr

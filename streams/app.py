@@ -16,6 +16,7 @@ from streams.domain.validate import TRANSFORMATION_VERSION, Rules
 from streams.ingest import Clock, IngestService, ReadingProcessor, utc_now
 from streams.logs import logging_config
 from streams.metrics import Metrics
+from streams.quality.stream import QualityStream
 from streams.sink.warehouse import Warehouse
 
 
@@ -57,14 +58,22 @@ def create_app(
         broker_heartbeat_interval=settings.session_timeout_s / 3.5,
         logging_config=logging_config(settings.log_format, settings.log_level),
         datadir=str(Path(settings.data_dir) / settings.app_id),
+        # Faust's built-in /router and /table views are unauthenticated: the API serves status.
+        web_router_enabled=False,
+        web_tables_enabled=False,
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]
     app.metrics = Metrics(registry)  # type: ignore[attr-defined]
     warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema, pool_max=settings.pg_pool_max)
     app.warehouse = warehouse  # type: ignore[attr-defined]
+    # In-stream data quality: increments topic, windows table, agent and tick timer.
+    app.quality = (  # type: ignore[attr-defined]
+        QualityStream(app, settings, app.metrics, clock)  # type: ignore[attr-defined]
+        if settings.quality_enabled else None)
     app.ingest = IngestService(  # type: ignore[attr-defined]
         settings, rules_from_settings(settings), warehouse, app.metrics,  # type: ignore[attr-defined]
         clock=clock, processors=processors, beacon=app.beacon,
+        batch_observers=[app.quality.observe] if app.quality else [],  # type: ignore[attr-defined]
     )
     app.service(app.ingest)  # type: ignore[arg-type, attr-defined]
 

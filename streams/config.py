@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigurationError
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     # --- data quality -----------------------------------------------------------------
     quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
-    quality_windows_s: list[int] = Field(
+    quality_windows_s: list[PositiveInt] = Field(
         default_factory=lambda: [60, 3600], min_length=1,
         description="Tumbling quality window sizes in seconds, JSON list.")
     quality_window_grace_s: float = Field(
@@ -122,6 +122,31 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Largest measured-to-ingested lag that counts as timely.")
     quality_timeliness_by_source_s: dict[str, float] = Field(
         default_factory=dict, description='Per-source timeliness threshold, JSON: {"withings": 86400}.')
+
+    @model_validator(mode="after")
+    def _quality_rules_valid(self) -> Settings:
+        from streams.quality import quality_config
+
+        quality_config(self)  # raises ConfigurationError on bad weights or thresholds
+        return self
+
+    # --- batch ----------------------------------------------------------------------
+    openlineage_url: str | None = Field(
+        None, pattern=r"^https?://", description="OpenLineage HTTP endpoint base; events are POSTed to "
+        "{url}/api/v1/lineage. Unset: events are only stored in lineage_events.")
+    openlineage_api_key: SecretStr | None = Field(
+        None, description="Bearer token sent with OpenLineage events, when set.")
+    openlineage_namespace: str = Field(
+        "healthmate", min_length=1, description="OpenLineage job namespace of batch jobs and replays.")
+    etl_retry_initial_s: float = Field(1.0, gt=0, description="First ETL retry delay (doubles, jittered).")
+    etl_retry_max_s: float = Field(60.0, gt=0, description="Largest ETL retry delay.")
+    etl_http_timeout_s: float = Field(
+        5.0, gt=0, description="Timeout of one webhook or OpenLineage POST; a failure never fails a job.")
+    airflow_dag_prefix: str = Field(
+        "healthmate_etl_", pattern=r"^[a-z][a-z0-9_]*$", description="DAG id = prefix + job_name.")
+    airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
+    airflow_retry_delay_s: float = Field(
+        60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")
 
     @model_validator(mode="after")
     def _key_required_outside_dev_mode(self) -> Settings:

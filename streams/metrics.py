@@ -62,6 +62,14 @@ class Metrics:
         self.quality_score = Gauge(
             "healthmate_quality_score", "Latest closed-window quality score in [0,1].",
             ["metric", "source", "dimension"], registry=r)
+        self.quality_windows_below_threshold = Counter(
+            "healthmate_quality_windows_below_threshold_total",
+            "Closed quality windows whose overall score was below HEALTHMATE_QUALITY_THRESHOLD.",
+            registry=r)
+        self.quality_late_increments = Counter(
+            "healthmate_quality_late_increments_total",
+            "Quality counts dropped because their window had already closed (one per window size).",
+            registry=r)
         self.etl_runs = Counter(
             "healthmate_etl_runs_total", "ETL job runs by job and final status.", ["etl_job", "status"],
             registry=r)

@@ -70,6 +70,96 @@ CREATE TABLE {s}.dead_letters (
 );
 CREATE INDEX ON {s}.dead_letters (reason, created_at);
 """),
+    (3, "batch: ETL job registry, run history, lineage events, analytics targets", """
+CREATE TABLE {s}.etl_jobs (
+    job_id        uuid        PRIMARY KEY,
+    job_name      text        NOT NULL UNIQUE,
+    pipeline_type text        NOT NULL CHECK (pipeline_type IN ('batch', 'replay')),
+    enabled       boolean     NOT NULL,
+    schedule      text,
+    config        jsonb       NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per run (Airflow retries of one DAG run update the same row's attempt).
+-- job_id is NULL for ad-hoc backfills and for runs of a job deleted since.
+CREATE TABLE {s}.etl_job_runs (
+    run_id         uuid        PRIMARY KEY,
+    job_id         uuid        REFERENCES {s}.etl_jobs (job_id) ON DELETE SET NULL,
+    job_name       text        NOT NULL,
+    pipeline_type  text        NOT NULL,
+    trigger        text        NOT NULL,
+    status         text        NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'timed_out')),
+    attempt        integer     NOT NULL DEFAULT 1,
+    interval_start timestamptz,
+    interval_end   timestamptz,
+    started_at     timestamptz NOT NULL,
+    finished_at    timestamptz,
+    rows_extracted bigint      NOT NULL DEFAULT 0,
+    rows_loaded    bigint      NOT NULL DEFAULT 0,
+    rows_rejected  bigint      NOT NULL DEFAULT 0,
+    quality_score  double precision,
+    quality_level  text,
+    progress       smallint    NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    error          text
+);
+CREATE INDEX ON {s}.etl_job_runs (job_id, started_at DESC);
+
+-- OpenLineage run events, as sent (also POSTed to HEALTHMATE_OPENLINEAGE_URL when set).
+CREATE TABLE {s}.lineage_events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id        uuid        NOT NULL,
+    job_namespace text        NOT NULL,
+    job_name      text        NOT NULL,
+    event_type    text        NOT NULL,
+    event_time    timestamptz NOT NULL,
+    event         jsonb       NOT NULL
+);
+CREATE INDEX ON {s}.lineage_events (job_namespace, job_name, event_time);
+CREATE INDEX ON {s}.lineage_events (run_id);
+
+-- system_performance reads an hour of commits at a time.
+CREATE INDEX ON {s}.health_readings (stored_at);
+
+CREATE TABLE {s}.aggregated_health_metrics (
+    day      date             NOT NULL,
+    user_key text             NOT NULL,
+    metric   text             NOT NULL,
+    unit     text             NOT NULL,
+    count    bigint           NOT NULL,
+    min      double precision NOT NULL,
+    max      double precision NOT NULL,
+    mean     double precision NOT NULL,
+    stddev   double precision,
+    p50      double precision NOT NULL,
+    p95      double precision NOT NULL,
+    PRIMARY KEY (day, user_key, metric)
+);
+
+CREATE TABLE {s}.user_engagement (
+    day                date        NOT NULL,
+    user_key           text        NOT NULL,
+    readings           bigint      NOT NULL,
+    metrics_tracked    integer     NOT NULL,
+    sources            text[]      NOT NULL,
+    first_reading      timestamptz NOT NULL,
+    last_reading       timestamptz NOT NULL,
+    active_days_streak integer     NOT NULL,
+    PRIMARY KEY (day, user_key)
+);
+
+CREATE TABLE {s}.system_performance (
+    hour               timestamptz      PRIMARY KEY,
+    processed          bigint           NOT NULL,
+    stored             bigint           NOT NULL,
+    rejected           bigint           NOT NULL,
+    rejected_by_reason jsonb            NOT NULL,
+    mean_ingest_lag_s  double precision,
+    p95_ingest_lag_s   double precision,
+    quality_score      double precision NOT NULL
+);
+"""),
     (4, "API audit log (append-only)", """
 -- One row per API call that reads data or changes state. No PHI: the subject is the
 -- caller's token subject, the target an ETL job id, a data type or a DLQ selector.
@@ -155,7 +245,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
             " applied_at timestamptz NOT NULL DEFAULT now())"
         )
         done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {s}.schema_migrations")}
-        for version, name, sql in MIGRATIONS:
+        for version, name, sql in sorted(MIGRATIONS):  # by version, whatever the list order
             if version in done:
                 continue
             await conn.execute(sql.replace("{s}", s))

@@ -1,12 +1,42 @@
-"""Faust web views. Unauthenticated operational endpoints live outside /data-pipeline/."""
+"""Faust web views. Unauthenticated operational endpoints live outside /data-pipeline/.
+
+Everything under ``/data-pipeline/`` is built from one route table (``api_routes``): the
+views below and the OpenAPI document at ``/data-pipeline/openapi.json`` both read it, so
+they cannot drift apart. Each view method only hands the request to ``Api.handle``.
+"""
 
 from __future__ import annotations
 
-import asyncio
+from collections import defaultdict
+from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from web import routes_dlq, routes_jobs, routes_pipeline, routes_quality
+from web.api import API_PREFIX, Api, Call, Route
+from web.auth import Permission
+from web.openapi import openapi_document
+from web.status import ThroughputMeter, kafka_ready, warehouse_ready
+
+PUBLIC_PATHS = {
+    "/health": "Liveness (the process answers) and readiness of Kafka and PostgreSQL; 503 if not ready.",
+    "/metrics": "Prometheus exposition.",
+}
+API_VERSION = "1.0.0"
+
+
+def api_routes() -> list[Route]:
+    """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
+    routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES]
+    return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
+                           Permission.READ_STATUS, audited=False, tag="operations")]
+
+
+async def _openapi(api: Api, call: Call) -> dict[str, Any]:
+    return openapi_document(api_routes(), PUBLIC_PATHS, title="HealthMate Pipeline API",
+                            version=API_VERSION)
 
 
 def register_views(app: faust.App) -> None:
@@ -18,8 +48,8 @@ def register_views(app: faust.App) -> None:
 
         async def get(self, request: Request) -> Response:
             checks = {
-                "kafka": await _kafka_ready(app),
-                "warehouse": await _warehouse_ready(app),
+                "kafka": await kafka_ready(app.ingest),  # type: ignore[attr-defined]
+                "warehouse": await warehouse_ready(app.warehouse),  # type: ignore[attr-defined]
             }
             ready = all(checks.values())
             body = {"status": "ok" if ready else "degraded", "live": True, "ready": ready, "checks": checks}
@@ -33,22 +63,36 @@ def register_views(app: faust.App) -> None:
             payload = generate_latest(app.metrics.registry)  # type: ignore[attr-defined]
             return self.bytes(payload, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-
-async def _kafka_ready(app: faust.App) -> bool:
-    consumer = app.ingest.consumer  # type: ignore[attr-defined]
-    if consumer is None:
-        return False
-    try:
-        await asyncio.wait_for(consumer.topics(), timeout=2)
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
-        return False
-    return True
+    api = Api(app)
+    meter = ThroughputMeter(api.clock)
+    api.extensions["throughput"] = meter
+    api.extensions["quality_levels"] = routes_quality.current_levels
+    api.ingest.batch_observers.append(meter.observe)
+    api.extensions["etl_runs"] = app.service(routes_jobs.BackgroundRuns(beacon=app.beacon))  # type: ignore[arg-type]
+    app.api = api  # type: ignore[attr-defined]
+    register_api(app, api, api_routes())
 
 
-async def _warehouse_ready(app: faust.App) -> bool:
-    try:
-        pool = app.warehouse.pool  # type: ignore[attr-defined]
-        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=2)
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
-        return False
-    return True
+def register_api(app: faust.App, api: Api, routes: list[Route]) -> None:
+    """One Faust view per path; each HTTP method dispatches to its route."""
+    by_path: dict[str, dict[str, Route]] = defaultdict(dict)
+    for route in routes:
+        assert route.method not in by_path[route.template], f"duplicate route {route.method} {route.template}"
+        by_path[route.template][route.method] = route
+    for index, (template, methods) in enumerate(sorted(by_path.items())):
+        attrs: dict[str, Any] = {"__doc__": "; ".join(r.summary for r in methods.values())}
+        for method, route in methods.items():
+            attrs[method.lower()] = _method(api, route)
+        view = type(f"ApiView{index}", (View,), attrs)
+        app.page(template, name=f"api:{template}")(view)
+
+
+def _method(api: Api, route: Route):  # type: ignore[no-untyped-def]
+    async def handle(self: View, request: Request, **match_info: str) -> Response:
+        return await api.handle(self, request, route, match_info)
+
+    handle.__name__ = route.name
+    return handle
+
+
+assert all(r.template.startswith(API_PREFIX + "/") for r in api_routes())

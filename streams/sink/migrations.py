@@ -70,6 +70,49 @@ CREATE TABLE {s}.dead_letters (
 );
 CREATE INDEX ON {s}.dead_letters (reason, created_at);
 """),
+    (2, "data quality: closed quality windows and on-demand quality reports", """
+-- One row per closed tumbling window per (metric, source); scores in [0,1], counts in
+-- counts = {"passed": [5 ints], "judged": [5 ints], "records": n}, dimensions in the order
+-- completeness, validity, accuracy, consistency, timeliness. Upserted: a rewrite of the
+-- same window replaces its row.
+CREATE TABLE {s}.quality_windows (
+    metric          text             NOT NULL,
+    source          text             NOT NULL,
+    window_size     interval         NOT NULL,
+    window_start    timestamptz      NOT NULL,
+    window_end      timestamptz      NOT NULL,
+    records         bigint           NOT NULL,
+    completeness    double precision NOT NULL,
+    validity        double precision NOT NULL,
+    accuracy        double precision NOT NULL,
+    consistency     double precision NOT NULL,
+    timeliness      double precision NOT NULL,
+    overall_score   double precision NOT NULL,
+    quality_level   text             NOT NULL,
+    threshold       double precision NOT NULL,
+    below_threshold boolean          NOT NULL,
+    counts          jsonb            NOT NULL,
+    closed_at       timestamptz      NOT NULL,
+    PRIMARY KEY (metric, source, window_size, window_start)
+);
+CREATE INDEX ON {s}.quality_windows (window_end) WHERE below_threshold;
+
+CREATE TABLE {s}.quality_reports (
+    report_id      uuid             PRIMARY KEY,
+    data_type      text             NOT NULL,
+    sample_size    integer          NOT NULL,
+    overall_score  double precision NOT NULL,
+    quality_level  text             NOT NULL,
+    completeness   double precision NOT NULL,
+    validity       double precision NOT NULL,
+    accuracy       double precision NOT NULL,
+    consistency    double precision NOT NULL,
+    timeliness     double precision NOT NULL,
+    report         jsonb            NOT NULL,
+    generated_at   timestamptz      NOT NULL
+);
+CREATE INDEX ON {s}.quality_reports (data_type, generated_at);
+"""),
     (3, "batch: ETL job registry, run history, lineage events, analytics targets", """
 CREATE TABLE {s}.etl_jobs (
     job_id        uuid        PRIMARY KEY,
@@ -182,49 +225,6 @@ BEGIN
 END $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {s}.audit_log
     FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_append_only();
-"""),
-    (2, "data quality: closed quality windows and on-demand quality reports", """
--- One row per closed tumbling window per (metric, source); scores in [0,1], counts in
--- counts = {"passed": [5 ints], "judged": [5 ints], "records": n}, dimensions in the order
--- completeness, validity, accuracy, consistency, timeliness. Upserted: a rewrite of the
--- same window replaces its row.
-CREATE TABLE {s}.quality_windows (
-    metric          text             NOT NULL,
-    source          text             NOT NULL,
-    window_size     interval         NOT NULL,
-    window_start    timestamptz      NOT NULL,
-    window_end      timestamptz      NOT NULL,
-    records         bigint           NOT NULL,
-    completeness    double precision NOT NULL,
-    validity        double precision NOT NULL,
-    accuracy        double precision NOT NULL,
-    consistency     double precision NOT NULL,
-    timeliness      double precision NOT NULL,
-    overall_score   double precision NOT NULL,
-    quality_level   text             NOT NULL,
-    threshold       double precision NOT NULL,
-    below_threshold boolean          NOT NULL,
-    counts          jsonb            NOT NULL,
-    closed_at       timestamptz      NOT NULL,
-    PRIMARY KEY (metric, source, window_size, window_start)
-);
-CREATE INDEX ON {s}.quality_windows (window_end) WHERE below_threshold;
-
-CREATE TABLE {s}.quality_reports (
-    report_id      uuid             PRIMARY KEY,
-    data_type      text             NOT NULL,
-    sample_size    integer          NOT NULL,
-    overall_score  double precision NOT NULL,
-    quality_level  text             NOT NULL,
-    completeness   double precision NOT NULL,
-    validity       double precision NOT NULL,
-    accuracy       double precision NOT NULL,
-    consistency    double precision NOT NULL,
-    timeliness     double precision NOT NULL,
-    report         jsonb            NOT NULL,
-    generated_at   timestamptz      NOT NULL
-);
-CREATE INDEX ON {s}.quality_reports (data_type, generated_at);
 """),
 )
 

@@ -1,0 +1,44 @@
+"""Command line: ``python -m web token --role operator --sub alice [--ttl 3600]``.
+
+Prints a bearer token that the API configured by the same ``HEALTHMATE_*`` environment
+accepts. With ``HEALTHMATE_DEV_MODE=true`` and no ``HEALTHMATE_API_JWT_SECRET`` it signs
+with the fixed development secret; RS256 needs ``--private-key PEM_FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from web.auth import ROLES, mint_token
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m web", description="HealthMate API tools.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    token = commands.add_parser("token", help="mint a bearer token for local use")
+    token.add_argument("--role", action="append", choices=ROLES, required=True,
+                       help="a role to grant (repeat for several)")
+    token.add_argument("--sub", required=True, help="the subject (who is calling)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    token.add_argument("--private-key", type=Path, help="RS256 private key, PEM file")
+    opts = parser.parse_args(argv)
+    if opts.ttl <= 0:
+        parser.error("--ttl must be positive")
+
+    from streams.__main__ import load_settings
+
+    settings = load_settings()
+    private_key = opts.private_key.read_text() if opts.private_key else None
+    try:
+        print(mint_token(settings, subject=opts.sub, roles=opts.role, ttl_s=opts.ttl,
+                         private_key=private_key))
+    except ValueError as exc:
+        sys.stderr.write(f"healthmate: {exc}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

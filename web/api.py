@@ -1,0 +1,190 @@
+"""The route table's types and the one request pipeline every API route goes through.
+
+For each call, in this order: declared body size (413), bearer token (401), role (403),
+path/query/body validation with pydantic (422, unknown fields rejected; 413 for a body
+that turns out larger than declared), the handler, then the audit row and the metrics.
+Whatever is raised becomes an answer through :func:`web.errors.to_api_error`.
+
+A handler gets the :class:`Api` (the worker's services) and a validated :class:`Call`,
+and returns a :class:`Reply` (or a JSON-able value, answered with the route's status).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import faust
+import orjson
+import pydantic
+from aiohttp import web
+from faust.web import Request, Response, View
+
+from streams.config import Settings
+from web.audit import AuditTrail
+from web.auth import Permission, Principal, TokenVerifier
+from web.errors import ApiError, Forbidden, InvalidInput, PayloadTooLarge, to_api_error, validation_fields
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/data-pipeline"
+
+
+@dataclass(slots=True)
+class Call:
+    """A validated request. ``target`` (what the call acts on, no PHI) goes to the audit row."""
+
+    principal: Principal
+    path: Any
+    query: Any
+    body: Any
+    request_id: str
+    target: str | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    body: Any
+    status: int | None = None
+    headers: dict[str, str] | None = None
+
+
+Handler = Callable[["Api", Call], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation. The views and the OpenAPI document are both built from these."""
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    handler: Handler
+    permission: Permission
+    path_model: type[pydantic.BaseModel] | None = None
+    query_model: type[pydantic.BaseModel] | None = None
+    body_model: type[pydantic.BaseModel] | None = None
+    status: int = 200
+    audited: bool = True
+    tag: str = "pipeline"
+
+    @property
+    def template(self) -> str:
+        """The full path template; also the ``route`` label of the API metrics."""
+        return API_PREFIX + self.path
+
+
+class Api:
+    """The worker's services as the handlers see them, and the request pipeline."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.settings: Settings = app.healthmate_settings  # type: ignore[attr-defined]
+        self.warehouse = app.warehouse  # type: ignore[attr-defined]
+        self.ingest = app.ingest  # type: ignore[attr-defined]
+        self.metrics = app.metrics  # type: ignore[attr-defined]
+        self.clock: Callable[[], datetime] = self.ingest.clock
+        self.verifier = TokenVerifier(self.settings)
+        self.audit = AuditTrail(self.warehouse, self.settings.warehouse_schema, self.clock)
+        self.extensions: dict[str, Any] = {}
+
+    async def handle(self, view: View, request: Request, route: Route,
+                     match_info: Mapping[str, str]) -> Response:
+        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        principal: Principal | None = None
+        call: Call | None = None
+        target = ",".join(f"{k}={v}" for k, v in match_info.items()) or None
+        headers = {"X-Request-Id": request_id, "Cache-Control": "no-store",
+                   "X-Content-Type-Options": "nosniff"}
+        http = cast(web.Request, request)  # the driver is aiohttp's
+        try:
+            self._check_declared_size(http)
+            principal = self.verifier.verify(request.headers.get("Authorization"))
+            if not principal.may(route.permission):
+                raise Forbidden(f"this call needs the {route.permission} permission")
+            call = Call(principal, _validate(route.path_model, dict(match_info), "path"),
+                        _validate(route.query_model, _query(http), "query"),
+                        await self._body(http, route.body_model), request_id, target)
+            result = await route.handler(self, call)
+            reply = result if isinstance(result, Reply) else Reply(result)
+            status, payload, outcome = reply.status or route.status, reply.body, "ok"
+            headers.update(reply.headers or {})
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a safe answer
+            error = to_api_error(exc)
+            if not isinstance(exc, ApiError) and error.status >= 500:
+                log.error("%s %s failed (request_id=%s)", route.method, route.template, request_id,
+                          exc_info=exc)
+            status, payload, outcome = error.status, error.body(request_id), error.outcome
+            headers.update(error.headers)
+        if call is not None:
+            target = call.target
+        if route.audited and not await self.audit.record(
+                principal=principal, action=route.name, target=target, outcome=outcome,
+                status=status, request_id=request_id):
+            headers["X-Audit"] = "failed"
+        self.metrics.api_requests.labels(route.template, str(status)).inc()
+        self.metrics.api_latency.labels(route.template).observe(time.perf_counter() - started)
+        return view.bytes(orjson.dumps(payload, default=_json_default, option=orjson.OPT_NON_STR_KEYS),
+                          content_type="application/json", status=status, headers=headers)
+
+    def _check_declared_size(self, request: web.Request) -> None:
+        declared = request.content_length
+        if declared is not None and declared > self.settings.api_max_body_bytes:
+            raise PayloadTooLarge(f"request body over {self.settings.api_max_body_bytes} bytes")
+
+    async def _body(self, request: web.Request, model: type[pydantic.BaseModel] | None) -> Any:
+        limit = self.settings.api_max_body_bytes
+        data = bytearray()
+        while len(data) <= limit:
+            chunk = await request.content.read(limit + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        if len(data) > limit:
+            raise PayloadTooLarge(f"request body over {limit} bytes")
+        if model is None:
+            if data.strip():
+                raise InvalidInput("this call takes no body", fields=[
+                    {"loc": ["body"], "msg": "no body expected", "type": "extra_forbidden"}])
+            return None
+        try:
+            return model.model_validate_json(bytes(data) if data.strip() else b"{}")
+        except pydantic.ValidationError as exc:
+            raise InvalidInput("request validation failed",
+                               fields=validation_fields(exc, "body")) from None
+
+
+def _query(request: web.Request) -> dict[str, str]:
+    query = request.query
+    repeated = sorted({k for k in query if len(query.getall(k)) > 1})
+    if repeated:
+        raise InvalidInput("query parameters may not repeat", fields=[
+            {"loc": ["query", k], "msg": "repeated parameter", "type": "value_error"} for k in repeated])
+    return dict(query)
+
+
+def _validate(model: type[pydantic.BaseModel] | None, data: dict[str, str], where: str) -> Any:
+    if model is None:
+        if data:
+            raise InvalidInput(f"this call takes no {where} parameters", fields=[
+                {"loc": [where, k], "msg": "unknown parameter", "type": "extra_forbidden"} for k in data])
+        return None
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise InvalidInput("request validation failed", fields=validation_fields(exc, where)) from None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)

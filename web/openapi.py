@@ -1,0 +1,90 @@
+"""The OpenAPI 3.1 document, generated from the same route table the views are built from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pydantic
+
+from web.api import Route
+
+ERROR_RESPONSES = {
+    401: "Missing, expired or invalid bearer token.",
+    403: "The token's roles do not grant this call.",
+    413: "Request body too large.",
+    422: "Invalid path, query or body (field errors in `fields`).",
+    500: "Internal error (no details are disclosed; see `request_id`).",
+    503: "A dependency (Kafka, PostgreSQL) is unavailable, or authentication is not configured.",
+}
+ERROR_SCHEMA = {
+    "type": "object", "required": ["error", "message", "request_id"],
+    "properties": {
+        "error": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"},
+        "fields": {"type": "array", "items": {"type": "object", "properties": {
+            "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+            "msg": {"type": "string"}, "type": {"type": "string"}}}},
+    },
+}
+
+
+def _schema(model: type[pydantic.BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _parameters(model: type[pydantic.BaseModel] | None, where: str, components: dict[str, Any]
+                ) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = _schema(model, components)
+    required = set(schema.get("required", ()))
+    return [
+        {"name": name, "in": where, "required": where == "path" or name in required,
+         "description": prop.get("description", ""), "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]
+
+
+def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "operationId": route.name, "summary": route.summary, "tags": [route.tag],
+        "security": [{"bearer": []}], "x-permission": str(route.permission),
+        "parameters": _parameters(route.path_model, "path", components)
+        + _parameters(route.query_model, "query", components),
+        "responses": {str(route.status): {"description": "Success.", "content": {
+            "application/json": {"schema": {"type": "object"}}}}},
+    }
+    path_params = set(re.findall(r"{(\w+)}", route.path))
+    declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
+    assert path_params == declared, f"{route.name}: path parameters {path_params} vs model {declared}"
+    if route.body_model is not None:
+        op["requestBody"] = {"required": False, "content": {
+            "application/json": {"schema": _schema(route.body_model, components)}}}
+    for status, description in ERROR_RESPONSES.items():
+        op["responses"][str(status)] = {"description": description, "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return op
+
+
+def openapi_document(routes: Iterable[Route], public: Mapping[str, str], *, title: str,
+                     version: str) -> dict[str, Any]:
+    """The document for ``routes`` plus the unauthenticated ``public`` GET paths."""
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, components)
+    for path, summary in public.items():
+        paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
+                               "tags": ["operations"], "responses": {"200": {"description": "OK."}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "HealthMate Pipeline API. Bearer JWT; roles viewer < analyst < "
+                 "operator < admin. Every data read and state change is audited."},
+        "paths": paths,
+        "components": {"schemas": components, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+    }

@@ -1,0 +1,121 @@
+"""Every SQL statement the API runs, parameterised.
+
+Identifiers come only from configuration (the schema, already pattern-checked by
+``Settings``) or from the catalog (partition names matching ``PARTITION_NAME``), and are
+quoted with ``quote_ident``. Nothing from a request is ever spliced into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from streams.sink.migrations import quote_ident
+
+PARTITION_NAME = re.compile(r"^health_readings_p(\d{4})(\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    occurred_at: datetime
+    subject: str | None
+    roles: tuple[str, ...]
+    action: str
+    target: str | None
+    outcome: str
+    status: int
+    request_id: str
+
+
+async def insert_audit(pool: asyncpg.Pool, schema: str, entry: AuditEntry) -> None:
+    await pool.execute(
+        f"INSERT INTO {quote_ident(schema)}.audit_log"
+        " (occurred_at, subject, roles, action, target, outcome, status, request_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        entry.occurred_at, entry.subject, list(entry.roles), entry.action, entry.target,
+        entry.outcome, entry.status, entry.request_id,
+    )
+
+
+async def dead_letters_by_reason(pool: asyncpg.Pool, schema: str) -> dict[str, int]:
+    rows = await pool.fetch(
+        f"SELECT reason, count(*) AS n FROM {quote_ident(schema)}.dead_letters GROUP BY reason")
+    return {r["reason"]: r["n"] for r in rows}
+
+
+async def dead_letter_summary(pool: asyncpg.Pool, schema: str) -> list[dict[str, Any]]:
+    """Counts by reason and metric (metric is NULL when the record never got that far)."""
+    rows = await pool.fetch(
+        "SELECT reason, metric, count(*) AS n, min(created_at) AS first_at, max(created_at) AS last_at"
+        f" FROM {quote_ident(schema)}.dead_letters GROUP BY reason, metric ORDER BY reason, metric")
+    return [dict(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    name: str
+    month: datetime
+
+
+async def reading_partitions(pool: asyncpg.Pool, schema: str) -> list[Partition]:
+    """Attached monthly partitions of ``health_readings``, oldest first."""
+    rows = await pool.fetch(
+        "SELECT c.relname FROM pg_inherits i"
+        " JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent"
+        " JOIN pg_namespace n ON n.oid = p.relnamespace"
+        " WHERE n.nspname = $1 AND p.relname = 'health_readings'", schema)
+    found = []
+    for r in rows:
+        match = PARTITION_NAME.match(r["relname"])
+        if match:
+            found.append(Partition(r["relname"], datetime(int(match[1]), int(match[2]), 1, tzinfo=UTC)))
+    return sorted(found, key=lambda p: p.month)
+
+
+async def detach_partition(pool: asyncpg.Pool, schema: str, partition: Partition, new_name: str) -> None:
+    """Detach (never drop) one partition and rename it ``new_name``, in one transaction.
+
+    The rename frees the partition's name, so a late reading for that month makes the sink
+    create a fresh, empty partition instead of failing on the detached table. Waits at most
+    5 s for the parent's lock.
+    """
+    assert PARTITION_NAME.match(partition.name) and re.fullmatch(r"[a-z0-9_]{1,63}", new_name)
+    s = quote_ident(schema)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL lock_timeout = '5s'")
+        await conn.execute(
+            f"ALTER TABLE {s}.health_readings DETACH PARTITION {s}.{quote_ident(partition.name)}")
+        await conn.execute(
+            f"ALTER TABLE {s}.{quote_ident(partition.name)} RENAME TO {quote_ident(new_name)}")
+
+
+async def analyze_schema(pool: asyncpg.Pool, schema: str) -> list[str]:
+    """ANALYZE every table of the schema (partitioned parents recurse); return their names."""
+    rows = await pool.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        " ORDER BY c.relname", schema)
+    names = [r["relname"] for r in rows]
+    s = quote_ident(schema)
+    async with pool.acquire() as conn:
+        for name in names:
+            await conn.execute(f"ANALYZE {s}.{quote_ident(name)}")
+    return names
+
+
+async def index_usage(pool: asyncpg.Pool, schema: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT relname AS table, indexrelname AS index, idx_scan AS scans,"
+        " idx_tup_read AS tuples_read, pg_relation_size(indexrelid) AS size_bytes"
+        " FROM pg_stat_user_indexes WHERE schemaname = $1 ORDER BY relname, indexrelname", schema)
+    return [dict(r) for r in rows]
+
+
+async def migration_versions(pool: asyncpg.Pool, schema: str) -> list[int]:
+    rows = await pool.fetch(f"SELECT version FROM {quote_ident(schema)}.schema_migrations ORDER BY version")
+    return [r["version"] for r in rows]

@@ -1,0 +1,180 @@
+"""ETL jobs and their lineage, through :mod:`batch.api`.
+
+``POST /etl-jobs/{job_id}/run`` answers 202 with the ``run_id`` as soon as the job is known
+to exist, and runs it in the background of this worker (``batch.api.run_job`` opens its own
+pool, so a long run never starves the API). Follow it with ``GET .../runs/{run_id}`` (the
+``Location`` header); the row appears once the runner has started it. A worker that stops
+cancels its runs, which the runner records as ``failed: cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any
+
+from mode import Service
+from pydantic import AwareDatetime, Field, model_validator
+
+from batch import api as batch
+from batch.config import ETLJobConfig, PipelineType
+from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
+from batch.registry import RunRecord
+from web.api import API_PREFIX, Api, Call, Reply, Route
+from web.auth import Permission
+from web.errors import Conflict, Forbidden, InvalidInput, NotFound, register_domain_error
+from web.models import Strict
+
+log = logging.getLogger(__name__)
+
+register_domain_error(JobNotFound, NotFound)
+register_domain_error(RunNotFound, NotFound)
+register_domain_error(JobNameTaken, Conflict)
+register_domain_error(InvalidRange, InvalidInput)
+
+RECENT_RUNS = 10
+
+
+class JobPath(Strict):
+    job_id: uuid.UUID
+
+
+class RunPath(Strict):
+    job_id: uuid.UUID
+    run_id: uuid.UUID
+
+
+class ListQuery(Strict):
+    enabled: bool | None = Field(None, description="Only enabled (true) or disabled (false) jobs.")
+
+
+class RunBody(Strict):
+    """An explicit interval for a batch job; by default the schedule decides."""
+
+    interval_start: AwareDatetime | None = None
+    interval_end: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> RunBody:
+        if (self.interval_start is None) != (self.interval_end is None):
+            raise ValueError("give both interval_start and interval_end, or neither")
+        if self.interval_start and self.interval_end and self.interval_start >= self.interval_end:
+            raise ValueError("interval_start must be before interval_end")
+        return self
+
+
+def _check_replay(call: Call, job: ETLJobConfig) -> None:
+    if job.pipeline_type == PipelineType.REPLAY and not call.principal.may(Permission.REPLAY):
+        raise Forbidden(f"replay jobs need the {Permission.REPLAY} permission")
+
+
+async def create(api: Api, call: Call) -> Reply:
+    job: ETLJobConfig = call.body
+    call.target = f"job_id={job.job_id} job_name={job.job_name}"
+    _check_replay(call, job)
+    created = await batch.create_job(api.warehouse, job)
+    return Reply(created.to_json_dict(), status=201)
+
+
+async def list_jobs(api: Api, call: Call) -> dict[str, Any]:
+    jobs = await batch.list_jobs(api.warehouse, enabled=call.query.enabled)
+    return {"jobs": [j.to_json_dict() for j in jobs]}
+
+
+async def get_job(api: Api, call: Call) -> dict[str, Any]:
+    """Config, the latest runs (newest first), and the progress of any running one."""
+    job = await batch.get_job(api.warehouse, call.path.job_id)
+    runs = await batch.list_runs(api.warehouse, job.job_id, limit=RECENT_RUNS)
+    running = [_run_json(r) for r in runs if r.status == "running"]
+    return {"job": job.to_json_dict(), "runs": [_run_json(r) for r in runs], "running": running}
+
+
+async def get_run(api: Api, call: Call) -> dict[str, Any]:
+    run = await batch.get_run(api.warehouse, call.path.run_id)
+    if run.job_id != call.path.job_id:
+        raise NotFound(f"no run {call.path.run_id} of job {call.path.job_id}")
+    return _run_json(run)
+
+
+def _run_json(run: RunRecord) -> dict[str, Any]:
+    # Not RunRecord.to_json_dict(): orjson refuses the asyncpg UUIDs of fetched rows. The
+    # response encoder writes any UUID (and datetime) as a string.
+    return dataclasses.asdict(run)
+
+
+async def delete_job(api: Api, call: Call) -> dict[str, Any]:
+    await batch.delete_job(api.warehouse, call.path.job_id)
+    return {"deleted": str(call.path.job_id)}
+
+
+async def run(api: Api, call: Call) -> Reply:
+    job = await batch.get_job(api.warehouse, call.path.job_id)
+    _check_replay(call, job)
+    body: RunBody = call.body
+    interval: tuple[datetime, datetime] | None = (
+        (body.interval_start, body.interval_end) if body.interval_start and body.interval_end else None)
+    run_id = uuid.uuid4()
+    call.target = f"job_id={job.job_id} run_id={run_id}"
+    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval))
+    location = f"{API_PREFIX}/etl-jobs/{job.job_id}/runs/{run_id}"
+    return Reply({"run_id": str(run_id), "job_id": str(job.job_id), "job_name": job.job_name,
+                  "status": "accepted", "location": location}, status=202, headers={"Location": location})
+
+
+class BackgroundRuns(Service):
+    """Holds the ETL runs this worker's API started. Stopping the worker cancels them and
+    waits (up to 10 s) for the runner to record them as ``failed: cancelled``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def on_stop(self) -> None:
+        pending = list(self.tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=10)
+
+
+async def _run_in_background(api: Api, job_id: uuid.UUID, run_id: uuid.UUID,
+                             interval: tuple[datetime, datetime] | None) -> None:
+    try:
+        record = await batch.run_job(api.settings, job_id, run_id=run_id, trigger="api", interval=interval,
+                                     metrics=api.metrics)
+        log.info("ETL run %s of job %s finished: %s", run_id, job_id, record.status)
+    except Exception as exc:  # noqa: BLE001 - a background task has nobody else to tell
+        log.error("ETL run %s of job %s could not run: %s", run_id, job_id, type(exc).__name__)
+
+
+async def lineage(api: Api, call: Call) -> dict[str, Any]:
+    return await batch.job_lineage(api.warehouse, api.settings, call.path.job_id)
+
+
+ROUTES = [
+    Route("POST", "/etl-jobs", "etl_jobs.create", "Register an ETL job (201 with its config).",
+          create, Permission.WRITE_JOBS, body_model=ETLJobConfig, status=201, tag="etl-jobs"),
+    Route("GET", "/etl-jobs", "etl_jobs.list", "Every registered ETL job.", list_jobs,
+          Permission.READ_JOBS, query_model=ListQuery, tag="etl-jobs"),
+    Route("GET", "/etl-jobs/{job_id}", "etl_jobs.get", "A job's config, latest runs and progress.",
+          get_job, Permission.READ_JOBS, path_model=JobPath, tag="etl-jobs"),
+    Route("DELETE", "/etl-jobs/{job_id}", "etl_jobs.delete", "Remove a job (its run history stays).",
+          delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs"),
+    Route("POST", "/etl-jobs/{job_id}/run", "etl_jobs.run",
+          "Start a run in the background; 202 with its run_id and Location.", run, Permission.RUN_JOBS,
+          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs"),
+    Route("GET", "/etl-jobs/{job_id}/runs/{run_id}", "etl_jobs.run_status", "One run of a job.",
+          get_run, Permission.READ_JOBS, path_model=RunPath, tag="etl-jobs"),
+    Route("GET", "/data-lineage/{job_id}", "lineage.get",
+          "The job's lineage graph: sources, transformations, targets, edges, last run.", lineage,
+          Permission.READ_LINEAGE, path_model=JobPath, tag="lineage"),
+]

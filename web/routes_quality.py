@@ -1,0 +1,67 @@
+"""Data quality: on-demand analysis, and the in-stream window levels shown in the status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from streams.quality.analysis import MAX_SAMPLE_SIZE, InvalidAnalysisRequest, analyze_quality
+from web.api import Api, Call, Route
+from web.auth import Permission
+from web.errors import InvalidInput, register_domain_error
+from web.models import NoBody, Strict
+
+register_domain_error(InvalidAnalysisRequest, InvalidInput, message="data_type is not a catalogue metric",
+                      loc=("query", "data_type"))
+
+
+class AnalyzeQuery(Strict):
+    data_type: str = Field(min_length=1, max_length=64, description="A catalogue metric, e.g. heart_rate.")
+    sample_size: int = Field(1000, ge=1, le=MAX_SAMPLE_SIZE, description="Most recent readings analysed.")
+
+
+async def analyze(api: Api, call: Call) -> dict[str, Any]:
+    """The report of ``streams.quality.analysis.analyze_quality`` (also stored in quality_reports)."""
+    query: AnalyzeQuery = call.query
+    call.target = f"data_type={query.data_type} sample_size={query.sample_size}"
+    quality = getattr(api.app, "quality", None)
+    config = quality.config if quality is not None else None
+    return await analyze_quality(api.warehouse, api.settings.warehouse_schema, query.data_type,
+                                 query.sample_size, config=config, clock=api.clock)
+
+
+async def current_levels(api: Api) -> dict[str, Any] | None:
+    """Per metric, the open windows of the smallest size (latest start, one per source) and
+    the level of its worst source. None when in-stream quality is disabled."""
+    quality = getattr(api.app, "quality", None)
+    if quality is None:
+        return None
+    windows = quality.open_windows()
+    if not windows:
+        return {}
+    smallest = min(w["window_size_s"] for w in windows)
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for w in windows:
+        if w["window_size_s"] != smallest:
+            continue
+        key = (w["metric"], w["source"])
+        if key not in latest or w["window_start"] > latest[key]["window_start"]:
+            latest[key] = w
+    levels: dict[str, Any] = {}
+    for (metric, _), w in sorted(latest.items()):
+        entry = levels.setdefault(metric, {"window_size_s": smallest, "sources": []})
+        entry["sources"].append(w)
+    for entry in levels.values():
+        worst = min(entry["sources"], key=lambda w: w["overall_score"])
+        entry["quality_level"], entry["overall_score"] = worst["quality_level"], worst["overall_score"]
+        entry["below_threshold"] = any(w["below_threshold"] for w in entry["sources"])
+    return levels
+
+
+ROUTES = [
+    Route("POST", "/data-quality/analyze", "quality.analyze",
+          "Analyse the quality of the latest readings of one metric; the report is stored.",
+          analyze, Permission.ANALYZE_QUALITY, query_model=AnalyzeQuery, body_model=NoBody,
+          tag="quality"),
+]

@@ -1,0 +1,196 @@
+"""Replay a topic range through the streaming domain and the exactly-once sink.
+
+Every message goes through :func:`streams.domain.validate.process_message` with the rules
+of :func:`streams.app.rules_from_settings`, and every batch through
+:meth:`streams.sink.warehouse.Warehouse.write_batch`, so a replay stores exactly what the
+live worker would: readings deduplicated by ``event_id`` and dead-letter rows by source
+position. Replaying a range twice therefore leaves the warehouse unchanged. Offsets are
+recorded under a group of the replay's own (``replay:<run_id>``); the live worker's
+``sink_offsets`` are never touched. Each message is judged as of its Kafka timestamp
+(``ingested_at`` = record time), so a replay's verdicts do not depend on when it runs.
+Dead letters are published to the DLQ again only when ``publish_dead_letters`` is set.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from batch.config import ReplayRange
+from batch.errors import InvalidRange
+from batch.quality_gate import QualityTally
+from streams.app import rules_from_settings
+from streams.config import Settings
+from streams.dlq import DeadLetterPublisher, dead_letter_record
+from streams.domain.pseudonym import user_key
+from streams.domain.validate import process_message
+from streams.ingest import PendingBatch
+from streams.records import MessageContext
+from streams.sink.warehouse import DeadLetterRow, Warehouse
+
+_OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
+
+
+@dataclass(slots=True)
+class ReplayStats:
+    messages: int = 0
+    readings: int = 0
+    stored: int = 0
+    dead_letters: int = 0
+    total: int = 0  # messages in the resolved range
+
+
+def parse_position(text: str) -> datetime | dict[int, int]:
+    """``"P:O[,P:O...]"`` (partition offsets) or an ISO-8601 time with an offset or ``Z``."""
+    if _OFFSETS.match(text):
+        return {int(p): int(o) for p, o in (part.split(":") for part in text.split(","))}
+    try:
+        ts = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRange(f"{text!r} is neither P:O[,P:O] offsets nor an ISO-8601 time") from None
+    if ts.tzinfo is None:
+        raise InvalidRange(f"{text!r} has no UTC offset")
+    return ts
+
+
+def replay_range_of(topic: str, start: str, end: str | None, *, publish_dead_letters: bool = False
+                    ) -> ReplayRange:
+    """The :class:`ReplayRange` that CLI/Airflow positions describe (``end`` None: to the end)."""
+    first = parse_position(start)
+    last = parse_position(end) if end else None
+    if isinstance(first, dict):
+        if isinstance(last, datetime):
+            raise InvalidRange("give offsets for both ends, or times for both ends")
+        return ReplayRange(topic=topic, from_offsets=first, to_offsets=last,
+                           publish_dead_letters=publish_dead_letters)
+    if not isinstance(last, datetime):
+        raise InvalidRange("a time range needs an end time")
+    return ReplayRange(topic=topic, start_time=first, end_time=last,
+                       publish_dead_letters=publish_dead_letters)
+
+
+async def _partitions(bootstrap: str, topic: str) -> set[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = {p["partition"] for p in described.get("partitions") or ()}
+    if described.get("error_code") or not partitions:
+        raise InvalidRange(f"topic {topic!r} does not exist or has no partitions")
+    return partitions
+
+
+async def resolve(consumer: AIOKafkaConsumer, bootstrap: str, spec: ReplayRange
+                  ) -> dict[TopicPartition, tuple[int, int]]:
+    """``{partition: (first offset, end offset exclusive)}``, clamped to what the log holds."""
+    partitions = await _partitions(bootstrap, spec.topic)
+    tps = [TopicPartition(spec.topic, p) for p in sorted(partitions)]
+    begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+    if spec.from_offsets is not None:
+        unknown = sorted(set(spec.from_offsets) - partitions)
+        if unknown:
+            raise InvalidRange(f"topic {spec.topic!r} has no partitions {unknown}")
+        to = spec.to_offsets or {}
+        chosen = [tp for tp in tps if tp.partition in spec.from_offsets]
+        bounds = {tp: (spec.from_offsets[tp.partition], to.get(tp.partition, ends[tp])) for tp in chosen}
+    else:
+        assert spec.start_time is not None and spec.end_time is not None
+        starts = await consumer.offsets_for_times({tp: int(spec.start_time.timestamp() * 1000) for tp in tps})
+        stops = await consumer.offsets_for_times({tp: int(spec.end_time.timestamp() * 1000) for tp in tps})
+        bounds = {tp: (starts[tp].offset if starts[tp] else ends[tp],
+                       stops[tp].offset if stops[tp] else ends[tp]) for tp in tps}
+    return {tp: (max(lo, begins[tp]), min(hi, ends[tp])) for tp, (lo, hi) in bounds.items()}
+
+
+async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *, group: str,
+                 tally: QualityTally | None = None,
+                 progress: Callable[[float], None] = lambda f: None) -> ReplayStats:
+    """Replay ``spec`` into ``warehouse`` (started) with sink offsets under ``group``."""
+    rules = rules_from_settings(settings)
+    tally = tally or QualityTally()
+    stats = ReplayStats()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=f"healthmate-replay-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False, auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(4 * settings.max_message_bytes, 4 * 1024 * 1024))
+    dlq = None
+    if spec.publish_dead_letters:
+        dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
+                                  max_payload_bytes=settings.dlq_max_payload_bytes)
+    await consumer.start()
+    try:
+        resolved = await resolve(consumer, settings.kafka_bootstrap, spec)
+        bounds = {tp: b for tp, b in resolved.items() if b[0] < b[1]}
+        stats.total = sum(hi - lo for lo, hi in bounds.values())
+        if dlq is not None and bounds:
+            await dlq.start()
+        consumer.assign(list(bounds))
+        for tp, (lo, _) in bounds.items():
+            consumer.seek(tp, lo)
+        pending, open_ = PendingBatch(), set(bounds)
+        while open_:
+            fetched = await consumer.getmany(*open_, timeout_ms=500, max_records=settings.fetch_max_records)
+            for tp, messages in fetched.items():
+                stop = bounds[tp][1]
+                for msg in messages:
+                    if msg.offset >= stop:
+                        break
+                    _judge(settings, rules, tp, msg, pending)
+                    stats.messages += 1
+            for tp in list(open_):
+                if await consumer.position(tp) >= bounds[tp][1]:
+                    open_.discard(tp)
+                    consumer.pause(tp)
+                    pending.next_offsets[(tp.topic, tp.partition)] = bounds[tp][1]
+            if pending.size >= settings.sink_batch_size or (not open_ and pending):
+                await _flush(warehouse, dlq, group, pending, stats, tally)
+                pending = PendingBatch()
+            progress(stats.messages / stats.total if stats.total else 1.0)
+    finally:
+        await consumer.stop()
+        if dlq is not None:
+            await dlq.stop()
+    progress(1.0)
+    return stats
+
+
+def _judge(settings: Settings, rules, tp: TopicPartition, msg, pending: PendingBatch) -> None:  # type: ignore[no-untyped-def]
+    at = datetime.fromtimestamp(msg.timestamp / 1000, tz=UTC)
+    outcome = process_message(msg.value, MessageContext(tp.topic, tp.partition, msg.offset, at, at), rules)
+    pending.readings.extend(outcome.readings)
+    for index, letter in enumerate(outcome.dead_letters):
+        pending.dead_letters.append(DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
+        # The raw key is the user id (PHI): the DLQ gets its pseudonym, as in the live path.
+        key = (user_key(settings.pseudonym_key_bytes, msg.key.decode("utf-8", "replace")).encode()
+               if msg.key else None)
+        pending.dlq_records.append(dead_letter_record(
+            letter, key=key, topic=tp.topic, partition=tp.partition, offset=msg.offset, member_index=index,
+            max_payload_bytes=settings.dlq_max_payload_bytes))
+    pending.next_offsets[(tp.topic, tp.partition)] = msg.offset + 1
+    pending.messages += 1
+
+
+async def _flush(warehouse: Warehouse, dlq: DeadLetterPublisher | None, group: str, batch: PendingBatch,
+                 stats: ReplayStats, tally: QualityTally) -> None:
+    if dlq is not None:
+        await dlq.publish(batch.dlq_records)
+    result = await warehouse.write_batch(group, batch.readings, batch.dead_letters, batch.next_offsets)
+    stats.readings += len(batch.readings)
+    stats.stored += result.stored
+    stats.dead_letters += len(batch.dead_letters)
+    if batch.readings:
+        tally.readings(batch.readings)  # type: ignore[arg-type]
+    rejected: dict[tuple[str, str | None], int] = {}
+    for row in batch.dead_letters:
+        key = (str(row.letter.code), row.letter.metric)
+        rejected[key] = rejected.get(key, 0) + 1
+    if rejected:
+        tally.rejections(rejected)

@@ -42,6 +42,7 @@ from streams.config import Settings
 from streams.sink.migrations import quote_ident
 
 log = logging.getLogger(__name__)
+STREAM_JOB_NAME = "streaming.ingest"
 PRODUCER = "urn:healthmate-pipeline:batch:0.1.0"
 #: Wire fields of the raw topic and where the replay puts them (see streams.records).
 TOPIC_SCHEMA = (("key", "bytes"), ("event_id", "string"), ("user_id", "string"), ("device_id", "string"),
@@ -74,24 +75,45 @@ def _schema(fields: tuple[tuple[str, str], ...]) -> schema_dataset.SchemaDataset
         fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type=t) for n, t in fields])
 
 
+def topic_to_readings(topic: str, settings: Settings) -> tuple[list[InputDataset], list[OutputDataset]]:
+    """A raw topic judged by the domain code into ``health_readings`` (replays and the stream)."""
+    pg, db = pg_namespace(settings)
+    topic_ns = kafka_namespace(settings)
+    inputs = [InputDataset(namespace=topic_ns, name=topic, facets={"schema": _schema(TOPIC_SCHEMA)})]
+    fields = {col: cl.Fields(inputFields=[cl.InputField(
+        namespace=topic_ns, name=topic, field=src,
+        transformations=[cl.Transformation(type="DIRECT", subtype=sub, description=desc,
+                                           masking=col == "user_key")])])
+        for col, (src, sub, desc) in REPLAY_LINEAGE.items()}
+    outputs = [OutputDataset(
+        namespace=pg, name=f"{db}.{settings.warehouse_schema}.{REPLAY_TARGET}",
+        facets={"schema": _schema(SOURCE_SCHEMAS["health_readings"]),
+                "columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)})]
+    return inputs, outputs
+
+
+def stream_event(state: RunState, run_id: UUID, settings: Settings, *, at: datetime) -> RunEvent:
+    """The streaming ingest pipeline as an OpenLineage STREAMING job (one run per worker
+    lifetime): the raw topic into ``health_readings``, rejects into the dead-letter topic."""
+    inputs, outputs = topic_to_readings(settings.raw_topic, settings)
+    outputs.append(OutputDataset(namespace=kafka_namespace(settings), name=settings.dlq_topic,
+                                 facets={"schema": _schema(TOPIC_SCHEMA)}))
+    job_facets: dict[str, Any] = {"jobType": job_type_job.JobTypeJobFacet(
+        processingType="STREAMING", integration="HEALTHMATE", jobType="INGEST")}
+    return RunEvent(eventType=state, eventTime=at.isoformat(), producer=PRODUCER,
+                    run=Run(runId=str(run_id)),
+                    job=Job(namespace=settings.openlineage_namespace, name=STREAM_JOB_NAME,
+                            facets=job_facets),
+                    inputs=inputs, outputs=outputs)
+
+
 def datasets(job: ETLJobConfig, settings: Settings) -> tuple[list[InputDataset], list[OutputDataset]]:
     """The job's input and output datasets with schema and column-lineage facets."""
     pg, db = pg_namespace(settings)
     table = f"{db}.{settings.warehouse_schema}." + "{}"
     if job.pipeline_type == PipelineType.REPLAY:
         assert job.replay is not None
-        topic_ns = kafka_namespace(settings)
-        inputs = [InputDataset(namespace=topic_ns, name=job.replay.topic,
-                               facets={"schema": _schema(TOPIC_SCHEMA)})]
-        fields = {col: cl.Fields(inputFields=[cl.InputField(
-            namespace=topic_ns, name=job.replay.topic, field=src,
-            transformations=[cl.Transformation(type="DIRECT", subtype=sub, description=desc,
-                                               masking=col == "user_key")])])
-            for col, (src, sub, desc) in REPLAY_LINEAGE.items()}
-        out_schema = SOURCE_SCHEMAS["health_readings"]
-        outputs = [OutputDataset(namespace=pg, name=table.format(REPLAY_TARGET), facets={
-            "schema": _schema(out_schema), "columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)})]
-        return inputs, outputs
+        return topic_to_readings(job.replay.topic, settings)
     inputs = [InputDataset(namespace=pg, name=table.format(s), facets={"schema": _schema(SOURCE_SCHEMAS[s])})
               for s in job.source_tables or ()]
     outputs = []

@@ -77,7 +77,12 @@ def create_app(
     )
     app.service(app.ingest)  # type: ignore[arg-type, attr-defined]
 
+    # The factory is the composition root: batch/ and web/ build on streams/, so they are
+    # imported here, late, rather than by the streaming modules themselves.
+    from batch.stream_lineage import StreamLineage
     from web.views import register_views
+
+    app.service(StreamLineage(settings, warehouse, clock, beacon=app.beacon))  # type: ignore[arg-type]
 
     register_views(app)
     return app

@@ -141,3 +141,22 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+async def drop_pipeline_resources(settings: Settings) -> None:
+    """Delete the test's topics (its raw/dlq prefix and Faust app id) and drop its schema."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        existing = await admin.list_topics()
+        ours = [t for t in existing if t.startswith(settings.raw_topic.rsplit(".", 1)[0])
+                or t.startswith(settings.app_id)]
+        if ours:
+            await admin.delete_topics(ours)
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(settings.pg_dsn_value)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(settings.warehouse_schema)} CASCADE")
+    finally:
+        await conn.close()

@@ -13,12 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from pipeline_support import WorkerProcess, free_port
+from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port
 
 from streams.config import Settings
 from streams.setup import create_topics
-from streams.sink.migrations import quote_ident
 
 
 @pytest.fixture
@@ -47,25 +45,7 @@ async def pipeline_settings(pipeline_env: dict[str, str], monkeypatch: pytest.Mo
     settings = Settings()
     await create_topics(settings)
     yield settings
-    await _drop_everything(settings)
-
-
-async def _drop_everything(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        existing = await admin.list_topics()
-        ours = [t for t in existing if t.startswith(settings.raw_topic.rsplit(".", 1)[0])
-                or t.startswith(settings.app_id)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(settings.pg_dsn_value)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(settings.warehouse_schema)} CASCADE")
-    finally:
-        await conn.close()
+    await drop_pipeline_resources(settings)
 
 
 @pytest.fixture

@@ -24,12 +24,10 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from pipeline_support import WorkerProcess, free_port
+from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port
 
 from streams.config import Settings
 from streams.setup import create_topics
-from streams.sink.migrations import quote_ident
 from web.auth import mint_token
 
 pytestmark = pytest.mark.integration
@@ -91,23 +89,6 @@ def _wait_ready(worker: ApiWorker, timeout: float = 90.0) -> None:
     raise AssertionError(f"worker not ready in {timeout}s:\n{worker.log_tail()}")
 
 
-async def _drop(settings: Settings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        prefix = settings.raw_topic.rsplit(".", 1)[0]
-        ours = [t for t in await admin.list_topics() if t.startswith((prefix, settings.app_id))]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(settings.pg_dsn_value)
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(settings.warehouse_schema)} CASCADE")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def api_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
                ) -> Iterator[ApiWorker]:
@@ -124,7 +105,7 @@ def api_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempP
         yield worker
     finally:
         process.stop()
-        asyncio.run(_drop(settings))
+        asyncio.run(drop_pipeline_resources(settings))
 
 
 class Client:

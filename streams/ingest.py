@@ -12,6 +12,17 @@ Order of effects for one batch:
 3. one warehouse transaction: readings + dead-letter rows + next offsets.
 A crash before 3 replays the batch: the warehouse deduplicates it by ``event_id``; the
 DLQ may then hold a record twice, with the same ``dlq.id`` header to deduplicate on.
+
+Steps 2-3 of a batch run in a background task while the next batch is fetched and judged
+(PostgreSQL works in its own process meanwhile), and that task turns its batch into COPY
+data (``prepare_batch``) while the batch before it is still being written. Batches commit
+strictly in order: a batch's write task awaits the previous batch's write before it
+publishes or writes anything, and a failed or cancelled write stops every later one, so
+``sink_offsets`` never moves past a batch that is not stored. What follows a commit
+(metrics, the Kafka offset mirror, batch observers) runs in a second chain of tasks, in
+batch order, so the next write need not wait for it. Backpressure: a batch is handed over
+only once the batch before the previous one is fully done, which bounds memory to three
+batches (writing, preparing, filling).
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from mode import Service
@@ -34,8 +46,8 @@ from streams.domain.pseudonym import user_key
 from streams.domain.validate import Rules, process_message
 from streams.errors import Retryable
 from streams.metrics import Metrics
-from streams.records import MessageContext, NormalisedReading
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.records import DeadLetter, MessageContext, NormalisedReading
+from streams.sink.warehouse import BatchResult, DeadLetterRow, Warehouse, prepare_batch_cooperatively
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +56,13 @@ ReadingProcessor = Callable[[NormalisedReading], None]
 # Called after each batch commits, with its stored readings and dead letters. Best effort:
 # a failure is logged and never blocks ingestion (the warehouse is already consistent).
 BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]], Awaitable[None]]
+
+
+_set = object.__setattr__
+
+
+# What a write task returns: the warehouse's answer and the clock when it committed.
+Committed = tuple[BatchResult, datetime]
 
 
 def utc_now() -> datetime:
@@ -93,7 +112,7 @@ class IngestService(Service):
         clock: Clock = utc_now,
         processors: Sequence[ReadingProcessor] = (),
         batch_observers: Sequence[BatchObserver] = (),
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.settings = settings
@@ -107,7 +126,12 @@ class IngestService(Service):
         self.dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
         self._pending = PendingBatch()
-        self._write_lock = asyncio.Lock()
+        # The newest write task and the newest post-commit task (each awaits the one before
+        # it), and the post-commit task of the batch before the newest.
+        self._write_chain: asyncio.Task[Committed | None] | None = None
+        self._done_chain: asyncio.Task[None] | None = None
+        self._done_ahead: asyncio.Task[None] | None = None
+        self._produced_cache: tuple[int, datetime | None] = (-1, None)
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self.totals: Counter[str] = Counter()
@@ -148,71 +172,138 @@ class IngestService(Service):
         latency = self.settings.sink_max_latency_ms / 1000
         loop = asyncio.get_running_loop()
         deadline: float | None = None
+        # Outcomes (readings + dead letters) per message, as last seen; the first fetch
+        # assumes envelopes, so that it cannot overshoot the batch size by much either.
+        per_message = max(1.0, self.settings.sink_batch_size / 50)
         while not self.should_stop:
             timeout = latency if deadline is None else max(0.0, deadline - loop.time())
+            # Fetch about what fills the batch: envelopes of 100 would otherwise make one
+            # fetch of fetch_max_records messages a 50 000-reading transaction.
+            room = max(1.0, self.settings.sink_batch_size - self._pending.size)
             fetched = await self.consumer.getmany(
-                timeout_ms=int(timeout * 1000), max_records=self.settings.fetch_max_records
+                timeout_ms=int(timeout * 1000),
+                max_records=max(1, min(self.settings.fetch_max_records, round(room / per_message))),
             )
             if fetched:
-                self._judge(fetched)
+                before = self._pending.size
+                count = self._judge(fetched)
+                per_message = max(1.0, (self._pending.size - before) / count)
                 if deadline is None:
                     deadline = loop.time() + latency
             full = self._pending.size >= self.settings.sink_batch_size
             due = deadline is not None and loop.time() >= deadline
             if self._pending and (full or due):
-                await self.flush()
+                self._commit_in_order()
                 deadline = None
+                ahead = self._done_ahead
+                if ahead is not None and not ahead.done():
+                    await ahead  # backpressure (see the module docstring); raises if it failed
 
     # ---- per batch -------------------------------------------------------------------
-    def _judge(self, fetched: dict[TopicPartition, list]) -> None:
-        """Run the pure domain over fetched messages and add the outcomes to the batch."""
-        pending, rules, settings = self._pending, self.rules, self.settings
+    def _judge(self, fetched: dict[TopicPartition, list]) -> int:
+        """Run the pure domain over fetched messages and add the outcomes to the batch.
+
+        Returns the number of messages judged."""
+        pending, rules, processors = self._pending, self.rules, self.processors
+        readings = pending.readings
         now = self.clock()
+        judged = 0
         for tp, messages in fetched.items():
+            # One validated context per partition, moved from message to message: building a
+            # frozen MessageContext per message cost ~20% of judging a single reading (bench/).
+            # Safe because process_message only reads it during the call (readings copy it).
+            ctx = MessageContext(topic=tp.topic, partition=tp.partition, offset=0, ingested_at=now)
             for msg in messages:
-                ctx = MessageContext(
-                    topic=tp.topic, partition=tp.partition, offset=msg.offset, ingested_at=now,
-                    produced_at=datetime.fromtimestamp(msg.timestamp / 1000, tz=UTC),
-                )
+                _set(ctx, "offset", msg.offset)
+                _set(ctx, "produced_at", self._produced_at(msg.timestamp))
                 outcome = process_message(msg.value, ctx, rules)
-                for processor in self.processors:
-                    for reading in outcome.readings:
-                        processor(reading)
-                pending.readings.extend(outcome.readings)
-                for index, letter in enumerate(outcome.dead_letters):
-                    pending.dead_letters.append(
-                        DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
-                    # The raw key is the user id (PHI): the DLQ gets its pseudonym.
-                    dlq_key = user_key(settings.pseudonym_key_bytes,
-                                       msg.key.decode("utf-8", "replace")).encode() if msg.key else None
-                    pending.dlq_records.append(dead_letter_record(
-                        letter, key=dlq_key, topic=tp.topic, partition=tp.partition,
-                        offset=msg.offset, member_index=index,
-                        max_payload_bytes=settings.dlq_max_payload_bytes))
+                if processors:
+                    for processor in processors:
+                        for reading in outcome.readings:
+                            processor(reading)
+                readings += outcome.readings
+                if outcome.dead_letters:
+                    self._add_dead_letters(tp, msg, outcome.dead_letters)
             pending.next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
             pending.messages += len(messages)
+            judged += len(messages)
+        return judged
+
+    def _produced_at(self, timestamp_ms: int) -> datetime:
+        """The Kafka record timestamp as an aware datetime (records of one produce batch share it)."""
+        last_ms, last = self._produced_cache
+        if timestamp_ms != last_ms or last is None:
+            last = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
+            self._produced_cache = (timestamp_ms, last)
+        return last
+
+    def _add_dead_letters(self, tp: TopicPartition, msg: ConsumerRecord, letters: list[DeadLetter]) -> None:
+        pending, settings = self._pending, self.settings
+        for index, letter in enumerate(letters):
+            pending.dead_letters.append(DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
+            # The raw key is the user id (PHI): the DLQ gets its pseudonym.
+            dlq_key = user_key(settings.pseudonym_key_bytes,
+                               msg.key.decode("utf-8", "replace")).encode() if msg.key else None
+            pending.dlq_records.append(dead_letter_record(
+                letter, key=dlq_key, topic=tp.topic, partition=tp.partition,
+                offset=msg.offset, member_index=index,
+                max_payload_bytes=settings.dlq_max_payload_bytes))
+
+    def _commit_in_order(self) -> asyncio.Task[None]:
+        """Hand the pending batch over: it is written after every batch handed over before it.
+
+        Returns its post-commit task, done once this batch and every earlier one is
+        committed and observed; it raises what an earlier write raised (nothing is stored
+        after a failed write).
+        """
+        batch, self._pending = self._pending, PendingBatch()
+        write = asyncio.ensure_future(self._write_after(self._write_chain, batch))
+        self._write_chain = write
+        self._done_ahead = self._done_chain
+        self._done_chain = asyncio.ensure_future(self._done_after(self._done_chain, write, batch))
+        return self._done_chain
+
+    async def _write_after(self, previous: asyncio.Task[Committed | None] | None,
+                           batch: PendingBatch) -> Committed | None:
+        # CPU work first: it overlaps the database time of the batch before this one.
+        prepared = await prepare_batch_cooperatively(
+            batch.readings, batch.dead_letters, batch.next_offsets) if batch else None
+        if previous is not None:
+            await previous  # an earlier batch failed or was cancelled: never commit past it
+        if prepared is None:
+            return None
+        await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
+        started = self.clock()
+        result = await self._retry("warehouse write", lambda: self.warehouse.write_prepared(
+            self.settings.consumer_group, prepared))
+        committed = self.clock()
+        self.metrics.sink_batch_duration.observe((committed - started).total_seconds())
+        return result, committed
+
+    async def _done_after(self, previous: asyncio.Task[None] | None,
+                          write: asyncio.Task[Committed | None], batch: PendingBatch) -> None:
+        committed = await write
+        if previous is not None:
+            await previous
+        if committed is not None:
+            await self._after_commit(batch, *committed)
 
     async def flush(self) -> None:
-        """Commit the pending batch; retries until the warehouse accepts it."""
-        async with self._write_lock:
-            batch, self._pending = self._pending, PendingBatch()
-            if not batch:
-                return
-            await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
-            started = self.clock()
-            result = await self._retry("warehouse write", lambda: self.warehouse.write_batch(
-                self.settings.consumer_group, batch.readings, batch.dead_letters, batch.next_offsets))
-            committed = self.clock()
-            self._observe(batch, result.stored_by_metric, started, committed)
-            self.totals.update(stored=result.stored, duplicates=result.duplicates,
-                               dead_lettered=len(batch.dead_letters))
-            await self._commit_to_kafka(batch.next_offsets)
-            for observer in self.batch_observers:
-                try:
-                    await observer(batch.readings, batch.dead_letters)
-                except Exception as exc:  # noqa: BLE001 - observers are best effort
-                    log.warning("batch observer %s failed: %s", getattr(observer, "__name__", observer),
-                                type(exc).__name__)
+        """Commit the pending batch and any batch in flight, in order; retries until the
+        warehouse accepts them. Cancelling it cancels those commits (they are replayed)."""
+        await self._commit_in_order()
+
+    async def _after_commit(self, batch: PendingBatch, result: BatchResult, committed: datetime) -> None:
+        self._observe(batch, result.stored_by_metric, committed)
+        self.totals.update(stored=result.stored, duplicates=result.duplicates,
+                           dead_lettered=len(batch.dead_letters))
+        await self._commit_to_kafka(batch.next_offsets)
+        for observer in self.batch_observers:
+            try:
+                await observer(batch.readings, batch.dead_letters)
+            except Exception as exc:  # noqa: BLE001 - observers are best effort
+                log.warning("batch observer %s failed: %s", getattr(observer, "__name__", observer),
+                            type(exc).__name__)
 
     async def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Mirror offsets to Kafka for lag tooling; the warehouse copy is authoritative."""
@@ -259,11 +350,9 @@ class IngestService(Service):
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.sink_retry_max_s)
 
-    def _observe(self, batch: PendingBatch, stored: dict[str, int], started: datetime,
-                 committed: datetime) -> None:
+    def _observe(self, batch: PendingBatch, stored: dict[str, int], committed: datetime) -> None:
         m = self.metrics
         m.sink_batch_size.observe(batch.size)
-        m.sink_batch_duration.observe((committed - started).total_seconds())
         by_metric = Counter(r.metric for r in batch.readings)
         for metric, count in by_metric.items():
             m.readings_consumed.labels(metric).inc(count)

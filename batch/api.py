@@ -48,6 +48,18 @@ async def create_job(warehouse: Warehouse, config: ETLJobConfig | Mapping[str, A
     return await registry.insert_job(warehouse.pool, warehouse.schema, job)
 
 
+async def update_job(warehouse: Warehouse, job_id: UUID | str,
+                     config: ETLJobConfig | Mapping[str, Any]) -> ETLJobConfig:
+    """Replace a job's whole config (its ``job_id`` stays ``job_id``); the run history is kept
+    and the job's DAG follows at Airflow's next parse.
+
+    Raises ``ValidationError``, ``JobNotFound``, or ``JobNameTaken`` for another job's name.
+    """
+    fields = config.to_json_dict() if isinstance(config, ETLJobConfig) else dict(config)
+    job = ETLJobConfig.model_validate({**fields, "job_id": _uuid(job_id, JobNotFound)})
+    return await registry.replace_job(warehouse.pool, warehouse.schema, job)
+
+
 async def list_jobs(warehouse: Warehouse, *, enabled: bool | None = None) -> list[ETLJobConfig]:
     """Every registered job, by ``job_name``; only enabled (or disabled) ones when asked."""
     return await registry.fetch_jobs(warehouse.pool, warehouse.schema, enabled=enabled)

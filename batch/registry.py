@@ -82,6 +82,21 @@ async def insert_job(db: Executor, schema: str, job: ETLJobConfig) -> ETLJobConf
     return job
 
 
+async def replace_job(db: Executor, schema: str, job: ETLJobConfig) -> ETLJobConfig:
+    """Replace the registered config of ``job.job_id``; raises JobNotFound / JobNameTaken."""
+    try:
+        done = await db.execute(
+            f"UPDATE {_s(schema)}.etl_jobs SET job_name = $2, pipeline_type = $3, enabled = $4,"
+            " schedule = $5, config = $6::jsonb WHERE job_id = $1",
+            job.job_id, job.job_name, str(job.pipeline_type), job.enabled, job.schedule,
+            orjson.dumps(job.to_json_dict()).decode())
+    except asyncpg.UniqueViolationError:
+        raise JobNameTaken(f"an ETL job named {job.job_name!r} exists already") from None
+    if done.endswith(" 0"):
+        raise JobNotFound(f"no ETL job {job.job_id}")
+    return job
+
+
 async def fetch_job(db: Executor, schema: str, job_id: UUID) -> ETLJobConfig:
     row = await db.fetchrow(f"SELECT config FROM {_s(schema)}.etl_jobs WHERE job_id = $1", job_id)
     if row is None:

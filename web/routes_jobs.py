@@ -80,6 +80,13 @@ async def create(api: Api, call: Call) -> Reply:
     return Reply(created.to_json_dict(), status=201)
 
 
+async def update(api: Api, call: Call) -> dict[str, Any]:
+    job: ETLJobConfig = call.body
+    call.target = f"job_id={call.path.job_id} job_name={job.job_name}"
+    _check_replay(call, job)
+    return (await batch.update_job(api.warehouse, call.path.job_id, job)).to_json_dict()
+
+
 async def list_jobs(api: Api, call: Call) -> dict[str, Any]:
     jobs = await batch.list_jobs(api.warehouse, enabled=call.query.enabled)
     return {"jobs": [j.to_json_dict() for j in jobs]}
@@ -167,6 +174,9 @@ ROUTES = [
           Permission.READ_JOBS, query_model=ListQuery, tag="etl-jobs"),
     Route("GET", "/etl-jobs/{job_id}", "etl_jobs.get", "A job's config, latest runs and progress.",
           get_job, Permission.READ_JOBS, path_model=JobPath, tag="etl-jobs"),
+    Route("PUT", "/etl-jobs/{job_id}", "etl_jobs.update",
+          "Replace a job's config (the job_id stays; run history is kept).", update,
+          Permission.WRITE_JOBS, path_model=JobPath, body_model=ETLJobConfig, tag="etl-jobs"),
     Route("DELETE", "/etl-jobs/{job_id}", "etl_jobs.delete", "Remove a job (its run history stays).",
           delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs"),
     Route("POST", "/etl-jobs/{job_id}/run", "etl_jobs.run",

@@ -66,6 +66,16 @@ async def test_job_lifecycle_create_list_get_run_lineage_delete(
     again = await client.call("POST", "/etl-jobs", role="operator", json=job_body(name))
     assert again.status == 409, again.body
 
+    changed = {**job_body(name), "enabled": False, "retry_count": 5}
+    updated = await client.call("PUT", f"/etl-jobs/{job_id}", role="operator", json=changed)
+    assert updated.status == 200, updated.body
+    body = updated.body
+    assert (body["job_id"], body["enabled"], body["retry_count"]) == (job_id, False, 5)
+    got = await client.call("GET", f"/etl-jobs/{job_id}", role="viewer")
+    assert got.body["job"]["retry_count"] == 5 and [r["run_id"] for r in got.body["runs"]] == [run_id]
+    missing = await client.call("PUT", f"/etl-jobs/{uuid.UUID(int=9)}", role="operator", json=changed)
+    assert missing.status == 404, missing.body
+
     deleted = await client.call("DELETE", f"/etl-jobs/{job_id}", role="admin")
     assert deleted.status == 200 and deleted.body == {"deleted": job_id}
     assert (await client.call("GET", f"/etl-jobs/{job_id}", role="viewer")).status == 404

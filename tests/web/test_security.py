@@ -30,6 +30,7 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/data-lineage/{job_id}"): ("viewer", {}),
     ("POST", "/data-pipeline/etl-jobs"): ("operator", {"json": {"job_name": "Not Valid"}}),
     ("POST", "/data-pipeline/etl-jobs/{job_id}/run"): ("operator", {}),
+    ("PUT", "/data-pipeline/etl-jobs/{job_id}"): ("operator", {"json": {"job_name": "Not Valid"}}),
     ("DELETE", "/data-pipeline/etl-jobs/{job_id}"): ("admin", {}),
     ("POST", "/data-pipeline/data-quality/analyze"): (
         "analyst", {"params": {"data_type": "heart_rate", "sample_size": "5"}}),

@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import asyncpg  # noqa: E402
 from aiokafka import TopicPartition  # noqa: E402
 from aiokafka.structs import ConsumerRecord  # noqa: E402
+from pipeline_support import drop_schema  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.run import make_data  # noqa: E402
@@ -113,11 +113,7 @@ async def main() -> None:
                   f"batch {size})")
     finally:
         await warehouse.stop()
-        conn = await asyncpg.connect(settings.pg_dsn_value)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-        finally:
-            await conn.close()
+        await drop_schema(settings.pg_dsn_value, schema)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import asyncpg  # noqa: E402
+from pipeline_support import drop_schema  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.breakdown import fetches  # noqa: E402
@@ -77,11 +77,7 @@ async def main() -> int:
             stored = await conn.fetchval(f"SELECT count(*) FROM {s}.by_warehouse")
     finally:
         await warehouse.stop()
-        conn = await asyncpg.connect(settings.pg_dsn_value)
-        try:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {s} CASCADE")
-        finally:
-            await conn.close()
+        await drop_schema(settings.pg_dsn_value, schema)
     print(f"{stored} of {len(readings)} readings stored; {differ} rows differ")
     return 0 if differ == 0 and stored == len(readings) else 1
 

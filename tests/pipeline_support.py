@@ -155,8 +155,12 @@ async def drop_pipeline_resources(settings: Settings) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
-    conn = await asyncpg.connect(settings.pg_dsn_value)
+    await drop_schema(settings.pg_dsn_value, settings.warehouse_schema)
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(settings.warehouse_schema)} CASCADE")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
     finally:
         await conn.close()

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(
         5000, ge=1, description="Readings per warehouse transaction (about; make bench: 5000 moved "
         "+70% readings/s over 2000, p99 latency still < 500 ms at half load).")
-    sink_max_latency_ms: int = Field(200, ge=1)
+    sink_max_latency_ms: int = Field(100, ge=1)
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(10.0, gt=0)
 

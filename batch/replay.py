@@ -27,12 +27,11 @@ from batch.errors import InvalidRange
 from batch.quality_gate import QualityTally
 from streams.app import rules_from_settings
 from streams.config import Settings
-from streams.dlq import DeadLetterPublisher, dead_letter_record
-from streams.domain.pseudonym import user_key
+from streams.dlq import DeadLetterPublisher
 from streams.domain.validate import process_message
 from streams.ingest import PendingBatch
 from streams.records import MessageContext
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.sink.warehouse import Warehouse
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
 
@@ -166,14 +165,8 @@ def _judge(settings: Settings, rules, tp: TopicPartition, msg, pending: PendingB
     at = datetime.fromtimestamp(msg.timestamp / 1000, tz=UTC)
     outcome = process_message(msg.value, MessageContext(tp.topic, tp.partition, msg.offset, at, at), rules)
     pending.readings.extend(outcome.readings)
-    for index, letter in enumerate(outcome.dead_letters):
-        pending.dead_letters.append(DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
-        # The raw key is the user id (PHI): the DLQ gets its pseudonym, as in the live path.
-        key = (user_key(settings.pseudonym_key_bytes, msg.key.decode("utf-8", "replace")).encode()
-               if msg.key else None)
-        pending.dlq_records.append(dead_letter_record(
-            letter, key=key, topic=tp.topic, partition=tp.partition, offset=msg.offset, member_index=index,
-            max_payload_bytes=settings.dlq_max_payload_bytes))
+    pending.add_dead_letters(msg, outcome.dead_letters, pseudonym_key=settings.pseudonym_key_bytes,
+                             max_payload_bytes=settings.dlq_max_payload_bytes)
     pending.next_offsets[(tp.topic, tp.partition)] = msg.offset + 1
     pending.messages += 1
 

@@ -86,6 +86,17 @@ class PendingBatch:
     def __bool__(self) -> bool:
         return bool(self.next_offsets)
 
+    def add_dead_letters(self, msg: ConsumerRecord, letters: Sequence[DeadLetter], *,
+                         pseudonym_key: bytes, max_payload_bytes: int) -> None:
+        """Book the rejects of one message: warehouse rows and DLQ records (live and replay)."""
+        # The raw key is the user id (PHI): the DLQ gets its pseudonym.
+        key = user_key(pseudonym_key, msg.key.decode("utf-8", "replace")).encode() if msg.key else None
+        for index, letter in enumerate(letters):
+            self.dead_letters.append(DeadLetterRow(msg.topic, msg.partition, msg.offset, index, letter))
+            self.dlq_records.append(dead_letter_record(
+                letter, key=key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
+                member_index=index, max_payload_bytes=max_payload_bytes))
+
 
 class ResumeFromWarehouse(ConsumerRebalanceListener):
     def __init__(self, service: IngestService) -> None:
@@ -223,7 +234,9 @@ class IngestService(Service):
                             processor(reading)
                 readings += outcome.readings
                 if outcome.dead_letters:
-                    self._add_dead_letters(tp, msg, outcome.dead_letters)
+                    pending.add_dead_letters(msg, outcome.dead_letters,
+                                             pseudonym_key=self.settings.pseudonym_key_bytes,
+                                             max_payload_bytes=self.settings.dlq_max_payload_bytes)
             pending.next_offsets[(tp.topic, tp.partition)] = messages[-1].offset + 1
             pending.messages += len(messages)
             judged += len(messages)
@@ -236,18 +249,6 @@ class IngestService(Service):
             last = datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC)
             self._produced_cache = (timestamp_ms, last)
         return last
-
-    def _add_dead_letters(self, tp: TopicPartition, msg: ConsumerRecord, letters: list[DeadLetter]) -> None:
-        pending, settings = self._pending, self.settings
-        for index, letter in enumerate(letters):
-            pending.dead_letters.append(DeadLetterRow(tp.topic, tp.partition, msg.offset, index, letter))
-            # The raw key is the user id (PHI): the DLQ gets its pseudonym.
-            dlq_key = user_key(settings.pseudonym_key_bytes,
-                               msg.key.decode("utf-8", "replace")).encode() if msg.key else None
-            pending.dlq_records.append(dead_letter_record(
-                letter, key=dlq_key, topic=tp.topic, partition=tp.partition,
-                offset=msg.offset, member_index=index,
-                max_payload_bytes=settings.dlq_max_payload_bytes))
 
     def _commit_in_order(self) -> asyncio.Task[None]:
         """Hand the pending batch over: it is written after every batch handed over before it.

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     sink_max_latency_ms: int = Field(100, ge=1)
     sink_retry_initial_s: float = Field(0.2, gt=0)
     sink_retry_max_s: float = Field(10.0, gt=0)
+    health_max_poll_age_s: float = Field(
+        30.0, gt=0, description="/health answers 503 when the consume loop has not polled for this "
+        "long (a wedged loop), or when the write chain broke.")
 
     # --- domain rules -----------------------------------------------------------------
     future_skew_seconds: int = Field(300, ge=0)
@@ -157,6 +160,22 @@ class Settings(BaseSettings):
                 "HEALTHMATE_PSEUDONYM_KEY is not set. Set it, or set HEALTHMATE_DEV_MODE=true "
                 "for local development with a fixed, non-secret key."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _names_do_not_collide(self) -> Settings:
+        if self.consumer_group == self.app_id:
+            raise ConfigurationError(
+                f"HEALTHMATE_CONSUMER_GROUP equals HEALTHMATE_APP_ID ({self.app_id!r}): Faust uses the app "
+                "id as its own consumer group. Set HEALTHMATE_CONSUMER_GROUP to another name.")
+        if self.raw_topic == self.dlq_topic:
+            raise ConfigurationError(
+                "HEALTHMATE_DLQ_TOPIC equals HEALTHMATE_RAW_TOPIC: dead letters would be consumed again. "
+                "Give the dead-letter topic its own name.")
+        if self.sink_retry_initial_s > self.sink_retry_max_s:
+            raise ConfigurationError(
+                "HEALTHMATE_SINK_RETRY_INITIAL_S is larger than HEALTHMATE_SINK_RETRY_MAX_S; "
+                "lower the first.")
         return self
 
     @model_validator(mode="after")

@@ -31,6 +31,11 @@ class RejectReason(StrEnum):
     FUTURE_TIMESTAMP = "future_timestamp"
     OVERSIZED = "oversized"
     OUTLIER_DROPPED = "outlier_dropped"
+    TEXT_TOO_LONG = "text_too_long"
+    CONTROL_CHARACTER = "control_character"
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+    #: PostgreSQL refused the reading for a reason retrying cannot fix (found by bisection).
+    SINK_REJECTED = "sink_rejected"
 
 
 class Rejected(HealthMateError):
@@ -48,6 +53,20 @@ class Retryable(HealthMateError):
 
 class WarehouseUnavailable(Retryable):
     """PostgreSQL could not be reached or the transaction failed transiently."""
+
+
+class BatchRefused(HealthMateError):
+    """PostgreSQL refused a batch for a reason retrying cannot fix (a data error).
+
+    The ingest isolates the refused readings by bisection and dead-letters them as
+    ``sink_rejected``; the rest of the batch commits. ``error_class`` is the asyncpg
+    exception class name (e.g. ``CharacterNotInRepertoireError``), never its message,
+    which may quote the data."""
+
+    def __init__(self, error_class: str, sqlstate: str | None) -> None:
+        super().__init__(f"PostgreSQL refused the batch: {error_class} (SQLSTATE {sqlstate})")
+        self.error_class = error_class
+        self.sqlstate = sqlstate
 
 
 class Fatal(HealthMateError):

@@ -33,6 +33,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -41,13 +42,20 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams.config import Settings
-from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
+from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record, sink_rejected_letters
 from streams.domain.pseudonym import user_key
+from streams.domain.text import safe_rendering
 from streams.domain.validate import Rules, process_message
-from streams.errors import Retryable
+from streams.errors import BatchRefused, Fatal, Retryable
 from streams.metrics import Metrics
 from streams.records import DeadLetter, MessageContext, NormalisedReading
-from streams.sink.warehouse import BatchResult, DeadLetterRow, Warehouse, prepare_batch_cooperatively
+from streams.sink.warehouse import (
+    BatchResult,
+    DeadLetterRow,
+    PreparedBatch,
+    Warehouse,
+    prepare_batch_cooperatively,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +154,9 @@ class IngestService(Service):
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self.totals: Counter[str] = Counter()
+        # Liveness: the event loop's clock at the last poll; why the write chain broke.
+        self.last_poll_at: float | None = None
+        self.broken: str | None = None
         self._reported: Counter[str] = Counter()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -169,13 +180,30 @@ class IngestService(Service):
     async def on_stop(self) -> None:
         self.metrics.worker_up.set(0)
         try:
-            await asyncio.wait_for(self.flush(), timeout=10)
+            if self.broken is None:
+                await asyncio.wait_for(self.flush(), timeout=10)
         except (TimeoutError, Retryable):
             log.warning("stopping with an unflushed batch; it will be replayed from sink_offsets")
+        except Exception as exc:  # noqa: BLE001 - the broken chain was reported; still close clients
+            log.warning("stopping with a failed write (%s); it will be replayed from sink_offsets",
+                        type(exc).__name__)
         if self.consumer is not None:
             await self.consumer.stop()
         await self.dlq.stop()
         await self.warehouse.stop()
+
+    def liveness(self, max_poll_age_s: float) -> dict[str, Any]:
+        """Whether the consume loop and the write chain are alive, for ``/health``.
+
+        Not live: the write chain broke, or the loop has been running without polling for
+        more than ``max_poll_age_s`` (a wedged or spinning loop). Before the loop starts
+        (the warehouse is still being reached) it counts as live, and readiness says why."""
+        last = self.last_poll_at
+        poll_age = None if last is None else asyncio.get_running_loop().time() - last
+        live = self.broken is None and (poll_age is None or poll_age <= max_poll_age_s)
+        return {"live": live, "write_chain": self.broken or "ok",
+                "last_poll_age_s": None if poll_age is None else round(poll_age, 3),
+                "max_poll_age_s": max_poll_age_s}
 
     @Service.task
     async def _consume_forever(self) -> None:
@@ -187,6 +215,7 @@ class IngestService(Service):
         # assumes envelopes, so that it cannot overshoot the batch size by much either.
         per_message = max(1.0, self.settings.sink_batch_size / 50)
         while not self.should_stop:
+            self._raise_if_write_failed()
             timeout = latency if deadline is None else max(0.0, deadline - loop.time())
             # Fetch about what fills the batch: envelopes of 100 would otherwise make one
             # fetch of fetch_max_records messages a 50 000-reading transaction.
@@ -195,12 +224,15 @@ class IngestService(Service):
                 timeout_ms=int(timeout * 1000),
                 max_records=max(1, min(self.settings.fetch_max_records, round(room / per_message))),
             )
+            self.last_poll_at = loop.time()
             if fetched:
                 before = self._pending.size
                 count = self._judge(fetched)
                 per_message = max(1.0, (self._pending.size - before) / count)
                 if deadline is None:
                     deadline = loop.time() + latency
+            elif not self._pending:
+                deadline = None  # a rebalance flushed the batch this deadline was for
             full = self._pending.size >= self.settings.sink_batch_size
             due = deadline is not None and loop.time() >= deadline
             if self._pending and (full or due):
@@ -209,6 +241,24 @@ class IngestService(Service):
                 ahead = self._done_ahead
                 if ahead is not None and not ahead.done():
                     await ahead  # backpressure (see the module docstring); raises if it failed
+            # getmany(timeout_ms=0) can return without yielding: never starve heartbeats,
+            # the web server or a stop request.
+            await asyncio.sleep(0)
+
+    def _raise_if_write_failed(self) -> None:
+        """Stop the loop if the write chain broke: nothing after it could ever commit.
+
+        Only a bug or a broken schema gets here (data errors are isolated, outages are
+        retried), so the service crashes and the worker exits non-zero for a restart."""
+        chain = self._write_chain
+        if chain is None or not chain.done() or chain.cancelled() or chain.exception() is None:
+            return
+        error = chain.exception()
+        self.broken = f"write chain failed: {type(error).__name__}"
+        self.metrics.worker_up.set(0)
+        log.critical("warehouse write failed permanently (%s: %s); stopping the worker",
+                     type(error).__name__, safe_rendering(str(error), 300))
+        raise error  # type: ignore[misc]
 
     # ---- per batch -------------------------------------------------------------------
     def _judge(self, fetched: dict[TopicPartition, list]) -> int:
@@ -275,11 +325,35 @@ class IngestService(Service):
             return None
         await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
         started = self.clock()
-        result = await self._retry("warehouse write", lambda: self.warehouse.write_prepared(
-            self.settings.consumer_group, prepared))
+        while True:
+            try:
+                result = await self._retry("warehouse write", partial(
+                    self.warehouse.write_prepared, self.settings.consumer_group, prepared))
+                break
+            except BatchRefused as refused:
+                prepared = await self._set_aside_refused(batch, prepared, refused)
         committed = self.clock()
         self.metrics.sink_batch_duration.observe((committed - started).total_seconds())
         return result, committed
+
+    async def _set_aside_refused(self, batch: PendingBatch, prepared: PreparedBatch,
+                                 refused: BatchRefused) -> PreparedBatch:
+        """Find the readings PostgreSQL refuses (bisection), dead-letter them as
+        ``sink_rejected`` and return the batch without them; the rest commits as usual."""
+        found = await self._retry("isolating refused readings", lambda: self.warehouse.find_refused(prepared))
+        if not found:
+            raise Fatal(f"PostgreSQL refused a batch ({refused.error_class}) but no reading alone: "
+                        "a bug in the dead-letter or offset rows") from refused
+        rows, records = sink_rejected_letters(found, prepared.dead_letters,
+                                              max_payload_bytes=self.settings.dlq_max_payload_bytes)
+        self.metrics.sink_batches_split.inc()
+        log.warning("PostgreSQL refused %d reading(s) of a batch (%s); dead-lettered as sink_rejected",
+                    len(found), refused.error_class)
+        await self._retry("dead-letter publish", lambda: self.dlq.publish(records))
+        refused_ids = {reading.event_id for reading, _, _ in found}
+        batch.readings = [r for r in batch.readings if r.event_id not in refused_ids]
+        batch.dead_letters.extend(rows)
+        return prepared.without(refused_ids, rows)
 
     async def _done_after(self, previous: asyncio.Task[None] | None,
                           write: asyncio.Task[Committed | None], batch: PendingBatch) -> None:

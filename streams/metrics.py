@@ -52,6 +52,11 @@ class Metrics:
         self.sink_errors = Counter(
             "healthmate_sink_errors_total", "Warehouse transactions that failed and were retried.",
             registry=r)
+        self.sink_batches_split = Counter(
+            "healthmate_sink_batches_split_total",
+            "Batches PostgreSQL refused for their data, split to isolate the refused readings "
+            "(those are counted in healthmate_readings_rejected_total{reason=\"sink_rejected\"}).",
+            registry=r)
         self.consumer_lag = Gauge(
             "healthmate_consumer_lag_messages", "High watermark minus next offset to process.",
             ["topic", "partition"], registry=r)

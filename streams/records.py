@@ -34,6 +34,11 @@ Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
 - ``metric`` is matched after stripping whitespace and lower-casing; ``unit`` is matched
   exactly, then after stripping, then case-insensitively where that is unambiguous
   (see :mod:`streams.domain.catalogue`).
+- Text is bounded (:data:`streams.domain.text.MAX_LENGTHS`: event_id 200, user_id 256,
+  device_id 128, source 64, batch_id 128, metric and unit 64 characters; metadata 16 KiB
+  of compact JSON) and may hold no control character (metadata: no U+0000), so that no
+  reading can make PostgreSQL refuse a batch: ``text_too_long``, ``control_character``.
+- ``timestamp`` before 1970-01-01T00:00:00Z is ``timestamp_out_of_range``.
 - Unknown extra fields are ignored.
 
 Output

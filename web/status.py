@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -68,6 +68,26 @@ async def warehouse_ready(warehouse: Any) -> bool:
     except Exception:  # noqa: BLE001 - any failure means "not ready"
         return False
     return True
+
+
+async def health(ingest: Any, warehouse: Any, max_poll_age_s: float, *, only_liveness: bool = False
+                 ) -> dict[str, Any]:
+    """The ``/health`` document: ``status`` is ``ok`` only if live (and ready, unless
+    ``only_liveness``: the k8s liveness probe, which must not restart a worker that is
+    merely waiting for PostgreSQL or Kafka to come back)."""
+    consumer = ingest.liveness(max_poll_age_s)
+    now = datetime.now(UTC)
+    consumer["partitions"] = [
+        {"topic": t, "partition": p, "last_commit_age_s": round((now - at).total_seconds(), 3)}
+        for (t, p), at in sorted(ingest.last_commit_at.items())]
+    body: dict[str, Any] = {"live": consumer["live"], "consumer": consumer}
+    ok = consumer["live"]
+    if not only_liveness:
+        checks = {"kafka": await kafka_ready(ingest), "warehouse": await warehouse_ready(warehouse)}
+        body.update(ready=all(checks.values()), checks=checks)
+        ok = ok and body["ready"]
+    body["status"] = "ok" if ok else "degraded"
+    return body
 
 
 async def partitions(ingest: Any, now: datetime, started_at: datetime, stall_after_s: float

@@ -18,10 +18,11 @@ from web import routes_dlq, routes_jobs, routes_pipeline, routes_quality
 from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
 from web.openapi import openapi_document
-from web.status import ThroughputMeter, kafka_ready, warehouse_ready
+from web.status import ThroughputMeter, health
 
 PUBLIC_PATHS = {
-    "/health": "Liveness (the process answers) and readiness of Kafka and PostgreSQL; 503 if not ready.",
+    "/health": "Liveness (consume loop polling, write chain unbroken; last poll and commit ages) and "
+               "readiness of Kafka and PostgreSQL; 503 if either fails. ?probe=live checks liveness only.",
     "/metrics": "Prometheus exposition.",
 }
 API_VERSION = "1.0.0"
@@ -44,16 +45,13 @@ def register_views(app: faust.App) -> None:
 
     @app.page("/health")
     class Health(View):
-        """Liveness (the process answers) plus readiness of Kafka and PostgreSQL."""
+        """Liveness of the consume loop and write chain, plus readiness of Kafka and PostgreSQL."""
 
         async def get(self, request: Request) -> Response:
-            checks = {
-                "kafka": await kafka_ready(app.ingest),  # type: ignore[attr-defined]
-                "warehouse": await warehouse_ready(app.warehouse),  # type: ignore[attr-defined]
-            }
-            ready = all(checks.values())
-            body = {"status": "ok" if ready else "degraded", "live": True, "ready": ready, "checks": checks}
-            return self.json(body, status=200 if ready else 503)
+            settings = app.healthmate_settings  # type: ignore[attr-defined]
+            body = await health(app.ingest, app.warehouse, settings.health_max_poll_age_s,  # type: ignore[attr-defined]
+                                only_liveness=request.query.get("probe") == "live")
+            return self.json(body, status=200 if body["status"] == "ok" else 503)
 
     @app.page("/metrics")
     class MetricsView(View):

@@ -29,6 +29,7 @@ from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule, resolve_unit
 from streams.domain.decode import decode, dumps_member, has_nonfinite
 from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
 from streams.domain.pseudonym import Pseudonymiser
+from streams.domain.text import check_metadata_json, check_text
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import ConfigurationError, Rejected, RejectReason
 from streams.records import FLAG_LATE, DeadLetter, MessageContext, MessageOutcome, NormalisedReading
@@ -41,6 +42,9 @@ _MISSING = RejectReason.MISSING_FIELD
 _INVALID = RejectReason.INVALID_TYPE
 _MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
 _MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
+#: Readings measured before this are refused: no wearable or EHR reading is that old, and a
+#: year-1 timestamp is a producer bug, not a late reading.
+OLDEST_MEASURED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,16 +195,27 @@ def _limits(now: datetime, rules: Rules) -> tuple[datetime, datetime]:
 def _single(
     doc: Mapping[str, Any], ctx: MessageContext, rules: Rules, limits: tuple[datetime, datetime]
 ) -> NormalisedReading:
+    user_id, device_id, source = judge_identity(doc)
+    return _normalise(doc, _pseudonym(rules, user_id), device_id, source, ctx, rules, limits)
+
+
+def judge_identity(doc: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    """``(user_id, device_id, source)`` of ``doc``, checked for type, length and control
+    characters; raises ``Rejected``. Every input form calls this before :func:`_normalise`."""
     user_id = doc.get("user_id")
     if user_id.__class__ is not str or not user_id:
         _reject_str("user_id", user_id)
     device_id = doc.get("device_id")
-    if device_id is not None and device_id.__class__ is not str:
-        _reject_type("device_id", "a string or null", device_id)
+    if device_id is not None:
+        if device_id.__class__ is not str:
+            _reject_type("device_id", "a string or null", device_id)
+        check_text("device_id", device_id)
     source = doc.get("source")
     if source.__class__ is not str or not source:
         _reject_str("source", source)
-    return _normalise(doc, _pseudonym(rules, user_id), device_id, source, ctx, rules, limits)
+    check_text("user_id", user_id)
+    check_text("source", source)
+    return user_id, device_id, source
 
 
 def _envelope(
@@ -216,14 +231,8 @@ def _envelope(
         batch_id = doc.get("batch_id")
         if batch_id.__class__ is not str or not batch_id:
             _reject_str("batch_id", batch_id)
-        user_id = doc.get("user_id")
-        if user_id.__class__ is not str or not user_id:
-            _reject_str("user_id", user_id)
-        device_id = doc.get("device_id")
-        if device_id is not None and device_id.__class__ is not str:
-            _reject_type("device_id", "a string or null", device_id)
-        if source.__class__ is not str or not source:
-            _reject_str("source", source)
+        check_text("batch_id", batch_id)
+        user_id, device_id, source = judge_identity(doc)
         readings = doc.get("readings")
         if readings.__class__ is not list:
             _reject_type("readings", "a list of objects", readings)
@@ -268,9 +277,11 @@ def _normalise(
     event_id = f.get("event_id")
     if event_id.__class__ is not str or not event_id:
         _reject_str("event_id", event_id)
+    check_text("event_id", event_id)
     raw_metric = f.get("metric")
     if raw_metric.__class__ is not str or not raw_metric:
         _reject_str("metric", raw_metric)
+    check_text("metric", raw_metric)
     raw_value: Any = f.get("value")
     cls = raw_value.__class__
     if cls is float or (cls is not bool and isinstance(raw_value, float)):
@@ -287,6 +298,7 @@ def _normalise(
     unit = f.get("unit")
     if unit.__class__ is not str or not unit:
         _reject_str("unit", unit)
+    check_text("unit", unit)
     raw_ts = f.get("timestamp")
     if raw_ts is None:
         raise Rejected(_MISSING, "required field 'timestamp' is missing")
@@ -294,11 +306,11 @@ def _normalise(
     metadata = f.get("metadata")
     if metadata is not None and metadata.__class__ is not dict:
         _reject_type("metadata", "an object or null", metadata)
-    # PostgreSQL text and jsonb cannot hold U+0000; refuse it here rather than fail a batch.
-    if "\x00" in event_id or "\x00" in unit or "\x00" in source or (device_id and "\x00" in device_id):
-        raise Rejected(_INVALID, "a text field contains a NUL character")
-    if metadata and b"\\u0000" in orjson.dumps(metadata):
-        raise Rejected(_INVALID, "field 'metadata' contains a NUL character")
+    if metadata:
+        check_metadata_json(orjson.dumps(metadata))
+    if measured_at < OLDEST_MEASURED_AT:
+        raise Rejected(RejectReason.TIMESTAMP_OUT_OF_RANGE,
+                       "field 'timestamp' is before 1970-01-01T00:00:00Z")
 
     catalogue = rules.catalogue
     rule = catalogue.get(raw_metric) or catalogue.get(raw_metric.strip().lower())

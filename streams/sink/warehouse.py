@@ -34,7 +34,8 @@ from typing import TypeVar
 import asyncpg
 import orjson
 
-from streams.errors import WarehouseUnavailable
+from streams.domain.text import safe_rendering
+from streams.errors import BatchRefused, WarehouseUnavailable
 from streams.records import DeadLetter, NormalisedReading
 from streams.sink.migrations import apply_migrations, quote_ident
 
@@ -56,6 +57,12 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+)
+# What PostgreSQL says about data it cannot store: retrying never helps, isolating does.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.ProgramLimitExceededError,
 )
 
 
@@ -87,6 +94,13 @@ class PreparedBatch:
     months: frozenset[datetime]
     dead_letters: Sequence[DeadLetterRow]
     next_offsets: Mapping[tuple[str, int], int]
+
+    def without(self, event_ids: set[str], dead_letters: Sequence[DeadLetterRow]) -> PreparedBatch:
+        """This batch less the readings of ``event_ids``, plus ``dead_letters``."""
+        first = [r for r in self.first if r.event_id not in event_ids]
+        return _prepared(first, first, _copy_registry(first), _copy_readings(first),
+                         [*self.dead_letters, *dead_letters], self.next_offsets,
+                         count=self.readings - len(self.first) + len(first))
 
 
 def prepare_batch(readings: Sequence[NormalisedReading], dead_letters: Sequence[DeadLetterRow],
@@ -121,10 +135,12 @@ async def prepare_batch_cooperatively(
 
 def _prepared(readings: Sequence[NormalisedReading], first: list[NormalisedReading], registry: bytes,
               rows: bytes, dead_letters: Sequence[DeadLetterRow],
-              next_offsets: Mapping[tuple[str, int], int]) -> PreparedBatch:
+              next_offsets: Mapping[tuple[str, int], int], *, count: int | None = None
+              ) -> PreparedBatch:
     months = {(r.measured_at.year, r.measured_at.month) for r in first}
     return PreparedBatch(
-        readings=len(readings), first=first, registry_copy=registry, readings_copy=rows,
+        readings=len(readings) if count is None else count, first=first, registry_copy=registry,
+        readings_copy=rows,
         by_metric=dict(Counter(r.metric for r in first)),
         months=frozenset(datetime(y, m, 1, tzinfo=UTC) for y, m in months),
         dead_letters=dead_letters, next_offsets=next_offsets,
@@ -241,7 +257,41 @@ class Warehouse:
                     stored = await self._transaction(conn, group, batch, careful=True)
         except TRANSIENT_ERRORS as exc:
             raise WarehouseUnavailable(f"batch write failed: {type(exc).__name__}") from exc
+        except DATA_ERRORS as exc:
+            raise BatchRefused(type(exc).__name__, getattr(exc, "sqlstate", None)) from exc
         return BatchResult(stored_by_metric=stored, duplicates=batch.readings - sum(stored.values()))
+
+    async def find_refused(self, batch: PreparedBatch) -> list[tuple[NormalisedReading, str, str | None]]:
+        """The readings of ``batch`` that PostgreSQL refuses on their own, with the error
+        class and SQLSTATE; stores nothing (one transaction, rolled back).
+
+        Bisection: a half that stores cleanly (in a savepoint) is cleared at once, a half
+        that fails is split again, so k bad readings of n cost about 2·k·log2(n) COPYs."""
+        refused: list[tuple[NormalisedReading, str, str | None]] = []
+        try:
+            async with self.pool.acquire() as conn:
+                probe = conn.transaction()
+                await probe.start()
+                try:
+                    await self._bisect(conn, batch.first, refused)
+                finally:
+                    await probe.rollback()
+        except TRANSIENT_ERRORS as exc:
+            raise WarehouseUnavailable(f"isolating refused readings failed: {type(exc).__name__}") from exc
+        return refused
+
+    async def _bisect(self, conn: asyncpg.Connection, readings: list[NormalisedReading],
+                      refused: list[tuple[NormalisedReading, str, str | None]]) -> None:
+        try:
+            async with conn.transaction():  # a savepoint
+                await self._store_new_readings(conn, readings)
+        except DATA_ERRORS as exc:
+            if len(readings) == 1:
+                refused.append((readings[0], type(exc).__name__, getattr(exc, "sqlstate", None)))
+                return
+            middle = len(readings) // 2
+            await self._bisect(conn, readings[:middle], refused)
+            await self._bisect(conn, readings[middle:], refused)
 
     async def _transaction(self, conn: asyncpg.Connection, group: str, batch: PreparedBatch, *,
                            careful: bool) -> dict[str, int]:
@@ -257,7 +307,7 @@ class Warehouse:
                 await self._copy(conn, "health_readings", batch.readings_copy, READING_COLUMNS)
                 stored = batch.by_metric
             elif batch.first:
-                stored = await self._store_new_readings(conn, batch)
+                stored = await self._store_new_readings(conn, batch.first)
             if batch.dead_letters:
                 await conn.execute(self._dead_letter_sql, *_dead_letter_columns(batch.dead_letters))
             await conn.execute(
@@ -267,12 +317,13 @@ class Warehouse:
             )
         return stored
 
-    async def _store_new_readings(self, conn: asyncpg.Connection, batch: PreparedBatch) -> dict[str, int]:
-        """Register the batch's event ids and store the readings whose id was new (careful path)."""
-        registered = await conn.fetch(self._register_sql, [r.event_id for r in batch.first],
-                                      [r.measured_at for r in batch.first])
+    async def _store_new_readings(self, conn: asyncpg.Connection, readings: Sequence[NormalisedReading]
+                                  ) -> dict[str, int]:
+        """Register the event ids and store the readings whose id was new (careful path)."""
+        registered = await conn.fetch(self._register_sql, [r.event_id for r in readings],
+                                      [r.measured_at for r in readings])
         fresh_ids = {r[0] for r in registered}
-        fresh = [r for r in batch.first if r.event_id in fresh_ids]
+        fresh = [r for r in readings if r.event_id in fresh_ids]
         if not fresh:
             return {}
         data = _copy_readings(fresh)
@@ -472,10 +523,12 @@ def _reading_rows(readings: Sequence[NormalisedReading]) -> list[tuple]:
 
 
 def _dead_letter_columns(rows: Sequence[DeadLetterRow]) -> tuple[list, ...]:
+    # A rejected record's source can be anything the producer sent: store a safe rendering.
     return (
         [d.topic for d in rows], [d.partition for d in rows], [d.offset for d in rows],
         [d.member_index for d in rows], [str(d.letter.code) for d in rows],
-        [d.letter.metric for d in rows], [d.letter.source for d in rows],
-        [d.letter.message for d in rows],
+        [safe_rendering(d.letter.metric, 64) for d in rows],
+        [safe_rendering(d.letter.source, 64) for d in rows],
+        [safe_rendering(d.letter.message, 500) for d in rows],
     )
 

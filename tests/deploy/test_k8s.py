@@ -173,9 +173,10 @@ def test_probes_hit_health_on_the_web_port(objects: list[dict[str, Any]]) -> Non
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     web_port = int(find(objects, "ConfigMap", "healthmate-config")["data"]["HEALTHMATE_WEB_PORT"])
     assert ports["http"] == web_port
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+    expected = {"livenessProbe": "/health?probe=live", "readinessProbe": "/health", "startupProbe": "/health"}
+    for probe, path in expected.items():
         http = container[probe]["httpGet"]
-        assert http["path"] == "/health", probe
+        assert http["path"] == path, probe
         assert ports.get(http["port"], http["port"]) == web_port, probe
 
 

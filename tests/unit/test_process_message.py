@@ -321,4 +321,4 @@ def test_nul_characters_are_rejected_before_the_warehouse_sees_them(field, value
     ctx = MessageContext("t", 0, 0, datetime(2025, 10, 9, tzinfo=UTC))
     outcome = process_message(orjson.dumps(reading), ctx, Rules.default(b"k"))
     assert not outcome.readings
-    assert [d.code for d in outcome.dead_letters] == [RejectReason.INVALID_TYPE]
+    assert [d.code for d in outcome.dead_letters] == [RejectReason.CONTROL_CHARACTER]

@@ -50,3 +50,27 @@ def test_worker_command_exits_with_a_clear_message_without_a_key():
     assert result.returncode == 2
     assert "HEALTHMATE_PSEUDONYM_KEY is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("env, says", [
+    ({"HEALTHMATE_APP_ID": "same", "HEALTHMATE_CONSUMER_GROUP": "same"}, "Set HEALTHMATE_CONSUMER_GROUP"),
+    ({"HEALTHMATE_RAW_TOPIC": "t", "HEALTHMATE_DLQ_TOPIC": "t"}, "HEALTHMATE_DLQ_TOPIC equals"),
+    ({"HEALTHMATE_SINK_RETRY_INITIAL_S": "20", "HEALTHMATE_SINK_RETRY_MAX_S": "5"}, "lower the first"),
+])
+def test_colliding_settings_are_refused_with_what_to_change(monkeypatch, env, says):
+    monkeypatch.setenv("HEALTHMATE_DEV_MODE", "true")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigurationError, match=says):
+        Settings()
+
+
+def test_worker_refuses_a_consumer_group_equal_to_the_app_id_in_one_line():
+    # Faust's own group is the app id: sharing it crashed with InconsistentGroupProtocolError.
+    env = {"PATH": "/usr/bin:/bin", "HEALTHMATE_DEV_MODE": "true",
+           "HEALTHMATE_APP_ID": "healthmate", "HEALTHMATE_CONSUMER_GROUP": "healthmate"}
+    result = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HEALTHMATE_CONSUMER_GROUP" in lines[0], result.stderr

@@ -248,7 +248,15 @@ class CpuMeter:
         out = {k: sum(cpu - c0[k].get(pid, 0.0) for pid, cpu in c1[k].items()) / dt for k in c1}
         out.update({k: (m1[k] - m0[k]) / dt for k in m1})
         out["other"] = out["machine"] - sum(out[k] for k in c1)
-        return {k: round(v, 2) for k, v in out.items()}
+        return {**{k: round(v, 2) for k, v in out.items()}, "seconds": round(dt, 3),
+                "worker_cpu_s": round(out["worker"] * dt, 3)}
+
+
+def cpu_us_per_reading(busy: dict[str, float], readings: int) -> float | None:
+    """CPU microseconds the consumer spent per reading over the metered interval (``/proc``)."""
+    if not busy or readings <= 0:
+        return None
+    return round(busy["worker_cpu_s"] / readings * 1e6, 1)
 
 
 def extra_worker_env() -> dict[str, str]:
@@ -284,6 +292,7 @@ class Worker:
         self.process = WorkerProcess(self.env, self.log_path)
         self.profiler: subprocess.Popen | None = None
         self.peak_rss_mb: float | None = None
+        self.messages_at_mark = 0
 
     @property
     def pid(self) -> int:
@@ -334,6 +343,7 @@ class Worker:
                 stored = {}
             if meter is not None and meter.start is None and stored:
                 meter.mark()
+                self.messages_at_mark = sum(stored.values())
             if all(stored.get(p, 0) >= end for p, end in ends.items()):
                 return
             await asyncio.sleep(0.05)
@@ -406,6 +416,7 @@ async def main() -> dict[str, Any]:
         for form, topic, schema in (("single", single_topic, limit_single_schema),
                                     ("envelope", envelope_topic, limit_envelope_schema)):
             limit[form] = await run_limit(BOOTSTRAP, PG_DSN, topic, schema, N, meter=CpuMeter(os.getpid()))
+            limit[form]["cpu_us_per_reading"] = cpu_us_per_reading(limit[form]["cores_busy"], N)
             log(f"limit {form}: {limit[form]['rate']:,} readings/s (cores busy {limit[form]['cores_busy']})")
         results["limit"] = limit
 
@@ -421,6 +432,9 @@ async def main() -> dict[str, Any]:
             worker.stop_profiler()
             pipeline[form] = await worker.throughput(pg, N)
             pipeline[form]["cores_busy"] = busy
+            per_message = ENVELOPE if form == "envelope" else 1
+            pipeline[form]["cpu_us_per_reading"] = cpu_us_per_reading(
+                busy, N - worker.messages_at_mark * per_message)
             pipeline[form]["sink"] = await worker.sink_stats()
             log(f"pipeline {form}: {pipeline[form]['rate']:,} readings/s "
                 f"(worker start-up {pipeline[form]['startup_s']}s; cores busy {busy}; "
@@ -437,6 +451,8 @@ async def main() -> dict[str, Any]:
         results["pipeline"] = pipeline
         results["ratio"] = {form: round(pipeline[form]["rate"] / limit[form]["rate"], 3)
                             for form in ("single", "envelope")}
+        results["cpu_ratio"] = {form: _ratio(pipeline[form]["cpu_us_per_reading"],
+                                             limit[form]["cpu_us_per_reading"]) for form in ("single", "envelope")}
         results["peak_rss_mb"] = max(w.peak_rss_mb or 0 for w in workers)
     finally:
         for worker in workers:
@@ -475,6 +491,14 @@ async def measure_latency(worker: Worker, pg: asyncpg.Connection, rate: float) -
             "judged_to_stored_p50_p99_ms": [round(float(v) * 1000, 1) for v in row["to_stored"]]}
 
 
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def _fmt(value: float | None, width: int, spec: str = ".1f") -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
 def cores(run: dict[str, Any]) -> str:
     """``consumer / postgres`` cores busy (the limit's consumer is the bench process)."""
     busy = run.get("cores_busy") or {}
@@ -494,6 +518,12 @@ def table(r: dict[str, Any]) -> str:
         f"{'pipeline seconds':26}{pipe['single']['seconds']:>18.2f}{pipe['envelope']['seconds']:>20.2f}",
         f"{'worker peak RSS (MB)':26}{pipe['single']['peak_rss_mb']:>18.0f}"
         f"{pipe['envelope']['peak_rss_mb']:>20.0f}",
+        f"{'worker CPU us/reading':26}{_fmt(pipe['single']['cpu_us_per_reading'], 18)}"
+        f"{_fmt(pipe['envelope']['cpu_us_per_reading'], 20)}",
+        f"{'limit CPU us/reading':26}{_fmt(lim['single']['cpu_us_per_reading'], 18)}"
+        f"{_fmt(lim['envelope']['cpu_us_per_reading'], 20)}",
+        f"{'worker / limit CPU':26}{_fmt(r['cpu_ratio']['single'], 18, '.2f')}"
+        f"{_fmt(r['cpu_ratio']['envelope'], 20, '.2f')}",
         f"{'cores busy: worker / pg':26}{cores(pipe['single']):>18}{cores(pipe['envelope']):>20}",
         f"{'  limit: consumer / pg':26}{cores(lim['single']):>18}{cores(lim['envelope']):>20}",
         "",
@@ -502,7 +532,8 @@ def table(r: dict[str, Any]) -> str:
         f"  p50 {lat['p50_ms']} ms   p95 {lat['p95_ms']} ms   p99 {lat['p99_ms']} ms"
         f"   max {lat['max_ms']} ms",
         "",
-        "targets: single >= 0.5x limit, envelopes >= 0.8x limit, p99 < 500 ms, peak RSS < 400 MB",
+        "targets: worker CPU/reading <= 2x the limit's and throughput >= 0.8x the limit (both forms),",
+        "         p99 < 300 ms at half load, peak RSS < 300 MB",
     ]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streams.domain.catalogue import resolve_unit
@@ -25,6 +26,7 @@ from streams.domain.quality_rules import (
     label,
 )
 from streams.errors import Rejected
+from streams.records import NormalisedReading
 
 if TYPE_CHECKING:
     from streams.domain.quality import QualityConfig
@@ -115,3 +117,89 @@ def count_batch(readings: Sequence[Any], rejections: Iterable[tuple[str, str | N
     for reason, metric, source in rejections:
         groups[(label(metric), label(source))].append(judge_rejection(reason))
     return {key: tally(verdicts) for key, verdicts in groups.items()}
+
+
+_NOT_LOOKED_UP = object()
+
+
+def count_stored_batch(readings: Sequence[NormalisedReading],
+                       rejections: Iterable[tuple[str, str | None, str | None]],
+                       config: QualityConfig) -> dict[tuple[str, str], DimensionCounts]:
+    """:func:`count_batch` for readings the domain produced, in one pass: the same counts.
+
+    It relies on what :class:`~streams.records.NormalisedReading` guarantees (every
+    required field present, ``value`` a finite float, aware UTC datetimes), so per reading
+    it only looks at what can vary: the expected fields, the metric's rule for its unit,
+    the bounds, the flags, the consistency within the batch and the timeliness. This is
+    the ingest hot path (``make bench``); tests hold it equal to :func:`count_batch`.
+    """
+    expected = config.expected_fields
+    if not all(name in _READING_FIELDS for name in expected):
+        return count_batch(readings, rejections, config)
+    get_expected = attrgetter(*expected) if len(expected) > 1 else None
+    single_expected = expected[0] if len(expected) == 1 else None
+    bad = conflicting(readings)
+    catalogue, threshold_for = config.catalogue, config.threshold_for
+    labels: dict[tuple[str, str], tuple[str, str]] = {}
+    rules: dict[tuple[str, str], Any] = {}
+    thresholds: dict[str, Any] = {}
+    totals: dict[tuple[str, str], list[int]] = {}
+    bad_flags = _BAD_FLAGS
+    for i, r in enumerate(readings):
+        metric, source, value = r.metric, r.source, r.value
+        raw = (metric, source)
+        acc = totals.get(labels.get(raw) or _label_of(raw, labels))
+        if acc is None:
+            acc = totals[labels[raw]] = [0] * (1 + 2 * len(DIMENSIONS))
+        acc[0] += 1
+        if single_expected is not None:
+            present = getattr(r, single_expected)
+            complete = present is not None and present != ""
+        elif get_expected is not None:
+            complete = all(v is not None and v != "" for v in get_expected(r))
+        else:
+            complete = True
+        rule = rules.get((metric, r.unit), _NOT_LOOKED_UP)
+        if rule is _NOT_LOOKED_UP:
+            rule = rules[(metric, r.unit)] = _rule_for(catalogue, metric, r.unit)
+        valid = rule is not None and rule.is_possible(value)
+        # Verdict order: completeness, validity, accuracy, consistency, timeliness.
+        acc[1] += complete
+        acc[2] += 1
+        acc[3] += valid
+        acc[4] += 1
+        if valid:
+            acc[5] += rule.outlier_bound(value) is None and not bad_flags.intersection(r.quality_flags)
+            acc[6] += 1
+        acc[7] += i not in bad
+        acc[8] += 1
+        limit = thresholds.get(source)
+        if limit is None:
+            limit = thresholds[source] = threshold_for(source)
+        acc[9] += r.ingested_at - r.measured_at <= limit
+        acc[10] += 1
+    out = {key: DimensionCounts(tuple(a[1::2]), tuple(a[2::2]), a[0]) for key, a in totals.items()}
+    for reason, metric, source in rejections:
+        key = (label(metric), label(source))
+        out[key] = out.get(key, DimensionCounts()) + tally([judge_rejection(reason)])
+    return out
+
+
+_READING_FIELDS = frozenset(NormalisedReading.__dataclass_fields__)
+
+
+def _label_of(raw: tuple[str, str], labels: dict[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
+    key = labels[raw] = (label(raw[0]), label(raw[1]))
+    return key
+
+
+def _rule_for(catalogue: Any, metric: str, unit: str) -> Any:
+    """The quality catalogue's rule of ``metric`` if it accepts ``unit``, else None."""
+    rule = catalogue.get(metric) or catalogue.get(label(metric))
+    if rule is None:
+        return None
+    try:
+        resolve_unit(rule, str(unit or ""))
+    except Rejected:
+        return None
+    return rule

@@ -155,7 +155,9 @@ def conflicting(readings: Sequence[Any], tolerance: float = 1e-9) -> set[int]:
             bad_instants.add(instant)
         if metric == _SYSTOLIC or metric == _DIASTOLIC:
             pressure[(user, at)].append(i)
-    bad = {i for i, r in enumerate(rows) if r[0] in bad_events or (r[1], r[2], r[3]) in bad_instants}
+    bad: set[int] = set()
+    if bad_events or bad_instants:
+        bad = {i for i, r in enumerate(rows) if r[0] in bad_events or (r[1], r[2], r[3]) in bad_instants}
     for idx in pressure.values():
         for s in (i for i in idx if rows[i][2] == _SYSTOLIC):
             for d in (i for i in idx if rows[i][2] == _DIASTOLIC):

@@ -36,7 +36,9 @@ def check_text(name: str, value: str) -> None:
     if len(value) > MAX_LENGTHS[name]:
         raise Rejected(RejectReason.TEXT_TOO_LONG,
                        f"field {name!r} is longer than {MAX_LENGTHS[name]} characters")
-    if _has_control(value):
+    # isprintable() is a fast C check that is False for every control character (and for
+    # some harmless ones, like a no-break space): only then does the precise regex run.
+    if not value.isprintable() and _has_control(value):
         raise Rejected(RejectReason.CONTROL_CHARACTER, f"field {name!r} contains a control character")
 
 

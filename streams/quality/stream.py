@@ -34,7 +34,8 @@ from typing import Any
 import faust
 
 from streams.config import Settings
-from streams.domain.quality import DimensionCounts, QualityConfig, count_batch
+from streams.domain.quality import DimensionCounts, QualityConfig
+from streams.domain.quality_judge import count_stored_batch
 from streams.domain.quality_windows import (
     ClosedWindow,
     apply_increment,
@@ -58,9 +59,12 @@ SnapshotSink = Callable[[str, str, Sequence[ClosedWindow]], Awaitable[None]]
 def batch_id(readings: Sequence[NormalisedReading], dead_letters: Sequence[DeadLetterRow]) -> str:
     """An id for a committed batch: its last offset in each partition (disjoint per batch)."""
     last: dict[tuple[str, int], int] = {}
-    for t, p, o in [(r.kafka_topic, r.kafka_partition, r.kafka_offset) for r in readings] + [
-            (d.topic, d.partition, d.offset) for d in dead_letters]:
-        last[(t, p)] = max(o, last.get((t, p), -1))
+    for r in readings:
+        key, offset = (r.kafka_topic, r.kafka_partition), r.kafka_offset
+        if offset > last.get(key, -1):
+            last[key] = offset
+    for d in dead_letters:
+        last[(d.topic, d.partition)] = max(d.offset, last.get((d.topic, d.partition), -1))
     text = ",".join(f"{t}:{p}:{o}" for (t, p), o in sorted(last.items()))
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
@@ -92,7 +96,7 @@ class QualityStream:
         """Ingest ``BatchObserver``: one increment message per (metric, source) of the batch."""
         at = self.clock().timestamp()
         rejections = [(str(d.letter.code), d.letter.metric, d.letter.source) for d in dead_letters]
-        counts = count_batch(readings, rejections, self.config)
+        counts = count_stored_batch(readings, rejections, self.config)
         batch = batch_id(readings, dead_letters)
         for (metric, source), c in counts.items():
             await self.topic.send(key=f"{metric}|{source}", value={"at": at, "batch": batch,

@@ -179,8 +179,8 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
         acc[9] += r.ingested_at - r.measured_at <= limit
         acc[10] += 1
     out = {key: DimensionCounts(tuple(a[1::2]), tuple(a[2::2]), a[0]) for key, a in totals.items()}
-    for reason, metric, source in rejections:
-        key = (label(metric), label(source))
+    for reason, rejected_metric, rejected_source in rejections:
+        key = (label(rejected_metric), label(rejected_source))
         out[key] = out.get(key, DimensionCounts()) + tally([judge_rejection(reason)])
     return out
 

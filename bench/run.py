@@ -451,8 +451,9 @@ async def main() -> dict[str, Any]:
         results["pipeline"] = pipeline
         results["ratio"] = {form: round(pipeline[form]["rate"] / limit[form]["rate"], 3)
                             for form in ("single", "envelope")}
-        results["cpu_ratio"] = {form: _ratio(pipeline[form]["cpu_us_per_reading"], limit[form]["cpu_us_per_reading"])
-                                for form in ("single", "envelope")}
+        results["cpu_ratio"] = {
+            form: _ratio(pipeline[form]["cpu_us_per_reading"], limit[form]["cpu_us_per_reading"])
+            for form in ("single", "envelope")}
         results["peak_rss_mb"] = max(w.peak_rss_mb or 0 for w in workers)
     finally:
         for worker in workers:

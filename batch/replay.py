@@ -2,7 +2,7 @@
 
 Every message goes through :func:`streams.domain.validate.process_message` with the rules
 of :func:`streams.app.rules_from_settings`, and every batch through
-:meth:`streams.sink.warehouse.Warehouse.write_batch`, so a replay stores exactly what the
+:func:`streams.sink.refusals.write_setting_aside_refused`, so a replay stores exactly what the
 live worker would: readings deduplicated by ``event_id`` and dead-letter rows by source
 position. Replaying a range twice therefore leaves the warehouse unchanged. Offsets are
 recorded under a group of the replay's own (``replay:<run_id>``); the live worker's
@@ -27,11 +27,12 @@ from batch.errors import InvalidRange
 from batch.quality_gate import QualityTally
 from streams.app import rules_from_settings
 from streams.config import Settings
-from streams.dlq import DeadLetterPublisher
+from streams.dlq import DeadLetterPublisher, DeadLetterRecord
 from streams.domain.validate import process_message
 from streams.ingest import PendingBatch
 from streams.records import MessageContext
-from streams.sink.warehouse import Warehouse
+from streams.sink.refusals import write_setting_aside_refused
+from streams.sink.warehouse import Warehouse, prepare_batch
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
 
@@ -150,7 +151,7 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
                     consumer.pause(tp)
                     pending.next_offsets[(tp.topic, tp.partition)] = bounds[tp][1]
             if pending.size >= settings.sink_batch_size or (not open_ and pending):
-                await _flush(warehouse, dlq, group, pending, stats, tally)
+                await _flush(settings, warehouse, dlq, group, pending, stats, tally)
                 pending = PendingBatch()
             progress(stats.messages / stats.total if stats.total else 1.0)
     finally:
@@ -171,11 +172,20 @@ def _judge(settings: Settings, rules, tp: TopicPartition, msg, pending: PendingB
     pending.messages += 1
 
 
-async def _flush(warehouse: Warehouse, dlq: DeadLetterPublisher | None, group: str, batch: PendingBatch,
-                 stats: ReplayStats, tally: QualityTally) -> None:
-    if dlq is not None:
-        await dlq.publish(batch.dlq_records)
-    result = await warehouse.write_batch(group, batch.readings, batch.dead_letters, batch.next_offsets)
+async def _publish_nothing(records: list[DeadLetterRecord]) -> None:
+    """A replay that does not republish dead letters (``publish_dead_letters`` unset)."""
+
+
+async def _flush(settings: Settings, warehouse: Warehouse, dlq: DeadLetterPublisher | None, group: str,
+                 batch: PendingBatch, stats: ReplayStats, tally: QualityTally) -> None:
+    publish = dlq.publish if dlq is not None else _publish_nothing
+    await publish(batch.dlq_records)
+    written = await write_setting_aside_refused(
+        warehouse, group, prepare_batch(batch.readings, batch.dead_letters, batch.next_offsets),
+        publish=publish, max_payload_bytes=settings.dlq_max_payload_bytes)
+    result = written.result
+    batch.readings = [r for r in batch.readings if r.event_id not in written.refused_event_ids]
+    batch.dead_letters.extend(written.dead_letters)
     stats.readings += len(batch.readings)
     stats.stored += result.stored
     stats.dead_letters += len(batch.dead_letters)

@@ -9,18 +9,13 @@ headers. Records are gzip-compressed: the DLQ is low-volume and payloads compres
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.domain.text import safe_rendering
-from streams.errors import RejectReason
-from streams.records import DeadLetter, NormalisedReading
-from streams.sink.warehouse import DeadLetterRow
+from streams.records import DeadLetter
 
 PIPELINE_VERSION = "1"
 
@@ -50,44 +45,6 @@ def dead_letter_record(letter: DeadLetter, *, key: bytes | None, topic: str, par
         headers += [("payload.truncated", b"true"), ("payload.original_bytes", str(len(value)).encode())]
         value = value[:max_payload_bytes]
     return DeadLetterRecord(key, value, headers)
-
-
-def sink_rejected_letters(
-    refused: Sequence[tuple[NormalisedReading, str, str | None]], booked: Sequence[DeadLetterRow], *,
-    max_payload_bytes: int,
-) -> tuple[list[DeadLetterRow], list[DeadLetterRecord]]:
-    """Dead-letter rows and DLQ records for readings PostgreSQL refused (pure).
-
-    ``refused`` holds ``(reading, asyncpg error class, SQLSTATE)``. A refused reading's
-    member index follows the rejects already booked for its message, so a replay of the
-    same messages books the same rows. The payload is the normalised reading (already
-    pseudonymised) with its text safely rendered: the raw member bytes are not kept."""
-    used = Counter((d.topic, d.partition, d.offset) for d in booked)
-    rows: list[DeadLetterRow] = []
-    records: list[DeadLetterRecord] = []
-    for reading, error_class, sqlstate in refused:
-        where = (reading.kafka_topic, reading.kafka_partition, reading.kafka_offset)
-        index = used[where]
-        used[where] += 1
-        letter = DeadLetter(_refused_payload(reading), RejectReason.SINK_REJECTED,
-                            f"PostgreSQL refused the reading ({error_class})", reading.metric,
-                            reading.source)
-        rows.append(DeadLetterRow(*where, index, letter))
-        records.append(dead_letter_record(
-            letter, key=reading.user_key.encode(), topic=where[0], partition=where[1], offset=where[2],
-            member_index=index, max_payload_bytes=max_payload_bytes,
-            extra_headers=[("error.pg_class", error_class.encode()),
-                           ("error.sqlstate", (sqlstate or "").encode())]))
-    return rows, records
-
-
-def _refused_payload(r: NormalisedReading) -> bytes:
-    return orjson.dumps({
-        "event_id": safe_rendering(r.event_id), "user_key": r.user_key,
-        "device_id": safe_rendering(r.device_id), "source": safe_rendering(r.source),
-        "metric": r.metric, "value": r.original_value, "unit": safe_rendering(r.original_unit),
-        "timestamp": r.measured_at.isoformat(),
-    })
 
 
 class DeadLetterPublisher:

@@ -33,7 +33,6 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -42,17 +41,17 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams.config import Settings
-from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record, sink_rejected_letters
+from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
 from streams.domain.pseudonym import user_key
 from streams.domain.text import safe_rendering
 from streams.domain.validate import Rules, process_message
-from streams.errors import BatchRefused, Fatal, Retryable
+from streams.errors import Retryable
 from streams.metrics import Metrics
 from streams.records import DeadLetter, MessageContext, NormalisedReading
+from streams.sink.refusals import write_setting_aside_refused
 from streams.sink.warehouse import (
     BatchResult,
     DeadLetterRow,
-    PreparedBatch,
     Warehouse,
     prepare_batch_cooperatively,
 )
@@ -110,12 +109,23 @@ class ResumeFromWarehouse(ConsumerRebalanceListener):
     def __init__(self, service: IngestService) -> None:
         self.service = service
 
+    """Flush on revoke, seek to the warehouse's offsets on assignment.
+
+    aiokafka only logs what a listener raises, and the partitions would stay paused for
+    ever: a failure here is handed to the consume loop, which stops the worker."""
+
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.service.flush()
+        try:
+            await self.service.flush()
+        except Exception as exc:  # noqa: BLE001 - handed over, see the class docstring
+            self.service.fail(exc, "flushing on a partition revoke")
         self.service.forget_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.service.seek_to_stored_offsets(assigned)
+        try:
+            await self.service.seek_to_stored_offsets(assigned)
+        except Exception as exc:  # noqa: BLE001 - handed over, see the class docstring
+            self.service.fail(exc, "loading the offsets of assigned partitions")
 
 
 class IngestService(Service):
@@ -157,6 +167,7 @@ class IngestService(Service):
         # Liveness: the event loop's clock at the last poll; why the write chain broke.
         self.last_poll_at: float | None = None
         self.broken: str | None = None
+        self._failure: BaseException | None = None
         self._reported: Counter[str] = Counter()
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -215,7 +226,7 @@ class IngestService(Service):
         # assumes envelopes, so that it cannot overshoot the batch size by much either.
         per_message = max(1.0, self.settings.sink_batch_size / 50)
         while not self.should_stop:
-            self._raise_if_write_failed()
+            self._raise_if_failed()
             timeout = latency if deadline is None else max(0.0, deadline - loop.time())
             # Fetch about what fills the batch: envelopes of 100 would otherwise make one
             # fetch of fetch_max_records messages a 50 000-reading transaction.
@@ -245,20 +256,25 @@ class IngestService(Service):
             # the web server or a stop request.
             await asyncio.sleep(0)
 
-    def _raise_if_write_failed(self) -> None:
-        """Stop the loop if the write chain broke: nothing after it could ever commit.
+    def fail(self, error: BaseException, doing: str) -> None:
+        """Record a permanent failure; the consume loop raises it at its next pass."""
+        if self._failure is None:
+            self._failure = error
+            self.broken = f"{doing} failed: {type(error).__name__}"
+            self.metrics.worker_up.set(0)
+            log.critical("%s failed permanently (%s: %s); stopping the worker", doing,
+                         type(error).__name__, safe_rendering(str(error), 300))
+
+    def _raise_if_failed(self) -> None:
+        """Stop the loop after a permanent failure: nothing after it could ever commit.
 
         Only a bug or a broken schema gets here (data errors are isolated, outages are
         retried), so the service crashes and the worker exits non-zero for a restart."""
         chain = self._write_chain
-        if chain is None or not chain.done() or chain.cancelled() or chain.exception() is None:
-            return
-        error = chain.exception()
-        self.broken = f"write chain failed: {type(error).__name__}"
-        self.metrics.worker_up.set(0)
-        log.critical("warehouse write failed permanently (%s: %s); stopping the worker",
-                     type(error).__name__, safe_rendering(str(error), 300))
-        raise error  # type: ignore[misc]
+        if chain is not None and chain.done() and not chain.cancelled() and chain.exception() is not None:
+            self.fail(chain.exception(), "warehouse write")  # type: ignore[arg-type]
+        if self._failure is not None:
+            raise self._failure
 
     # ---- per batch -------------------------------------------------------------------
     def _judge(self, fetched: dict[TopicPartition, list]) -> int:
@@ -325,35 +341,17 @@ class IngestService(Service):
             return None
         await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
         started = self.clock()
-        while True:
-            try:
-                result = await self._retry("warehouse write", partial(
-                    self.warehouse.write_prepared, self.settings.consumer_group, prepared))
-                break
-            except BatchRefused as refused:
-                prepared = await self._set_aside_refused(batch, prepared, refused)
+        written = await write_setting_aside_refused(
+            self.warehouse, self.settings.consumer_group, prepared, publish=self.dlq.publish,
+            max_payload_bytes=self.settings.dlq_max_payload_bytes, call=self._retry)
+        if written.splits:
+            self.metrics.sink_batches_split.inc(written.splits)
+            batch.readings = [r for r in batch.readings if r.event_id not in written.refused_event_ids]
+            batch.dead_letters.extend(written.dead_letters)
+        result = written.result
         committed = self.clock()
         self.metrics.sink_batch_duration.observe((committed - started).total_seconds())
         return result, committed
-
-    async def _set_aside_refused(self, batch: PendingBatch, prepared: PreparedBatch,
-                                 refused: BatchRefused) -> PreparedBatch:
-        """Find the readings PostgreSQL refuses (bisection), dead-letter them as
-        ``sink_rejected`` and return the batch without them; the rest commits as usual."""
-        found = await self._retry("isolating refused readings", lambda: self.warehouse.find_refused(prepared))
-        if not found:
-            raise Fatal(f"PostgreSQL refused a batch ({refused.error_class}) but no reading alone: "
-                        "a bug in the dead-letter or offset rows") from refused
-        rows, records = sink_rejected_letters(found, prepared.dead_letters,
-                                              max_payload_bytes=self.settings.dlq_max_payload_bytes)
-        self.metrics.sink_batches_split.inc()
-        log.warning("PostgreSQL refused %d reading(s) of a batch (%s); dead-lettered as sink_rejected",
-                    len(found), refused.error_class)
-        await self._retry("dead-letter publish", lambda: self.dlq.publish(records))
-        refused_ids = {reading.event_id for reading, _, _ in found}
-        batch.readings = [r for r in batch.readings if r.event_id not in refused_ids]
-        batch.dead_letters.extend(rows)
-        return prepared.without(refused_ids, rows)
 
     async def _done_after(self, previous: asyncio.Task[None] | None,
                           write: asyncio.Task[Committed | None], batch: PendingBatch) -> None:

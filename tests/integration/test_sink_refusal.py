@@ -113,17 +113,40 @@ async def test_a_refused_reading_is_dead_lettered_and_its_neighbours_are_stored(
     assert worker_process.alive()
 
 
+async def _store_one(settings, raw_producer, event_id: str) -> None:
+    doc = {"event_id": event_id, "user_id": "u", "source": "fitbit", "metric": "steps", "value": 1,
+           "unit": "count", "timestamp": int(NOW.timestamp() * 1000)}
+    await raw_producer.send_and_wait(settings.raw_topic, orjson.dumps(doc), key=b"u")
+
+
+async def _exit_code(worker_process, timeout: float = 60) -> int:
+    assert worker_process.proc is not None
+    return await asyncio.get_running_loop().run_in_executor(None, worker_process.proc.wait, timeout)
+
+
 async def test_a_broken_schema_stops_the_worker_loudly(pipeline_settings, raw_producer, pg, worker_process):
     settings = pipeline_settings
     s = quote_ident(settings.warehouse_schema)
     worker_process.start()
-    await _wait_for_table(pg, settings.warehouse_schema, "sink_offsets", worker_process.alive)
+    await _store_one(settings, raw_producer, "e-1")
+    await wait_until_caught_up(settings, pg, timeout=120, alive=worker_process.alive)  # assigned, writing
     await pg.execute(f"DROP TABLE {s}.sink_offsets")  # not a data error: nothing can commit
-    doc = {"event_id": "e-1", "user_id": "u", "source": "fitbit", "metric": "steps", "value": 1,
-           "unit": "count", "timestamp": int(NOW.timestamp() * 1000)}
-    await raw_producer.send_and_wait(settings.raw_topic, orjson.dumps(doc), key=b"u")
-    assert worker_process.proc is not None
-    code = await asyncio.get_running_loop().run_in_executor(None, worker_process.proc.wait, 60)
-    assert code != 0
+    await _store_one(settings, raw_producer, "e-2")
+    assert await _exit_code(worker_process) != 0
     log = worker_process.log_path.read_text(errors="replace")
     assert "warehouse write failed permanently (UndefinedTableError" in log
+
+
+async def test_offsets_that_cannot_be_loaded_stop_the_worker_instead_of_pausing_it(
+        pipeline_settings, raw_producer, pg, worker_process):
+    # aiokafka only logs a failing rebalance listener: the partitions would stay paused.
+    settings = pipeline_settings
+    s = quote_ident(settings.warehouse_schema)
+    worker_process.start()
+    await _wait_for_table(pg, settings.warehouse_schema, "sink_offsets", worker_process.alive)
+    worker_process.stop()
+    await pg.execute(f"DROP TABLE {s}.sink_offsets")  # migrations are recorded: not recreated
+    worker_process.start()
+    assert await _exit_code(worker_process) != 0
+    log = worker_process.log_path.read_text(errors="replace")
+    assert "loading the offsets of assigned partitions failed permanently (UndefinedTableError" in log

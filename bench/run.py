@@ -267,7 +267,7 @@ def extra_worker_env() -> dict[str, str]:
 class Worker:
     """One shipped worker on its own raw topic, group, app id, schema and web port."""
 
-    def __init__(self, run_id: str, name: str, topic: str) -> None:
+    def __init__(self, run_id: str, name: str, topic: str, replicas: int = 1) -> None:
         self.name = name
         self.topic = topic
         self.schema = f"{run_id}_{name}"
@@ -290,6 +290,9 @@ class Worker:
         self.log_path = WORK / f"worker-{name}.log"
         self.log_path.unlink(missing_ok=True)
         self.process = WorkerProcess(self.env, self.log_path)
+        # Further replicas in the same consumer group (the scale-out phase), own web ports.
+        self.replicas = [WorkerProcess({**self.env, "HEALTHMATE_WEB_PORT": str(free_port())},
+                                       WORK / f"worker-{name}-{i}.log") for i in range(1, replicas)]
         self.profiler: subprocess.Popen | None = None
         self.peak_rss_mb: float | None = None
         self.messages_at_mark = 0
@@ -302,6 +305,8 @@ class Worker:
     def start(self) -> None:
         self.started = time.time()
         self.process.start()
+        for replica in self.replicas:
+            replica.start()
         if PROFILE:
             out = ROOT / "bench" / "profiles"
             out.mkdir(parents=True, exist_ok=True)
@@ -324,6 +329,8 @@ class Worker:
             self.peak_rss_mb = vm_hwm_mb(self.pid)
         self.stop_profiler()
         self.process.stop()
+        for replica in self.replicas:
+            replica.stop()
 
     async def wait_caught_up(self, pg: asyncpg.Connection, ends: dict[int, int], timeout: float,
                              meter: CpuMeter | None = None) -> None:
@@ -449,6 +456,8 @@ async def main() -> dict[str, Any]:
             worker.stop()
             pipeline[form]["peak_rss_mb"] = worker.peak_rss_mb
         results["pipeline"] = pipeline
+        results["scale_out"] = await measure_scale_out(run_id, single_topic, pg, workers,
+                                                       one=pipeline["single"]["rate"])
         results["ratio"] = {form: round(pipeline[form]["rate"] / limit[form]["rate"], 3)
                             for form in ("single", "envelope")}
         results["cpu_ratio"] = {
@@ -462,6 +471,22 @@ async def main() -> dict[str, Any]:
         if not KEEP:
             await cleanup(run_id, [limit_single_schema, limit_envelope_schema, *(w.schema for w in workers)])
     return results
+
+
+async def measure_scale_out(run_id: str, topic: str, pg: asyncpg.Connection, workers: list[Worker],
+                            one: int) -> dict[str, Any]:
+    """Two workers in one consumer group on the single-reading topic (4 partitions: 2 each),
+    on this same 2-core machine, against the one-worker rate measured just before."""
+    pair = Worker(run_id, "scale2", topic, replicas=2)
+    workers.append(pair)
+    ends = await end_offsets(BOOTSTRAP, topic)
+    pair.start()
+    await pair.wait_caught_up(pg, ends, timeout=60 + N / 1000)
+    two = await pair.throughput(pg, sum(ends.values()))  # N and the latency phase's readings
+    pair.stop()
+    log(f"scale-out: 1 worker {one:,}/s, 2 workers {two['rate']:,}/s")
+    return {"one_worker_rate": one, "two_workers_rate": two["rate"], "two_workers": two,
+            "speedup": round(two["rate"] / one, 2)}
 
 
 async def measure_latency(worker: Worker, pg: asyncpg.Connection, rate: float) -> dict[str, Any]:
@@ -527,6 +552,8 @@ def table(r: dict[str, Any]) -> str:
         f"{_fmt(r['cpu_ratio']['envelope'], 20, '.2f')}",
         f"{'cores busy: worker / pg':26}{cores(pipe['single']):>18}{cores(pipe['envelope']):>20}",
         f"{'  limit: consumer / pg':26}{cores(lim['single']):>18}{cores(lim['envelope']):>20}",
+        f"{'2 workers, one group':26}{r['scale_out']['two_workers_rate']:>18,}"
+        f"{'(x' + str(r['scale_out']['speedup']) + ' of one)':>20}",
         "",
         f"latency produce->commit at {lat['offered_rate']:,} readings/s offered "
         f"({lat['achieved_rate']:,} achieved, {lat['readings']:,} single readings):",

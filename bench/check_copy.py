@@ -5,7 +5,8 @@
 ``streams.sink.warehouse`` encodes readings to PostgreSQL's binary COPY format itself
 (``_copy_readings``), so that the CPU work happens before the transaction. This script
 stores the same readings, synthetic ones plus edge cases (NULLs, flags, metadata with
-non-ASCII text, timestamps before 2000 and with offsets, 64-bit offsets), once through
+non-ASCII text, timestamps before 2000 and with offsets, 64-bit offsets, interval ends
+and statistics), once through
 that encoder and once through asyncpg's ``copy_records_to_table`` (``_reading_rows``),
 into two tables of the ``health_readings`` shape, and compares them both ways with
 ``EXCEPT ALL``. Exit status 1 on any difference.
@@ -60,6 +61,9 @@ async def main() -> int:
                     kafka_partition=2**31 - 1),
             replace(r0, event_id="edge-3", ingested_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
                     measured_at=datetime(2026, 1, 2, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5)))),
+            replace(r0, event_id="edge-4", statistic="minimum",
+                    measured_until=datetime(2026, 1, 3, 0, 0, 0, 5, tzinfo=timezone(timedelta(hours=-3)))),
+            replace(r0, event_id="edge-5", statistic="standard deviation", measured_until=r0.measured_at),
         ]
         cols = ", ".join(READING_COLUMNS)
         async with warehouse.pool.acquire() as conn:

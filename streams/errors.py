@@ -36,6 +36,8 @@ class RejectReason(StrEnum):
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     #: PostgreSQL refused the reading for a reason retrying cannot fix (found by bisection).
     SINK_REJECTED = "sink_rejected"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNSUPPORTED_SCHEMA = "unsupported_schema"
 
 
 class Rejected(HealthMateError):

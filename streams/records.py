@@ -3,7 +3,9 @@
 Input: the Kafka message value
 ------------------------------
 Each message value is UTF-8 JSON (at most ``max_message_bytes`` bytes, counted before
-decoding) holding exactly one JSON object of one of two shapes.
+decoding) holding exactly one JSON object of one of two shapes below, or an Open mHealth data
+point (:mod:`streams.domain.omh`) or a FHIR R4 Observation or Bundle
+(:mod:`streams.domain.fhir`), which are mapped to readings and judged by the same rules.
 
 Single reading::
 
@@ -28,6 +30,10 @@ Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
   ``unit``, ``batch_id``) must be non-empty. A required field that is absent or ``null``
   is *missing*. ``value`` must be a JSON number (``true``/``false`` are not numbers) and
   finite; ``NaN``/``Infinity`` literals, and numbers too large for a double, are rejected.
+- Optional in both shapes, per reading: ``timestamp_end`` (same format as ``timestamp``)
+  makes the reading an interval from ``timestamp`` to ``timestamp_end``; it may not come
+  before ``timestamp`` (``out_of_range``) nor lie in the future. ``statistic`` (one of
+  :data:`DESCRIPTIVE_STATISTICS`, else ``invalid_type``) marks a summary value.
 - ``timestamp`` is an ISO-8601 string carrying an offset or ``Z``
   (``"2024-05-01T07:30:00+02:00"``), or an integer count of milliseconds since the Unix
   epoch (``1714541400000``). Strings without an offset are rejected as naive.
@@ -60,6 +66,13 @@ from streams.errors import RejectReason
 FLAG_OUTLIER: Final = "outlier"
 FLAG_CLIPPED: Final = "clipped"
 FLAG_LATE: Final = "late"
+
+#: Values of ``statistic``: the Open mHealth / IEEE 1752.1 ``descriptive_statistic`` values.
+DESCRIPTIVE_STATISTICS: Final = frozenset({
+    "average", "count", "maximum", "median", "minimum", "standard deviation", "sum", "variance",
+    "20th percentile", "80th percentile", "lower quartile", "upper quartile", "quartile deviation",
+    "1st quintile", "2nd quintile", "3rd quintile", "4th quintile",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,11 @@ class NormalisedReading:
     its outlier bounds if ``"clipped"`` is flagged); ``measured_at`` and ``ingested_at``
     are aware UTC datetimes (``produced_at`` too, when the context had one); ``user_key`` is
     the HMAC pseudonym, never the raw user id.
+
+    An interval reading has ``measured_until`` (aware UTC, never before ``measured_at``,
+    which is then the start); an instant has ``None``. ``statistic`` is one of
+    :data:`DESCRIPTIVE_STATISTICS` when the value summarises several measurements (a daily
+    minimum, an average), ``None`` for a raw sample.
     ``(kafka_topic, kafka_partition, kafka_offset, event_id)`` locates the source record.
     """
 
@@ -118,6 +136,8 @@ class NormalisedReading:
     kafka_offset: int
     transformation_version: str
     produced_at: datetime | None = None
+    measured_until: datetime | None = None
+    statistic: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

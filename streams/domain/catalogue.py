@@ -189,6 +189,7 @@ _DEFAULT_RULES = (
             "kg",
             (Conversion(divisor=1000), ("g",)),
             (Conversion(factor=0.45359237), ("lb", "lbs", "[lb_av]")),
+            (Conversion(factor=0.028349523125), ("oz", "[oz_av]")),
         ),
         min_value=0, max_value=700, min_exclusive=True, outlier_low=20, outlier_high=350,
     ),
@@ -198,6 +199,7 @@ _DEFAULT_RULES = (
             "Cel",
             (IDENTITY, ("C", "°C", "celsius")),
             (Conversion(factor=5, divisor=9, offset=-32), ("[degF]", "F", "°F", "fahrenheit")),
+            (Conversion(offset=-273.15), ("K",)),
         ),
         min_value=20, max_value=46, outlier_low=34, outlier_high=42,
     ),
@@ -211,7 +213,7 @@ _DEFAULT_RULES = (
             "min",
             (IDENTITY, ("minutes",)),
             (Conversion(factor=60), ("h", "hours")),
-            (Conversion(divisor=60), ("s",)),
+            (Conversion(divisor=60), ("s", "sec")),
         ),
         min_value=0, max_value=1440, outlier_high=960,
     ),
@@ -219,6 +221,26 @@ _DEFAULT_RULES = (
         "active_energy", "kcal", "41981-2",
         _units("kcal", (IDENTITY, ("Cal",)), (Conversion(divisor=4.184), ("kJ",))),
         min_value=0, max_value=20_000, outlier_high=10_000,
+    ),
+    MetricRule(
+        "body_height", "cm", "8302-2",
+        _units(
+            "cm",
+            (Conversion(factor=100), ("m",)),
+            (Conversion(divisor=10), ("mm",)),
+            (Conversion(factor=2.54), ("in", "[in_i]")),
+            (Conversion(factor=30.48), ("ft", "[ft_i]")),
+        ),
+        min_value=0, max_value=300, min_exclusive=True, outlier_low=40, outlier_high=250,
+    ),
+    MetricRule(
+        "body_mass_index", "kg/m2", "39156-5", _units("kg/m2", (IDENTITY, ("kg/m^2", "kg/m²"))),
+        min_value=0, max_value=200, min_exclusive=True, outlier_low=10, outlier_high=80,
+    ),
+    MetricRule(
+        "body_fat_percentage", "%", "41982-0",
+        _units("%", (IDENTITY, ("percent",)), (Conversion(factor=100), ("1", "ratio"))),
+        min_value=0, max_value=100, outlier_low=2, outlier_high=75,
     ),
 )
 # fmt: on

@@ -13,14 +13,15 @@ from streams.errors import Rejected, RejectReason
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_timestamp(raw: object) -> datetime:
+def parse_timestamp(raw: object, name: str = "timestamp") -> datetime:
     """``raw`` as an aware UTC datetime.
 
     Accepts an ISO-8601 string with an offset or ``Z`` (anything
     ``datetime.fromisoformat`` of Python 3.11 reads), or an ``int`` of milliseconds since
     the Unix epoch (exact, no float rounding). Raises ``Rejected(NAIVE_TIMESTAMP)`` for a
     string without an offset, ``Rejected(INVALID_TYPE)`` for anything else (bool, float,
-    unparseable or out-of-range). Messages never include the timestamp itself.
+    unparseable or out-of-range). Messages name the field ``name`` and never include the
+    timestamp itself.
     """
     cls = raw.__class__
     if cls is str:
@@ -28,25 +29,25 @@ def parse_timestamp(raw: object) -> datetime:
             dt = datetime.fromisoformat(raw)  # type: ignore[arg-type]
         except ValueError:
             raise Rejected(
-                RejectReason.INVALID_TYPE, "field 'timestamp' is not a valid ISO-8601 string"
+                RejectReason.INVALID_TYPE, f"field {name!r} is not a valid ISO-8601 string"
             ) from None
         tz = dt.tzinfo
         if tz is UTC:
             return dt
         if tz is None or dt.utcoffset() is None:
-            raise Rejected(RejectReason.NAIVE_TIMESTAMP, "field 'timestamp' has no timezone offset")
+            raise Rejected(RejectReason.NAIVE_TIMESTAMP, f"field {name!r} has no timezone offset")
         try:
             return dt.astimezone(UTC)
         except OverflowError:
-            raise Rejected(RejectReason.INVALID_TYPE, "field 'timestamp' is out of range") from None
+            raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     if cls is int:
         try:
             return _EPOCH + timedelta(milliseconds=raw)  # type: ignore[arg-type]
         except OverflowError:
-            raise Rejected(RejectReason.INVALID_TYPE, "field 'timestamp' is out of range") from None
+            raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     raise Rejected(
         RejectReason.INVALID_TYPE,
-        f"field 'timestamp' must be an ISO-8601 string or integer epoch milliseconds, got {_type_name(raw)}",
+        f"field {name!r} must be an ISO-8601 string or integer epoch milliseconds, got {_type_name(raw)}",
     )
 
 

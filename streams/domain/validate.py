@@ -11,6 +11,7 @@ Checks for one reading run in this order; the first failure wins:
    ``user_id``, ``device_id`` and ``source`` come first;
 2. ``unknown_metric``, 3. ``unknown_unit``, 4. ``out_of_range`` (canonical value),
 5. ``future_timestamp``, 6. outlier policy (``outlier_dropped``), then the ``late`` flag.
+For an interval (``timestamp_end``) the future and late checks judge its end.
 """
 
 from __future__ import annotations
@@ -32,7 +33,14 @@ from streams.domain.pseudonym import Pseudonymiser
 from streams.domain.text import check_metadata_json, check_text
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import ConfigurationError, Rejected, RejectReason
-from streams.records import FLAG_LATE, DeadLetter, MessageContext, MessageOutcome, NormalisedReading
+from streams.records import (
+    DESCRIPTIVE_STATISTICS,
+    FLAG_LATE,
+    DeadLetter,
+    MessageContext,
+    MessageOutcome,
+    NormalisedReading,
+)
 
 #: Version of these transformation rules, stored with every reading.
 TRANSFORMATION_VERSION: Final = "1.0.0"
@@ -303,6 +311,11 @@ def _normalise(
     if raw_ts is None:
         raise Rejected(_MISSING, "required field 'timestamp' is missing")
     measured_at = parse_timestamp(raw_ts)
+    raw_end = f.get("timestamp_end")
+    measured_until = None if raw_end is None else _interval_end(measured_at, raw_end)
+    statistic = f.get("statistic")
+    if statistic is not None and statistic not in DESCRIPTIVE_STATISTICS:
+        _reject_type("statistic", "a descriptive statistic (see the contract)", statistic)
     metadata = f.get("metadata")
     if metadata is not None and metadata.__class__ is not dict:
         _reject_type("metadata", "an object or null", metadata)
@@ -320,12 +333,13 @@ def _normalise(
     canonical = (value + conv.offset) * conv.factor / conv.divisor
     if not rule.is_possible(canonical):
         raise Rejected(RejectReason.OUT_OF_RANGE, f"{rule.name} value is outside the possible range")
-    if measured_at > limits[0]:
+    latest = measured_at if measured_until is None else measured_until
+    if latest > limits[0]:
         raise Rejected(
             RejectReason.FUTURE_TIMESTAMP, "field 'timestamp' is in the future beyond the allowed skew"
         )
     stored, flags = apply_outlier_policy(rule, canonical, rules.outlier_strategies.get(rule.name, _FLAG))
-    if measured_at < limits[1]:
+    if latest < limits[1]:
         flags = (*flags, FLAG_LATE)
     return NormalisedReading(
         event_id=event_id,
@@ -347,7 +361,16 @@ def _normalise(
         kafka_offset=ctx.offset,
         transformation_version=rules.transformation_version,
         produced_at=ctx.produced_at,
+        measured_until=measured_until,
+        statistic=statistic,
     )
+
+
+def _interval_end(measured_at: datetime, raw_end: object) -> datetime:
+    end = parse_timestamp(raw_end, "timestamp_end")
+    if end < measured_at:
+        raise Rejected(RejectReason.OUT_OF_RANGE, "field 'timestamp_end' is before 'timestamp'")
+    return end
 
 
 def _pseudonym(rules: Rules, user_id: str) -> str:

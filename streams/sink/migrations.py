@@ -226,6 +226,12 @@ END $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {s}.audit_log
     FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_append_only();
 """),
+    (6, "interval readings and descriptive statistics", """
+-- measured_at is the start of an interval reading (or the instant); statistic is NULL for
+-- a raw sample, else an Open mHealth descriptive_statistic ('minimum', 'average', ...).
+ALTER TABLE {s}.health_readings ADD COLUMN IF NOT EXISTS measured_until timestamptz;
+ALTER TABLE {s}.health_readings ADD COLUMN IF NOT EXISTS statistic text;
+"""),
 )
 
 

@@ -43,7 +43,7 @@ READING_COLUMNS = (
     "event_id", "user_key", "device_id", "source", "metric", "loinc_code", "value", "unit",
     "original_value", "original_unit", "measured_at", "ingested_at", "produced_at",
     "quality_flags", "kafka_topic", "kafka_partition", "kafka_offset", "transformation_version",
-    "metadata",
+    "metadata", "measured_until", "statistic",
 )
 STAGING_TABLE = "readings_staging"
 
@@ -494,6 +494,8 @@ def _reading_rows_binary(readings: Sequence[NormalisedReading]) -> bytes:
             _text_array(r.quality_flags), text(r.kafka_topic), _int4(4, r.kafka_partition),
             _int8(8, r.kafka_offset), text(r.transformation_version),
             _NULL if r.metadata is None else _jsonb(r.metadata),
+            _NULL if r.measured_until is None else _timestamptz(r.measured_until),
+            _NULL if r.statistic is None else text(r.statistic),
         )))
     return b"".join(rows)
 
@@ -517,6 +519,7 @@ def _reading_rows(readings: Sequence[NormalisedReading]) -> list[tuple]:
             r.produced_at,
             list(r.quality_flags), r.kafka_topic, r.kafka_partition, r.kafka_offset,
             r.transformation_version, None if r.metadata is None else dumps(r.metadata).decode(),
+            r.measured_until, r.statistic,
         )
         for r in readings
     ]

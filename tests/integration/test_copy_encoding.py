@@ -1,7 +1,8 @@
 """The sink's own binary COPY encoder stores exactly what asyncpg's encoder stores.
 
 The check itself lives in bench/check_copy.py (synthetic readings plus edge cases: NULLs,
-flags, non-ASCII metadata, pre-2000 timestamps, offsets, 64-bit Kafka offsets), compared
+flags, non-ASCII metadata, pre-2000 timestamps, offsets, 64-bit Kafka offsets, interval
+ends and statistics), compared
 both ways with EXCEPT ALL on the real PostgreSQL; this runs it as part of the suite.
 """
 

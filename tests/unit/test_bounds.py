@@ -31,6 +31,12 @@ REJECT_BOUNDARIES = [
     ("sleep_duration", "min", 1440, 1440.001),
     ("active_energy", "kcal", 0, -0.001),
     ("active_energy", "kcal", 20_000, 20_000.001),
+    ("body_height", "cm", 0.001, 0),
+    ("body_height", "cm", 300, 300.001),
+    ("body_mass_index", "kg/m2", 0.001, 0),
+    ("body_mass_index", "kg/m2", 200, 200.001),
+    ("body_fat_percentage", "%", 0, -0.001),
+    ("body_fat_percentage", "%", 100, 100.001),
 ]
 
 # (metric, canonical unit, value, is an outlier)
@@ -75,6 +81,15 @@ OUTLIER_BOUNDARIES = [
     ("active_energy", "kcal", 0, False),
     ("active_energy", "kcal", 10_000, False),
     ("active_energy", "kcal", 10_000.001, True),
+    ("body_height", "cm", 40, False),
+    ("body_height", "cm", 39.999, True),
+    ("body_height", "cm", 250.001, True),
+    ("body_mass_index", "kg/m2", 10, False),
+    ("body_mass_index", "kg/m2", 9.999, True),
+    ("body_mass_index", "kg/m2", 80.001, True),
+    ("body_fat_percentage", "%", 2, False),
+    ("body_fat_percentage", "%", 1.999, True),
+    ("body_fat_percentage", "%", 75.001, True),
 ]
 
 

@@ -27,6 +27,9 @@ ROWS = [
     ("respiratory_rate", "/min", "9279-1"),
     ("sleep_duration", "min", "93832-4"),
     ("active_energy", "kcal", "41981-2"),
+    ("body_height", "cm", "8302-2"),
+    ("body_mass_index", "kg/m2", "39156-5"),
+    ("body_fat_percentage", "%", "41982-0"),
 ]
 
 # (metric, accepted unit, value in that unit, expected canonical value computed by hand)
@@ -55,6 +58,8 @@ CONVERSIONS = [
     ("body_weight", "lb", 150, 68.0388555),  # 150 * 0.45359237
     ("body_weight", "lbs", 200, 90.718474),  # 200 * 0.45359237
     ("body_weight", "[lb_av]", 1, 0.45359237),
+    ("body_weight", "oz", 16, 0.45359237),  # 16 * 0.028349523125
+    ("body_weight", "[oz_av]", 32, 0.90718474),
     ("body_temperature", "Cel", 37, 37.0),
     ("body_temperature", "C", 36.6, 36.6),
     ("body_temperature", "°C", 38, 38.0),
@@ -63,6 +68,7 @@ CONVERSIONS = [
     ("body_temperature", "F", 100.4, 38.0),
     ("body_temperature", "°F", 96.8, 36.0),
     ("body_temperature", "fahrenheit", 104, 40.0),
+    ("body_temperature", "K", 310.15, 37.0),  # - 273.15
     ("respiratory_rate", "breaths/min", 16, 16.0),
     ("respiratory_rate", "/min", 16, 16.0),
     ("respiratory_rate", "rpm", 16, 16.0),
@@ -71,9 +77,24 @@ CONVERSIONS = [
     ("sleep_duration", "h", 7.5, 450.0),  # * 60
     ("sleep_duration", "hours", 8, 480.0),
     ("sleep_duration", "s", 5400, 90.0),  # / 60
+    ("sleep_duration", "sec", 27000, 450.0),  # / 60 (Open mHealth's spelling)
     ("active_energy", "kcal", 500, 500.0),
     ("active_energy", "Cal", 500, 500.0),
     ("active_energy", "kJ", 418.4, 100.0),  # / 4.184
+    ("body_height", "cm", 172.5, 172.5),
+    ("body_height", "m", 1.8, 180.0),  # * 100
+    ("body_height", "mm", 1655, 165.5),  # / 10
+    ("body_height", "in", 70, 177.8),  # * 2.54
+    ("body_height", "[in_i]", 60, 152.4),
+    ("body_height", "ft", 6, 182.88),  # * 30.48
+    ("body_height", "[ft_i]", 5, 152.4),
+    ("body_mass_index", "kg/m2", 22.5, 22.5),
+    ("body_mass_index", "kg/m^2", 22.5, 22.5),
+    ("body_mass_index", "kg/m²", 30.1, 30.1),
+    ("body_fat_percentage", "%", 21.5, 21.5),
+    ("body_fat_percentage", "percent", 18, 18.0),
+    ("body_fat_percentage", "1", 0.215, 21.5),
+    ("body_fat_percentage", "ratio", 0.3, 30.0),
 ]
 
 
@@ -150,7 +171,7 @@ def test_small_calorie_is_not_kilocalorie(unit: str) -> None:
         ("heart_rate", "furlongs"),
         ("heart_rate", "kg"),
         ("body_weight", "stone"),
-        ("body_temperature", "K"),
+        ("body_temperature", "kelvin"),
         ("blood_glucose", "mg"),
         ("steps", "b pm"),
         ("sleep_duration", "d"),
@@ -206,7 +227,7 @@ def test_overrides_add_units_in_every_accepted_form() -> None:
             "body_weight": {
                 "units": {"st": 6.35029318, "oz": {"factor": 0.028349523125}, "mg": Conversion(divisor=1e6)}
             },
-            "body_temperature": {"units": {"K": {"offset": -273.15}}},
+            "body_temperature": {"units": {"°K": {"offset": -273.15}}},
         }
     )
     weight = catalogue["body_weight"]

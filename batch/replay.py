@@ -164,7 +164,8 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
 
 def _judge(settings: Settings, rules, tp: TopicPartition, msg, pending: PendingBatch) -> None:  # type: ignore[no-untyped-def]
     at = datetime.fromtimestamp(msg.timestamp / 1000, tz=UTC)
-    outcome = process_message(msg.value, MessageContext(tp.topic, tp.partition, msg.offset, at, at), rules)
+    outcome = process_message(msg.value, MessageContext(tp.topic, tp.partition, msg.offset, at, at), rules,
+                              msg.key)
     pending.readings.extend(outcome.readings)
     pending.add_dead_letters(msg, outcome.dead_letters, pseudonym_key=settings.pseudonym_key_bytes,
                              max_payload_bytes=settings.dlq_max_payload_bytes)

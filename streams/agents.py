@@ -46,7 +46,7 @@ def process_streaming_data(
                 ingested_at=clock(),
                 produced_at=datetime.fromtimestamp(message.timestamp, tz=UTC) if message.timestamp else None,
             )
-            outcome = process_message(event.value, ctx, rules)
+            outcome = process_message(event.value, ctx, rules, event.key)
             for reading in outcome.readings:
                 try:
                     processor_func(reading)

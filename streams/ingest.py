@@ -293,7 +293,7 @@ class IngestService(Service):
             for msg in messages:
                 _set(ctx, "offset", msg.offset)
                 _set(ctx, "produced_at", self._produced_at(msg.timestamp))
-                outcome = process_message(msg.value, ctx, rules)
+                outcome = process_message(msg.value, ctx, rules, msg.key)
                 if processors:
                     for processor in processors:
                         for reading in outcome.readings:

@@ -26,8 +26,10 @@ from typing import Any, Final, NoReturn
 
 import orjson
 
+from streams.domain import fhir, omh
 from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule, resolve_unit
 from streams.domain.decode import decode, dumps_member, has_nonfinite
+from streams.domain.mapped import Mapped
 from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
 from streams.domain.pseudonym import Pseudonymiser
 from streams.domain.text import check_metadata_json, check_text
@@ -132,14 +134,19 @@ class Rules:
         return replace(base, **overrides) if overrides else base
 
 
-def process_message(value: bytes | None, ctx: MessageContext, rules: Rules) -> MessageOutcome:
+def process_message(
+    value: bytes | None, ctx: MessageContext, rules: Rules, key: bytes | None = None
+) -> MessageOutcome:
     """Turn one Kafka message value into stored readings and dead letters; never raises for bad input.
 
     Steps: empty check (``None``/empty -> ``malformed_json``), size check on the raw bytes
     (``oversized``), decode, then a single reading or a batch envelope (see
     :mod:`streams.records`). A rejected single reading or envelope yields one dead letter
     carrying the original bytes; a rejected envelope member yields one dead letter
-    carrying that member alone, and the other members are still judged.
+    carrying that member alone, and the other members are still judged. An Open mHealth
+    data point or a FHIR resource is mapped to readings first (:mod:`streams.domain.omh`,
+    :mod:`streams.domain.fhir`); ``key`` (the Kafka message key, UTF-8) is then the user
+    when the resource names none.
     """
     if not value:
         return _whole(b"", RejectReason.MALFORMED_JSON, "message value is empty", None, None)
@@ -156,6 +163,10 @@ def process_message(value: bytes | None, ctx: MessageContext, rules: Rules) -> M
     limits = _limits(ctx.ingested_at, rules)
     if "readings" in doc or "batch_id" in doc:
         return _envelope(value, doc, nonfinite, ctx, rules, limits)
+    if omh.is_data_point(doc):
+        return _standard(value, [omh.map_data_point(doc, _key_text(key))], ctx, rules, limits)
+    if fhir.is_resource(doc):
+        return _standard(value, fhir.map_resource(doc, _key_text(key), rules.catalogue), ctx, rules, limits)
     try:
         if nonfinite and has_nonfinite(doc):
             raise Rejected(_INVALID, "the reading holds a NaN or infinite number")
@@ -270,6 +281,39 @@ def _envelope(
             )
             dead.append(DeadLetter(dumps_member(member, nonfinite), exc.code, exc.message, metric, source))
     return outcome
+
+
+def _standard(
+    value: bytes, units: list[Mapped], ctx: MessageContext, rules: Rules, limits: tuple[datetime, datetime]
+) -> MessageOutcome:
+    """Judge mapped standard-form units; each member goes through :func:`_normalise`."""
+    outcome = MessageOutcome()
+    for unit in units:
+        payload = value if unit.payload is None else unit.payload
+        try:
+            if unit.error is not None:
+                raise unit.error
+            if unit.user_id.__class__ is not str or not unit.user_id:
+                raise Rejected(_MISSING, "no user: the resource names none and the message has no key")
+            ukey = _pseudonym(rules, unit.user_id)  # type: ignore[arg-type]
+        except Rejected as exc:
+            outcome.dead_letters.append(DeadLetter(payload, exc.code, exc.message, None, unit.source))
+            continue
+        for member in unit.members:
+            try:
+                reading = _normalise(member, ukey, unit.device_id, unit.source, ctx, rules, limits)
+                outcome.readings.append(reading)
+            except Rejected as exc:
+                metric = _known_metric(member.get("metric"), rules.catalogue)
+                outcome.dead_letters.append(DeadLetter(payload, exc.code, exc.message, metric, unit.source))
+    return outcome
+
+
+def _key_text(key: bytes | None) -> str | None:
+    try:
+        return key.decode() if key else None
+    except UnicodeDecodeError:
+        return None
 
 
 def _normalise(

@@ -114,6 +114,9 @@ class ETLJobConfig(BaseModel):
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000)
     parallel_workers: int = Field(default=2, ge=1, le=16)
     data_quality_threshold: float = Field(default=0.8, ge=0, le=1)
+    include_statistics: bool = Field(default=False, description=(
+        "aggregate summary readings (statistic set: daily minimums, averages...) together with raw "
+        "samples; by default only raw samples (statistic IS NULL) are aggregated"))
     notification_on_failure: bool = True
     notification_on_success: bool = False
     notification_webhook_url: HttpUrl | None = None

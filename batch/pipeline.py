@@ -106,7 +106,8 @@ class BatchPipeline:
                 yield rows
 
     async def _daily(self, conn: asyncpg.Connection, day: date, targets: list[str], out: Extracted) -> None:
-        agg, engaged = MetricAggregator(day), EngagementAccumulator(day)
+        agg = MetricAggregator(day, include_statistics=self.job.include_statistics)
+        engaged = EngagementAccumulator(day)
         rows: list[tuple] = []
         async for chunk in self._chunks(conn, self.sql.day_readings, _at(day), _at(day + timedelta(days=1))):
             out.extracted += len(chunk)

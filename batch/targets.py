@@ -13,7 +13,8 @@ from streams.sink.migrations import quote_ident
 
 #: Columns of ``health_readings`` that the batch jobs read (quality rules included).
 READING_FIELDS: Final = ("event_id", "user_key", "device_id", "source", "metric", "value", "unit",
-                         "measured_at", "ingested_at", "produced_at", "stored_at", "quality_flags")
+                         "measured_at", "ingested_at", "produced_at", "stored_at", "quality_flags",
+                         "measured_until", "statistic")
 #: How far back the active-days streak looks.
 STREAK_LOOKBACK_DAYS: Final = 400
 
@@ -90,7 +91,8 @@ SOURCE_SCHEMAS: Final = {
                         ("metric", "text"), ("value", "double precision"), ("unit", "text"),
                         ("measured_at", "timestamptz"), ("ingested_at", "timestamptz"),
                         ("produced_at", "timestamptz"), ("stored_at", "timestamptz"),
-                        ("quality_flags", "text[]")),
+                        ("quality_flags", "text[]"), ("measured_until", "timestamptz"),
+                        ("statistic", "text")),
     "dead_letters": (("topic", "text"), ("partition", "integer"), ("offset", "bigint"), ("reason", "text"),
                      ("metric", "text"), ("source", "text"), ("created_at", "timestamptz")),
 }

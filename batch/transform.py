@@ -7,7 +7,9 @@ Definitions (every day and hour is UTC):
   count, min, max, mean, sample standard deviation (``None`` for one reading), and the
   50th/95th percentiles with linear interpolation (PostgreSQL's ``percentile_cont``).
   Only readings in the metric's canonical unit with a finite value count; the others are
-  *rejected* (counted, not aggregated): the fact table should hold none.
+  *rejected* (counted, not aggregated): the fact table should hold none. Only raw samples
+  (``statistic`` NULL) are aggregated unless the job sets ``include_statistics``: a mean
+  of daily minimums is not a mean heart rate. Summary readings left out are not rejects.
 - ``user_engagement``: per day and ``user_key``: readings, distinct metrics, sorted
   distinct sources, first and last ``measured_at``, and the active-days streak: the number
   of consecutive days with at least one reading, ending on that day.
@@ -60,11 +62,13 @@ class MetricAggregator:
     """Streams rows ordered by ``(user_key, metric)`` of one day into aggregate rows.
 
     ``feed`` returns the groups completed so far; ``finish`` returns the last one. Rows not
-    in canonical form are counted in ``rejected`` and left out.
+    in canonical form are counted in ``rejected`` and left out; summary rows (``statistic``
+    set) are left out unless ``include_statistics``.
     """
 
-    def __init__(self, day: date) -> None:
+    def __init__(self, day: date, *, include_statistics: bool = False) -> None:
         self.day = day
+        self.include_statistics = include_statistics
         self.rejected = 0
         self._key: tuple[str, str] | None = None
         self._values: list[float] = []
@@ -72,6 +76,8 @@ class MetricAggregator:
     def feed(self, rows: Iterable[Row]) -> list[tuple]:
         done: list[tuple] = []
         for row in rows:
+            if not self.include_statistics and row.get("statistic") is not None:
+                continue
             if not is_canonical(row):
                 self.rejected += 1
                 continue

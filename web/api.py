@@ -73,6 +73,9 @@ class Route:
     status: int = 200
     audited: bool = True
     tag: str = "pipeline"
+    content_type: str = "application/json"
+    #: Query parameters that may repeat (FHIR ``date=ge…&date=lt…``); the model gets a list.
+    repeatable: frozenset[str] = frozenset()
 
     @property
     def template(self) -> str:
@@ -110,7 +113,7 @@ class Api:
             if not principal.may(route.permission):
                 raise Forbidden(f"this call needs the {route.permission} permission")
             call = Call(principal, _validate(route.path_model, dict(match_info), "path"),
-                        _validate(route.query_model, _query(http), "query"),
+                        _validate(route.query_model, _query(http, route.repeatable), "query"),
                         await self._body(http, route.body_model), request_id, target)
             result = await route.handler(self, call)
             reply = result if isinstance(result, Reply) else Reply(result)
@@ -131,8 +134,9 @@ class Api:
             headers["X-Audit"] = "failed"
         self.metrics.api_requests.labels(route.template, str(status)).inc()
         self.metrics.api_latency.labels(route.template).observe(time.perf_counter() - started)
+        content_type = route.content_type if outcome == "ok" else "application/json"
         return view.bytes(orjson.dumps(payload, default=_json_default, option=orjson.OPT_NON_STR_KEYS),
-                          content_type="application/json", status=status, headers=headers)
+                          content_type=content_type, status=status, headers=headers)
 
     def _check_declared_size(self, request: web.Request) -> None:
         declared = request.content_length
@@ -161,16 +165,16 @@ class Api:
                                fields=validation_fields(exc, "body")) from None
 
 
-def _query(request: web.Request) -> dict[str, str]:
+def _query(request: web.Request, repeatable: frozenset[str] = frozenset()) -> dict[str, Any]:
     query = request.query
-    repeated = sorted({k for k in query if len(query.getall(k)) > 1})
+    repeated = sorted({k for k in query if len(query.getall(k)) > 1} - repeatable)
     if repeated:
         raise InvalidInput("query parameters may not repeat", fields=[
             {"loc": ["query", k], "msg": "repeated parameter", "type": "value_error"} for k in repeated])
-    return dict(query)
+    return {k: query.getall(k) if k in repeatable else query[k] for k in query}
 
 
-def _validate(model: type[pydantic.BaseModel] | None, data: dict[str, str], where: str) -> Any:
+def _validate(model: type[pydantic.BaseModel] | None, data: dict[str, Any], where: str) -> Any:
     if model is None:
         if data:
             raise InvalidInput(f"this call takes no {where} parameters", fields=[

@@ -35,6 +35,7 @@ class Permission(StrEnum):
     READ_JOBS = "jobs:read"
     READ_DLQ = "dlq:read"
     ANALYZE_QUALITY = "quality:analyze"
+    READ_FHIR = "fhir:read"
     WRITE_JOBS = "jobs:write"
     RUN_JOBS = "jobs:run"
     REPLAY = "replay"
@@ -46,7 +47,7 @@ class Permission(StrEnum):
 
 _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
                      Permission.READ_DLQ})
-_ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY}
+_ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
 _OPERATOR = _ANALYST | {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
                         Permission.REDRIVE}
 _ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE}

@@ -55,7 +55,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         "parameters": _parameters(route.path_model, "path", components)
         + _parameters(route.query_model, "query", components),
         "responses": {str(route.status): {"description": "Success.", "content": {
-            "application/json": {"schema": {"type": "object"}}}}},
+            route.content_type: {"schema": {"type": "object"}}}}},
     }
     path_params = set(re.findall(r"{(\w+)}", route.path))
     declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}

@@ -119,3 +119,20 @@ async def index_usage(pool: asyncpg.Pool, schema: str) -> list[dict[str, Any]]:
 async def migration_versions(pool: asyncpg.Pool, schema: str) -> list[int]:
     rows = await pool.fetch(f"SELECT version FROM {quote_ident(schema)}.schema_migrations ORDER BY version")
     return [r["version"] for r in rows]
+
+
+FHIR_COLUMNS = ("event_id", "user_key", "device_id", "source", "metric", "loinc_code", "value", "unit",
+                "measured_at", "measured_until", "statistic")
+
+
+async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | None, loinc_code: str | None,
+                          since: datetime | None, before: datetime | None, limit: int, offset: int
+                          ) -> list[asyncpg.Record]:
+    """Stored readings for a FHIR Observation search, by ``measured_at`` then ``event_id``."""
+    return await pool.fetch(
+        f"SELECT {', '.join(FHIR_COLUMNS)} FROM {quote_ident(schema)}.health_readings"
+        " WHERE ($1::text IS NULL OR user_key = $1) AND ($2::text IS NULL OR loinc_code = $2)"
+        " AND ($3::timestamptz IS NULL OR measured_at >= $3)"
+        " AND ($4::timestamptz IS NULL OR measured_at < $4)"
+        " ORDER BY measured_at, event_id LIMIT $5 OFFSET $6",
+        user_key, loinc_code, since, before, limit, offset)

@@ -14,7 +14,7 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from web import routes_dlq, routes_jobs, routes_pipeline, routes_quality
+from web import routes_dlq, routes_fhir, routes_jobs, routes_pipeline, routes_quality
 from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
 from web.openapi import openapi_document
@@ -30,7 +30,8 @@ API_VERSION = "1.0.0"
 
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
-    routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES]
+    routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
+              *routes_fhir.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, audited=False, tag="operations")]
 

@@ -14,6 +14,7 @@ Mapping of one Observation:
   carries 8480-6 and 8462-4), its event id ``<id>#<code>``;
 - the value is ``valueQuantity.value`` in its UCUM ``code`` (``unit`` when there is no code);
 - ``effectiveDateTime`` / ``effectiveInstant`` is the instant, ``effectivePeriod`` the interval;
+  a dateTime of date precision (``1999-07-02``) is that UTC day as an interval;
 - the user is the id of ``subject.reference`` (``Patient/<id>``), else the message key;
   the device is ``device.display`` or ``device.reference``; the source is ``"fhir"``;
 - the event id is the resource ``id``, else its first ``identifier.value``, else the
@@ -27,7 +28,9 @@ first error (``/status``); a resourceType other than Observation or Bundle is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import Any, Final
 
 import pydantic
@@ -43,9 +46,13 @@ LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
 SOURCE: Final = "fhir"
 STORED_STATUSES: Final = frozenset({"final", "amended", "corrected"})
+#: R4 ObservationStatus (a required binding, which fhir.resources does not check).
+OBSERVATION_STATUSES: Final = STORED_STATUSES | {"registered", "preliminary", "cancelled", "entered-in-error",
+                                                 "unknown"}
 STATISTIC_EXTENSION: Final = "https://healthmate.example/fhir/StructureDefinition/descriptive-statistic"
 SOURCE_EXTENSION: Final = "https://healthmate.example/fhir/StructureDefinition/source"
 RESOURCE_TYPES: Final = ("Observation", "Bundle")
+_DATE_PRECISION = re.compile(r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$")
 
 
 def is_resource(doc: Mapping[str, Any]) -> bool:
@@ -103,6 +110,8 @@ def _observation(res: Mapping[str, Any], key_user: str | None, by_loinc: Mapping
     if res.get("resourceType") != "Observation":
         raise Rejected(RejectReason.UNSUPPORTED_SCHEMA, "only Observation entries are supported")
     obs = _validate(Observation, res, ptr)
+    if obs.status not in OBSERVATION_STATUSES:
+        raise violation(ptr + "/status", "is not an R4 observation status")
     if obs.status not in STORED_STATUSES:
         raise Rejected(RejectReason.UNSUPPORTED_SCHEMA,
                        f"Observation status {shown(str(obs.status))} is not stored "
@@ -155,13 +164,34 @@ def _quantity(q: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _effective(res: Mapping[str, Any]) -> tuple[Any, Any]:
-    """The raw effective[x] strings, so that the common timestamp rules judge them."""
+    """The effective[x] strings as given, so that the common timestamp rules judge them.
+
+    A FHIR dateTime of date precision (``1999-07-02``, ``1999-07``, ``1999``) has neither a
+    time nor a zone; it becomes the interval of that UTC day, month or year.
+    """
     if "effectiveDateTime" in res:
-        return res["effectiveDateTime"], None
+        return _partial(res["effectiveDateTime"])
     if "effectiveInstant" in res:
         return res["effectiveInstant"], None
     period = res.get("effectivePeriod")
     if period.__class__ is dict:
-        start, end = period.get("start"), period.get("end")
+        start = _partial(period.get("start"))[0]
+        last = _partial(period.get("end"))
+        end = last[0] if last[1] is None else last[1]
         return (start, end) if start is not None else (end, None)
     return None, None
+
+
+def _partial(value: Any) -> tuple[Any, Any]:
+    """``(start, end)`` of a date-precision value; ``(value, None)`` for anything else."""
+    if value.__class__ is not str or not _DATE_PRECISION.match(value):
+        return value, None
+    year, month, day = (int(p) for p in (value.split("-") + ["1", "1"])[:3])
+    start = date(year, month, day)
+    if value.count("-") == 2:
+        end = start + timedelta(days=1)
+    elif value.count("-") == 1:
+        end = date(year + month // 12, month % 12 + 1, 1)
+    else:
+        end = date(year + 1, 1, 1)
+    return f"{start.isoformat()}T00:00:00Z", f"{end.isoformat()}T00:00:00Z"

@@ -41,7 +41,19 @@ def row(user: str, metric: str, value: float, unit: str, at: datetime, **extra) 
             "source": extra.get("source", "garmin"), "metric": metric, "value": value, "unit": unit,
             "measured_at": at, "ingested_at": at + timedelta(minutes=1),
             "produced_at": extra.get("produced_at"),
-            "stored_at": extra.get("stored_at", at + timedelta(minutes=2)), "quality_flags": []}
+            "stored_at": extra.get("stored_at", at + timedelta(minutes=2)), "quality_flags": [],
+            "statistic": extra.get("statistic")}
+
+
+def test_aggregates_use_raw_samples_unless_the_job_includes_statistics() -> None:
+    rows = [row("a", "heart_rate", v, "/min", T0) for v in (60, 80)]
+    rows += [row("a", "heart_rate", 41, "/min", T0, statistic="minimum")]  # a daily minimum
+    raw = MetricAggregator(T0.date())
+    [(_, _, _, _, count, low, *_)] = raw.feed(rows) + raw.finish()
+    assert (count, low, raw.rejected) == (2, 60, 0)
+    every = MetricAggregator(T0.date(), include_statistics=True)
+    [(_, _, _, _, count, low, *_)] = every.feed(rows) + every.finish()
+    assert (count, low) == (3, 41)
 
 
 @pytest.mark.parametrize("seed", range(5))

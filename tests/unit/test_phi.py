@@ -83,7 +83,28 @@ def _cases(
             enc(reading(value=VALUE_OK, timestamp="0001-05-01T11:11:11.424242Z")),
             RejectReason.TIMESTAMP_OUT_OF_RANGE,
         ),
+        ("omh bad unit", enc(_omh(good["user_id"], {"value": VALUE_OK, "unit": "bpm"})),
+         RejectReason.SCHEMA_VIOLATION),
+        ("omh unknown schema", enc(_omh(good["user_id"], {"value": VALUE_OK, "unit": "beats/min"}, "mood")),
+         RejectReason.UNSUPPORTED_SCHEMA),
+        ("fhir unmapped code", enc(_fhir(good["user_id"], "1234-5")), RejectReason.UNKNOWN_METRIC),
+        ("fhir interval end first", enc({**_fhir(good["user_id"], "8867-4"), "effectivePeriod": {
+            "start": TIMESTAMP, "end": "2024-05-01T10:11:11.424242Z"}}), RejectReason.OUT_OF_RANGE),
     ]
+
+
+def _omh(user_id: str, heart_rate: dict, name: str = "heart-rate") -> dict:
+    return {"header": {"id": "dp-1", "creation_date_time": TIMESTAMP, "user_id": user_id,
+                       "schema_id": {"namespace": "omh", "name": name, "version": "2.0"}},
+            "body": {"heart_rate": heart_rate, "effective_time_frame": {"date_time": TIMESTAMP}}}
+
+
+def _fhir(user_id: str, code: str) -> dict:
+    return {"resourceType": "Observation", "id": "o-1", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+            "subject": {"reference": f"Patient/{user_id}"},
+            "device": {"display": "PHI-device-serial-SN998877665544"},
+            "valueQuantity": {"value": VALUE_OK, "code": "/min"}}
 
 
 @pytest.fixture

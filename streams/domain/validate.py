@@ -293,19 +293,19 @@ def _standard(
         try:
             if unit.error is not None:
                 raise unit.error
-            if unit.user_id.__class__ is not str or not unit.user_id:
-                raise Rejected(_MISSING, "no user: the resource names none and the message has no key")
-            ukey = _pseudonym(rules, unit.user_id)  # type: ignore[arg-type]
+            user_id, device_id, source = judge_identity(
+                {"user_id": unit.user_id, "device_id": unit.device_id, "source": unit.source})
+            ukey = _pseudonym(rules, user_id)
         except Rejected as exc:
             outcome.dead_letters.append(DeadLetter(payload, exc.code, exc.message, None, unit.source))
             continue
         for member in unit.members:
             try:
-                reading = _normalise(member, ukey, unit.device_id, unit.source, ctx, rules, limits)
+                reading = _normalise(member, ukey, device_id, source, ctx, rules, limits)
                 outcome.readings.append(reading)
             except Rejected as exc:
                 metric = _known_metric(member.get("metric"), rules.catalogue)
-                outcome.dead_letters.append(DeadLetter(payload, exc.code, exc.message, metric, unit.source))
+                outcome.dead_letters.append(DeadLetter(payload, exc.code, exc.message, metric, source))
     return outcome
 
 

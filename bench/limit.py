@@ -90,7 +90,7 @@ async def run_limit(bootstrap: str, dsn: str, topic: str, schema: str, expected:
                         rows.append((
                             m["event_id"], user, device, source, m["metric"], "", value, m["unit"],
                             value, m["unit"], _ts(m["timestamp"]), ingested, None, [], t, p,
-                            msg.offset, "limit", None,
+                            msg.offset, "limit", None, None, None,
                         ))
             if len(rows) >= BATCH or stored + len(rows) >= expected:
                 if in_flight is not None:

@@ -9,6 +9,8 @@ end unless ``BENCH_KEEP=1``), measures:
 - **pipeline**: the real worker, ``python -m streams worker`` as shipped, in a
   subprocess, on N readings (``BENCH_N``, default 200 000) pre-produced from offset 0,
   once as single readings and once as the *same* readings in envelopes of 100.
+- **Open mHealth**: the same worker on the same ids, users and times as heart-rate 2.0
+  data points (one reading each), reported as one more row.
 - **latency**: the single-reading worker, caught up and idle, is then offered single
   readings at a fixed rate of half its measured maximum for ``BENCH_LATENCY_S`` seconds;
   produce->commit latency per reading is ``stored_at - produced_at`` (``produced_at`` is
@@ -90,6 +92,21 @@ def make_data(n: int, seed: int) -> tuple[list[tuple[bytes, bytes]], list[tuple[
         header = {k: doc[k] for k in ("user_id", "device_id", "source")}
         singles.extend((key, orjson.dumps({**header, **member})) for member in doc["readings"])
     return singles, envelopes
+
+
+def make_omh(singles: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The singles' ids, users and times as Open mHealth heart-rate 2.0 data points."""
+    points = []
+    for i, (key, value) in enumerate(singles):
+        doc = orjson.loads(value)
+        at = doc["timestamp"]
+        at = datetime.fromtimestamp(at / 1000, UTC).isoformat() if isinstance(at, int) else at
+        points.append((key, orjson.dumps({
+            "header": {"id": doc["event_id"], "creation_date_time": at, "user_id": doc["user_id"],
+                       "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"}},
+            "body": {"heart_rate": {"value": 50 + i % 90, "unit": "beats/min"},
+                     "effective_time_frame": {"date_time": at}}})))
+    return points
 
 
 async def produce(topic: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -396,7 +413,7 @@ class Worker:
 
 async def main() -> dict[str, Any]:
     run_id = f"bench_{uuid.uuid4().hex[:8]}"
-    single_topic, envelope_topic = f"{run_id}.single", f"{run_id}.envelope"
+    single_topic, envelope_topic, omh_topic = f"{run_id}.single", f"{run_id}.envelope", f"{run_id}.omh"
     limit_single_schema, limit_envelope_schema = f"{run_id}_limit_single", f"{run_id}_limit_envelope"
     workers: list[Worker] = []
     results: dict[str, Any] = {
@@ -410,13 +427,16 @@ async def main() -> dict[str, Any]:
     }
     log(f"run {run_id}: N={N}, generating data")
     singles, envelopes = make_data(N, seed=7)
-    await create_topics([single_topic, envelope_topic])
+    omh = make_omh(singles)
+    await create_topics([single_topic, envelope_topic, omh_topic])
     pg = await asyncpg.connect(PG_DSN)
     try:
         took = await produce(single_topic, singles)
         log(f"produced {len(singles)} singles in {took:.1f}s ({len(singles) / took:,.0f}/s)")
         took = await produce(envelope_topic, envelopes)
         log(f"produced {len(envelopes)} envelopes in {took:.1f}s")
+        took = await produce(omh_topic, omh)
+        log(f"produced {len(omh)} Open mHealth data points in {took:.1f}s")
 
         # The limit first, alone on the machine.
         limit = {}
@@ -428,7 +448,7 @@ async def main() -> dict[str, Any]:
         results["limit"] = limit
 
         pipeline = {}
-        for form, topic in (("single", single_topic), ("envelope", envelope_topic)):
+        for form, topic in (("single", single_topic), ("envelope", envelope_topic), ("omh", omh_topic)):
             worker = Worker(run_id, form, topic)
             workers.append(worker)
             ends = await end_offsets(BOOTSTRAP, topic)
@@ -541,6 +561,7 @@ def table(r: dict[str, Any]) -> str:
         f"{'limit (readings/s)':26}{lim['single']['rate']:>18,}{lim['envelope']['rate']:>20,}",
         f"{'pipeline (readings/s)':26}{pipe['single']['rate']:>18,}{pipe['envelope']['rate']:>20,}",
         f"{'pipeline / limit':26}{ratio['single']:>18.2f}{ratio['envelope']:>20.2f}",
+        f"{'Open mHealth (points/s)':26}{pipe['omh']['rate']:>18,}{'(1 reading each)':>20}",
         f"{'pipeline seconds':26}{pipe['single']['seconds']:>18.2f}{pipe['envelope']['seconds']:>20.2f}",
         f"{'worker peak RSS (MB)':26}{pipe['single']['peak_rss_mb']:>18.0f}"
         f"{pipe['envelope']['peak_rss_mb']:>20.0f}",

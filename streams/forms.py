@@ -9,16 +9,23 @@ form with the reason codes it can produce.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from streams.domain import fhir, omh
 from streams.errors import RejectReason as R
 from streams.records import DESCRIPTIVE_STATISTICS
 
 Timestamp = Annotated[str | int, Field(description="ISO-8601 with an offset or Z, or integer epoch ms")]
-Statistic = Literal[tuple(sorted(DESCRIPTIVE_STATISTICS))]  # type: ignore[valid-type]
+def _statistic(value: str) -> str:
+    if value not in DESCRIPTIVE_STATISTICS:
+        raise ValueError("not a descriptive statistic")
+    return value
+
+
+Statistic = Annotated[str, AfterValidator(_statistic),
+                      Field(json_schema_extra={"enum": sorted(DESCRIPTIVE_STATISTICS)})]
 NonEmpty = Annotated[str, Field(min_length=1)]
 
 

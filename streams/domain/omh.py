@@ -340,7 +340,7 @@ def _required(obj: Mapping[str, Any], prop: str, ptr: str) -> Any:
 
 def _string(value: Any, ptr: str, *, empty_ok: bool = False) -> str:
     if value.__class__ is not str or (not value and not empty_ok):
-        raise violation(ptr, "must be a non-empty string")
+        raise violation(ptr, "must be a string" if empty_ok else "must be a non-empty string")
     return value  # type: ignore[no-any-return]
 
 

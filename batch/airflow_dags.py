@@ -37,11 +37,10 @@ def _settings():  # type: ignore[no-untyped-def]
 
 
 async def _enabled_jobs(settings: Any) -> list[ETLJobConfig]:
-    import asyncpg
-
     from batch.registry import fetch_jobs
+    from streams.connections import pg_connect
 
-    conn = await asyncpg.connect(settings.pg_dsn_value, timeout=10)
+    conn = await pg_connect(settings, timeout=10)
     try:
         return await fetch_jobs(conn, settings.warehouse_schema, enabled=True)
     finally:

@@ -25,6 +25,7 @@ from batch.registry import RunRecord
 from batch.replay import replay_range_of
 from batch.runner import JobRunner, RunOptions
 from streams.config import Settings
+from streams.connections import warehouse_from_settings
 from streams.metrics import Metrics
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import Warehouse
@@ -143,8 +144,7 @@ class _warehouse:
 
     def __init__(self, settings: Settings, given: Warehouse | None, pool_max: int = 17) -> None:
         self.given = given
-        self.own = None if given else Warehouse(settings.pg_dsn_value, settings.warehouse_schema,
-                                                pool_max=pool_max)
+        self.own = None if given else warehouse_from_settings(settings, pool_max=pool_max)
 
     async def __aenter__(self) -> Warehouse:
         if self.own is None:

@@ -27,6 +27,7 @@ from batch.errors import InvalidRange
 from batch.quality_gate import QualityTally
 from streams.app import rules_from_settings
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, DeadLetterRecord
 from streams.domain.validate import process_message
 from streams.ingest import PendingBatch
@@ -75,8 +76,8 @@ def replay_range_of(topic: str, start: str, end: str | None, *, publish_dead_let
                        publish_dead_letters=publish_dead_letters)
 
 
-async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _partitions(settings: Settings, topic: str) -> set[int]:
+    admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -88,10 +89,10 @@ async def _partitions(bootstrap: str, topic: str) -> set[int]:
     return partitions
 
 
-async def resolve(consumer: AIOKafkaConsumer, bootstrap: str, spec: ReplayRange
+async def resolve(consumer: AIOKafkaConsumer, settings: Settings, spec: ReplayRange
                   ) -> dict[TopicPartition, tuple[int, int]]:
     """``{partition: (first offset, end offset exclusive)}``, clamped to what the log holds."""
-    partitions = await _partitions(bootstrap, spec.topic)
+    partitions = await _partitions(settings, spec.topic)
     tps = [TopicPartition(spec.topic, p) for p in sorted(partitions)]
     begins, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
     if spec.from_offsets is not None:
@@ -118,16 +119,16 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
     tally = tally or QualityTally()
     stats = ReplayStats()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=f"healthmate-replay-{uuid.uuid4().hex[:8]}",
+        **kafka_kwargs(settings), group_id=f"healthmate-replay-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False, auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(4 * settings.max_message_bytes, 4 * 1024 * 1024))
     dlq = None
     if spec.publish_dead_letters:
-        dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
+        dlq = DeadLetterPublisher(kafka_kwargs(settings), settings.dlq_topic,
                                   max_payload_bytes=settings.dlq_max_payload_bytes)
     await consumer.start()
     try:
-        resolved = await resolve(consumer, settings.kafka_bootstrap, spec)
+        resolved = await resolve(consumer, settings, spec)
         bounds = {tp: b for tp, b in resolved.items() if b[0] < b[1]}
         stats.total = sum(hi - lo for lo, hi in bounds.values())
         if dlq is not None and bounds:

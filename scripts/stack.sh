@@ -42,6 +42,8 @@ PG_CLUSTER_NAME=main
 PG_USER=healthmate
 PG_PASSWORD=healthmate
 PG_DB=healthmate
+PG_APP_USER=healthmate_app
+PG_APP_PASSWORD=healthmate_app
 PYTHON="${PYTHON:-.venv/bin/python}"
 
 STACK="$ROOT/.stack"
@@ -56,49 +58,13 @@ PG_STARTED="$PIDS/postgres.started"
 
 STOP_GRACE_SECONDS=20
 
-log() { printf '[stack] %s\n' "$*"; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
-
-port_listening() { # port -> 0 if something listens on 127.0.0.1:port
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+LOG_TAG=stack
+# shellcheck source=scripts/lib/stack_common.sh
+source "$ROOT/scripts/lib/stack_common.sh"
 
 # --------------------------------------------------------------------------- Kafka
 
-kafka_pid() { # prints the recorded pid if that process is our broker, else nothing
-  [[ -f "$KAFKA_PIDFILE" ]] || return 0
-  local pid
-  pid="$(cat "$KAFKA_PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'kafka\.Kafka'; then
-    echo "$pid"
-  fi
-}
-
-kafka_fetch_jars() {
-  if [[ -f "$JARS/kafka_2.13-$KAFKA_VERSION.jar" ]]; then
-    return 0
-  fi
-  command -v mvn >/dev/null || die "mvn not found (apt-get install -y maven) - needed once to fetch the Kafka jars"
-  command -v java >/dev/null || die "java not found (Kafka 4.x needs Java 17+: apt-get install -y openjdk-17-jre-headless)"
-  log "fetching Kafka $KAFKA_VERSION jars from Maven Central into ${JARS#"$ROOT"/} (once)"
-  local tmp="$JARS.tmp.$$"
-  rm -rf "$tmp"
-  mkdir -p "$tmp"
-  mkdir -p "$LOGS"
-  if ! mvn -q -B -Dstyle.color=never -f "$ROOT/scripts/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$LOGS/maven.out" 2>&1; then
-    tail -n 30 "$LOGS/maven.out" >&2
-    rm -rf "$tmp"
-    die "maven could not fetch Kafka $KAFKA_VERSION (see .stack/logs/maven.out)"
-  fi
-  [[ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ]] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after maven"; }
-  local n_slf4j
-  n_slf4j="$(find "$tmp" -maxdepth 1 -name 'slf4j-api-*.jar' | wc -l)"
-  [[ "$n_slf4j" == 1 ]] || { rm -rf "$tmp"; die "expected exactly one slf4j-api jar, found $n_slf4j (check mvn dependency:tree)"; }
-  rm -rf "$JARS"
-  mv "$tmp" "$JARS"
-}
+kafka_pid() { broker_pid "$KAFKA_PIDFILE"; }
 
 kafka_write_props() {
   mkdir -p "$KAFKA_DATA" "$LOGS"
@@ -153,41 +119,20 @@ kafka_format_if_needed() {
   fi
   local cluster_id_file="$KAFKA_DIR/cluster.id" cluster_id
   if [[ ! -s "$cluster_id_file" ]]; then
-    # Kafka's Uuid text form: URL-safe base64 of 16 random bytes, no padding.
-    # Avoid a leading '-' (the tool's option parser would take it for a flag).
-    while :; do
-      cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-      [[ "$cluster_id" != -* ]] && break
-    done
-    echo "$cluster_id" >"$cluster_id_file"
+    new_cluster_id >"$cluster_id_file"
   fi
   cluster_id="$(cat "$cluster_id_file")"
   log "formatting Kafka storage (cluster id $cluster_id)"
-  java -Xmx256m -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.yaml" -Dkafka.logs.dir="$LOGS" \
-    -cp "$JARS/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPS" \
+  kafka_java -Xmx256m kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPS" \
     >>"$LOGS/kafka-format.out" 2>&1 \
     || { tail -n 20 "$LOGS/kafka-format.out" >&2; die "kafka storage format failed (see .stack/logs/kafka-format.out)"; }
-}
-
-kafka_wait_ready() { # pid
-  local pid="$1" rc=0
-  [[ -x "$PYTHON" ]] || command -v "$PYTHON" >/dev/null || die "python not found at '$PYTHON' (set PYTHON=...)"
-  "$PYTHON" "$ROOT/scripts/kafka_ready.py" --bootstrap "127.0.0.1:$KAFKA_PORT" \
-    --timeout "$KAFKA_READY_TIMEOUT" --pid "$pid" --quiet || rc=$?
-  if [[ $rc != 0 ]]; then
-    log "last lines of .stack/logs/kafka.out:" >&2
-    tail -n 20 "$LOGS/kafka.out" >&2 || true
-    log "last lines of .stack/logs/kafka.log:" >&2
-    tail -n 20 "$LOGS/kafka.log" >&2 || true
-    die "Kafka did not become ready on 127.0.0.1:$KAFKA_PORT"
-  fi
 }
 
 kafka_up() {
   local pid
   pid="$(kafka_pid)"
   if [[ -n "$pid" ]]; then
-    kafka_wait_ready "$pid"
+    kafka_wait_ready "$pid" "127.0.0.1:$KAFKA_PORT" "$KAFKA_READY_TIMEOUT"
     log "kafka      ready   127.0.0.1:$KAFKA_PORT (pid $pid, already running)"
     return 0
   fi
@@ -211,26 +156,8 @@ kafka_up() {
     -cp "$JARS/*" kafka.Kafka "$KAFKA_PROPS" </dev/null >>"$LOGS/kafka.out" 2>&1 &
   pid=$!
   echo "$pid" >"$KAFKA_PIDFILE"
-  kafka_wait_ready "$pid"
+  kafka_wait_ready "$pid" "127.0.0.1:$KAFKA_PORT" "$KAFKA_READY_TIMEOUT"
   log "kafka      ready   127.0.0.1:$KAFKA_PORT (pid $pid)"
-}
-
-stop_pid() { # pid name
-  local pid="$1" name="$2" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_GRACE_SECONDS * 4; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.25
-  done
-  log "$name still alive after ${STOP_GRACE_SECONDS}s: SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 40; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.25
-  done
-  die "$name (pid $pid) survived SIGKILL"
 }
 
 kafka_down() {
@@ -292,10 +219,6 @@ pg_configured_port() { # version
   pg_cluster_field "$1" 3
 }
 
-as_postgres() { # command... (from / so postgres can chdir)
-  (cd / && runuser -u postgres -- "$@")
-}
-
 pg_psql_admin() { # sql [db]
   as_postgres psql -X -q -v ON_ERROR_STOP=1 -At -p "$PG_PORT" -d "${2:-postgres}" -c "$1"
 }
@@ -325,6 +248,12 @@ END
     log "creating database $PG_DB"
     pg_psql_admin "CREATE DATABASE $PG_DB OWNER $PG_USER" >/dev/null
   fi
+  # The runtime role of the least-privilege mode (HEALTHMATE_PG_DSN as $PG_APP_USER,
+  # HEALTHMATE_PG_MIGRATION_DSN as $PG_USER): it owns nothing; migrations grant it the rest.
+  pg_psql_admin "DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_APP_USER') THEN CREATE ROLE $PG_APP_USER LOGIN; END IF;
+END \$\$; ALTER ROLE $PG_APP_USER PASSWORD '$PG_APP_PASSWORD';
+GRANT CONNECT, TEMP ON DATABASE $PG_DB TO $PG_APP_USER" >/dev/null
   PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=5 psql -X -q -At -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$PG_DB" \
     -c 'select 1' >/dev/null \
     || die "password login as $PG_USER@127.0.0.1:$PG_PORT/$PG_DB failed (check pg_hba.conf)"

@@ -3,6 +3,8 @@
 - ``worker [faust worker options]``: the Faust worker (ingest service, tables, web views).
 - ``setup``: create topics and apply warehouse migrations (idempotent).
 - ``produce --rate N --count M --bad-ratio R --batch-size B``: synthetic wearable data.
+- ``acls [--worker User:NAME] [--producer User:NAME]``: create the secure mode's Kafka ACLs
+  (run with a super user's credentials).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def load_settings():  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "worker"
-    if command in ("setup", "produce"):
+    if command in ("setup", "produce", "acls"):
         _run_tool(command, argv[1:])
         return
     from streams.app import create_app
@@ -51,6 +53,9 @@ def _run_tool(command: str, args: list[str]) -> None:
 
         print(asyncio.run(setup_pipeline(settings)))
         return
+    if command == "acls":
+        _create_acls(settings, args)
+        return
     parser = argparse.ArgumentParser(prog="python -m streams produce",
                                      description="Publish synthetic wearable readings.")
     parser.add_argument("--rate", type=float, default=50.0, help="readings per second (0 = unthrottled)")
@@ -65,6 +70,20 @@ def _run_tool(command: str, args: list[str]) -> None:
 
     asyncio.run(produce_synthetic(settings, rate=opts.rate, count=opts.count,
                                   bad_ratio=opts.bad_ratio, batch_size=opts.batch_size, seed=opts.seed))
+
+
+def _create_acls(settings, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from streams.acls import create_acls, producer_acls, worker_acls
+
+    parser = argparse.ArgumentParser(prog="python -m streams acls",
+                                     description="Create the Kafka ACLs of the secure mode.")
+    parser.add_argument("--worker", default="User:healthmate-worker", help="the worker's principal")
+    parser.add_argument("--producer", default="User:healthmate-producer", help="an ingestion producer's principal")
+    opts = parser.parse_args(args)
+    acls = worker_acls(settings, opts.worker) + producer_acls(settings, opts.producer)
+    asyncio.run(create_acls(settings, acls))
+    for acl in acls:
+        print(f"ALLOW {acl.principal} {acl.operation.name} {acl.resource.name}:{acl.pattern.name}:{acl.name}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import faust
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from streams.config import Settings
+from streams.connections import faust_broker_kwargs, warehouse_from_settings
 from streams.domain.catalogue import build_catalogue
 from streams.domain.outliers import OutlierStrategy
 from streams.domain.validate import TRANSFORMATION_VERSION, Rules
@@ -17,7 +18,6 @@ from streams.ingest import Clock, IngestService, ReadingProcessor, utc_now
 from streams.logs import logging_config
 from streams.metrics import Metrics
 from streams.quality.stream import QualityStream
-from streams.sink.warehouse import Warehouse
 
 
 def rules_from_settings(settings: Settings) -> Rules:
@@ -45,7 +45,7 @@ def create_app(
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **faust_broker_kwargs(settings),
         store="memory://",
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
@@ -64,7 +64,7 @@ def create_app(
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]
     app.metrics = Metrics(registry)  # type: ignore[attr-defined]
-    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema, pool_max=settings.pg_pool_max)
+    warehouse = warehouse_from_settings(settings)
     app.warehouse = warehouse  # type: ignore[attr-defined]
     # In-stream data quality: increments topic, windows table, agent and tick timer.
     app.quality = (  # type: ignore[attr-defined]

@@ -6,11 +6,14 @@ stack that ``scripts/stack.sh up`` starts, so a fresh checkout runs with no conf
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streams.errors import ConfigurationError
 
@@ -18,10 +21,52 @@ DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
 DEV_JWT_SECRET = "healthmate-dev-only-api-jwt-secret-not-for-production"
 
 
-class Settings(BaseSettings):
-    """Frozen runtime configuration; build one per process (tests build their own)."""
+ENV_PREFIX = "HEALTHMATE_"
 
-    model_config = SettingsConfigDict(env_prefix="HEALTHMATE_", frozen=True, extra="ignore")
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation in (SecretStr, SecretStr | None)
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``HEALTHMATE_<FIELD>_FILE``: a secret setting read from a file (how k8s and compose
+    mount secrets). One trailing newline is dropped. Setting both the variable and its
+    ``_FILE`` twin is an error, and so is a file that cannot be read."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            var = f"{ENV_PREFIX}{name.upper()}"
+            path = os.environ.get(f"{var}_FILE")
+            if not _is_secret(field) or path is None:
+                continue
+            if var in os.environ:
+                raise ConfigurationError(f"set {var} or {var}_FILE, not both")
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigurationError(f"{var}_FILE: cannot read {path}: {type(exc).__name__}") from None
+            values[name] = text[:-1] if text.endswith("\n") else text
+        return values
+
+
+class Settings(BaseSettings):
+    """Frozen runtime configuration; build one per process (tests build their own).
+
+    Every secret (a ``SecretStr``) is masked in ``repr`` and dumps, and may come from a file
+    named by ``HEALTHMATE_<FIELD>_FILE``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: Any,
+                                   env_settings: Any, dotenv_settings: Any, file_secret_settings: Any,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretFilesSource(settings_cls)
 
     # --- identity -------------------------------------------------------------------
     app_id: str = "healthmate-pipeline"
@@ -51,9 +96,25 @@ class Settings(BaseSettings):
         500, ge=1, description="Messages per fetch; a batch closes at sink_batch_size readings.")
     session_timeout_s: float = Field(
         10.0, ge=6, description="Group session timeout: how fast a dead worker's partitions move on.")
+    dlq_retention_hours: float = Field(
+        720, gt=0, description="retention.ms of the DLQ topic, set when `streams setup` creates it. "
+        "The DLQ holds raw payloads (raw user ids): keep it as short as redrives allow.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(
+        None, description="CA bundle (PEM) that signed the brokers' certificates; unset: system CAs.")
 
     # --- PostgreSQL warehouse -------------------------------------------------------------
     pg_dsn: SecretStr = SecretStr("postgresql://healthmate:healthmate@127.0.0.1:5432/healthmate")
+    pg_migration_dsn: SecretStr | None = Field(
+        None, description="DSN of the role that owns the schema and applies migrations (default: "
+        "pg_dsn). When its user differs from pg_dsn's, pg_dsn's user gets only the runtime grants.")
+    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        None, description="TLS to PostgreSQL; unset: the DSN's sslmode (asyncpg's default: prefer).")
+    pg_ssl_rootcert: str | None = Field(
+        None, description="CA (PEM) for verify-ca/verify-full; unset: the system CAs.")
     warehouse_schema: str = Field("healthmate", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pg_pool_max: int = Field(4, ge=1)
 
@@ -179,6 +240,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _kafka_sasl_complete(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ConfigurationError(
+                f"HEALTHMATE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "HEALTHMATE_KAFKA_SASL_USERNAME and HEALTHMATE_KAFKA_SASL_PASSWORD (or _FILE).")
+        cafiles = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("PG_SSL_ROOTCERT", self.pg_ssl_rootcert))
+        for var, path in cafiles:
+            if path is not None and not Path(path).is_file():
+                raise ConfigurationError(f"HEALTHMATE_{var}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
     def _jwt_secret_long_enough(self) -> Settings:
         secret = self.api_jwt_secret
         if secret is not None and len(secret.get_secret_value().encode()) < 32:
@@ -202,3 +276,7 @@ class Settings(BaseSettings):
     @property
     def pg_dsn_value(self) -> str:
         return self.pg_dsn.get_secret_value()
+
+    @property
+    def pg_migration_dsn_value(self) -> str:
+        return (self.pg_migration_dsn or self.pg_dsn).get_secret_value()

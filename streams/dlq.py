@@ -9,8 +9,9 @@ headers. Records are gzip-compressed: the DLQ is low-volume and payloads compres
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -50,15 +51,15 @@ def dead_letter_record(letter: DeadLetter, *, key: bytes | None, topic: str, par
 class DeadLetterPublisher:
     """An idempotent producer for the DLQ. ``publish`` returns once every record is acked."""
 
-    def __init__(self, bootstrap: str, topic: str, *, max_payload_bytes: int) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: Mapping[str, Any], topic: str, *, max_payload_bytes: int) -> None:
+        self.kafka = kafka  # client arguments: streams.connections.kafka_kwargs(settings)
         self.topic = topic
         self.max_request_size = max_payload_bytes + 64 * 1024
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
+            **self.kafka, acks="all", enable_idempotence=True, linger_ms=5,
             compression_type="gzip", max_request_size=self.max_request_size,
         )
         await self._producer.start()

@@ -41,6 +41,7 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
 from streams.domain.pseudonym import user_key
 from streams.domain.text import safe_rendering
@@ -152,7 +153,7 @@ class IngestService(Service):
         self.processors = list(processors)
         self.batch_observers = list(batch_observers)
         self.consumer: AIOKafkaConsumer | None = None
-        self.dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
+        self.dlq = DeadLetterPublisher(kafka_kwargs(settings), settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
         self._pending = PendingBatch()
         # The newest write task and the newest post-commit task (each awaits the one before
@@ -178,7 +179,7 @@ class IngestService(Service):
         # Fetch sizes must admit an oversized message so that it can be dead-lettered.
         max_fetch = max(4 * s.max_message_bytes, 4 * 1024 * 1024)
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=s.consumer_group,
+            **kafka_kwargs(s), group_id=s.consumer_group,
             enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=int(s.session_timeout_s * 1000),
             heartbeat_interval_ms=int(s.session_timeout_s * 1000 / 3.5),

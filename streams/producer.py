@@ -21,6 +21,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from streams.synthetic import SyntheticReadings
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ async def produce_synthetic(
     """Publish ``count`` synthetic readings at about ``rate`` readings/s (0 = as fast as
     possible). Returns the number of messages sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=10,
+        **kafka_kwargs(settings), acks="all", linger_ms=10,
         max_request_size=4 * 1024 * 1024,
     )
     await producer.start()

@@ -6,9 +6,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.config import Settings
-from streams.sink.warehouse import Warehouse
-
-DLQ_RETENTION_MS = 30 * 24 * 3600 * 1000
+from streams.connections import kafka_kwargs, warehouse_from_settings
 
 
 async def create_topics(settings: Settings) -> list[str]:
@@ -18,9 +16,9 @@ async def create_topics(settings: Settings) -> list[str]:
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024)}),
         NewTopic(settings.dlq_topic, settings.topic_partitions, settings.topic_replication,
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024),
-                                "retention.ms": str(DLQ_RETENTION_MS)}),
+                                "retention.ms": str(int(settings.dlq_retention_hours * 3600 * 1000))}),
     ]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -38,7 +36,7 @@ async def create_topics(settings: Settings) -> list[str]:
 async def setup_pipeline(settings: Settings) -> dict[str, list]:
     """Topics and migrations; safe to run any number of times."""
     topics = await create_topics(settings)
-    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema)
+    warehouse = warehouse_from_settings(settings, pool_max=1)
     await warehouse.start()
     await warehouse.stop()
     return {"topics_created": topics}

@@ -85,27 +85,15 @@ async def detach_partition(pool: asyncpg.Pool, schema: str, partition: Partition
     5 s for the parent's lock.
     """
     assert PARTITION_NAME.match(partition.name) and re.fullmatch(r"[a-z0-9_]{1,63}", new_name)
-    s = quote_ident(schema)
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL lock_timeout = '5s'")
-        await conn.execute(
-            f"ALTER TABLE {s}.health_readings DETACH PARTITION {s}.{quote_ident(partition.name)}")
-        await conn.execute(
-            f"ALTER TABLE {s}.{quote_ident(partition.name)} RENAME TO {quote_ident(new_name)}")
+    # The schema owner's function (migration 7) does both steps, with a 5 s lock timeout.
+    await pool.execute(f"SELECT {quote_ident(schema)}.detach_reading_partition($1, $2)",
+                       partition.name, new_name)
 
 
 async def analyze_schema(pool: asyncpg.Pool, schema: str) -> list[str]:
     """ANALYZE every table of the schema (partitioned parents recurse); return their names."""
-    rows = await pool.fetch(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
-        " ORDER BY c.relname", schema)
-    names = [r["relname"] for r in rows]
-    s = quote_ident(schema)
-    async with pool.acquire() as conn:
-        for name in names:
-            await conn.execute(f"ANALYZE {s}.{quote_ident(name)}")
-    return names
+    rows = await pool.fetch(f"SELECT name FROM {quote_ident(schema)}.analyze_tables() AS name")
+    return [r["name"] for r in rows]
 
 
 async def index_usage(pool: asyncpg.Pool, schema: str) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from web.models import RedriveBody
 
 
@@ -52,7 +53,7 @@ class RedriveReport:
 
 def _consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=f"healthmate-redrive-{uuid.uuid4().hex[:8]}",
+        **kafka_kwargs(settings), group_id=f"healthmate-redrive-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False, auto_offset_reset="earliest",
         max_partition_fetch_bytes=max(4 * settings.max_message_bytes, 4 * 1024 * 1024),
     )
@@ -71,7 +72,7 @@ async def _read_range(consumer: AIOKafkaConsumer, tps: list[TopicPartition], end
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()
     try:
         descriptions = await admin.describe_topics([topic])
@@ -168,7 +169,7 @@ async def redrive(settings: Settings, body: RedriveBody, request_id: str) -> Red
             report.refed_from_dlq += 1
     if body.dry_run or not plan:
         return report
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+    producer = AIOKafkaProducer(**kafka_kwargs(settings), acks="all",
                                 enable_idempotence=True, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:

@@ -232,14 +232,84 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {s}.audit_log
 ALTER TABLE {s}.health_readings ADD COLUMN IF NOT EXISTS measured_until timestamptz;
 ALTER TABLE {s}.health_readings ADD COLUMN IF NOT EXISTS statistic text;
 """),
+    (7, "least privilege: audit_log TRUNCATE guard, partition and ANALYZE functions", """
+-- The runtime role owns nothing: DDL it needs runs through these SECURITY DEFINER functions,
+-- which do one fixed thing each, with validated arguments.
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON {s}.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION {s}.audit_log_append_only();
+
+CREATE FUNCTION {s}.create_reading_partition(p_start timestamptz) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+BEGIN
+    IF p_start IS NULL OR p_start <> date_trunc('month', p_start) THEN
+        RAISE EXCEPTION 'not the start of a UTC month: %', p_start;
+    END IF;
+    EXECUTE format('CREATE TABLE IF NOT EXISTS %s.%I PARTITION OF %s.health_readings'
+                   ' FOR VALUES FROM (%L) TO (%L)', '{s}', 'health_readings_p' || to_char(p_start, 'YYYYMM'),
+                   '{s}', p_start, p_start + interval '1 month');
+END $$;
+
+CREATE FUNCTION {s}.detach_reading_partition(p_name text, p_new_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
+BEGIN
+    IF p_name !~ '^health_readings_p[0-9]{6}$' OR p_new_name !~ '^[a-z0-9_]{1,63}$' THEN
+        RAISE EXCEPTION 'invalid partition name';
+    END IF;
+    EXECUTE format('ALTER TABLE %s.health_readings DETACH PARTITION %s.%I', '{s}', '{s}', p_name);
+    EXECUTE format('ALTER TABLE %s.%I RENAME TO %I', '{s}', p_name, p_new_name);
+END $$;
+
+CREATE FUNCTION {s}.analyze_tables() RETURNS SETOF text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE t text;
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.oid = '{s}'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+             ORDER BY c.relname LOOP
+        EXECUTE format('ANALYZE %s.%I', '{s}', t);
+        RETURN NEXT t;
+    END LOOP;
+END $$;
+
+REVOKE ALL ON FUNCTION {s}.create_reading_partition(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION {s}.detach_reading_partition(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION {s}.analyze_tables() FROM PUBLIC;
+"""),
 )
 
+# What the runtime role (the worker, the API, batch jobs) may do; re-applied after every
+# migration run, so tables that later migrations add are covered too. It owns nothing, so
+# it can never ALTER, DROP, TRUNCATE or disable a trigger; audit_log is INSERT + SELECT only.
+RUNTIME_GRANTS = """
+GRANT USAGE ON SCHEMA {s} TO {r};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {r};
+REVOKE UPDATE, DELETE ON {s}.audit_log FROM {r};
+REVOKE INSERT, UPDATE, DELETE ON {s}.schema_migrations FROM {r};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO {r};
+GRANT EXECUTE ON FUNCTION {s}.create_reading_partition(timestamptz),
+    {s}.detach_reading_partition(text, text), {s}.analyze_tables() TO {r};
+"""
 
-async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
+
+async def _up_to_date(conn: asyncpg.Connection, schema: str) -> bool:
+    table = f"{quote_ident(schema)}.schema_migrations"
+    if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+        return False
+    done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {table}")}
+    return done >= {version for version, _, _ in MIGRATIONS}
+
+
+async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_role: str | None = None
+                           ) -> list[int]:
     """Bring ``schema`` up to date; return the versions applied now (empty if none).
 
+    ``conn`` should be the schema owner's (the migration role). With ``runtime_role``, that
+    role then gets exactly :data:`RUNTIME_GRANTS` on the schema. Without it, an up-to-date
+    schema is only read, so a runtime role may call this too.
     Safe to call concurrently from several processes: an advisory lock serialises them.
     """
+    if runtime_role is None and await _up_to_date(conn, schema):
+        return []
     s = quote_ident(schema)
     applied_now: list[int] = []
     async with conn.transaction():
@@ -259,6 +329,8 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
                 f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)", version, name
             )
             applied_now.append(version)
+        if runtime_role is not None:
+            await conn.execute(RUNTIME_GRANTS.replace("{s}", s).replace("{r}", quote_ident(runtime_role)))
     return applied_now
 
 

@@ -23,19 +23,21 @@ that COPY fails too and the readings go through a staging table and
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import orjson
 
 from streams.domain.text import safe_rendering
-from streams.errors import BatchRefused, WarehouseUnavailable
+from streams.errors import BatchRefused, ConfigurationError, WarehouseUnavailable
 from streams.records import DeadLetter, NormalisedReading
 from streams.sink.migrations import apply_migrations, quote_ident
 
@@ -168,8 +170,14 @@ def next_month(start: datetime) -> datetime:
 class Warehouse:
     """Owns the asyncpg pool. ``start()`` before use, ``stop()`` at shutdown."""
 
-    def __init__(self, dsn: str, schema: str, *, pool_max: int = 4) -> None:
+    def __init__(self, dsn: str, schema: str, *, pool_max: int = 4, migration_dsn: str | None = None,
+                 connect_kwargs: Mapping[str, Any] | None = None) -> None:
         self.dsn = dsn
+        # Migrations run as the schema owner; a different runtime user gets only its grants.
+        self.migration_dsn = migration_dsn or dsn
+        runtime_user = urlsplit(dsn).username
+        self.runtime_role = runtime_user if runtime_user != urlsplit(self.migration_dsn).username else None
+        self.connect_kwargs = dict(connect_kwargs or {})
         self.schema = schema
         self.s = quote_ident(schema)
         self.pool_max = pool_max
@@ -183,15 +191,19 @@ class Warehouse:
         if self._pool is not None:
             return
         try:
-            conn = await asyncpg.connect(self.dsn, timeout=10)
+            conn = await asyncpg.connect(self.migration_dsn, timeout=10, **self.connect_kwargs)
             try:
-                self.applied_migrations = await apply_migrations(conn, self.schema)
+                self.applied_migrations = await apply_migrations(
+                    conn, self.schema, runtime_role=self.runtime_role)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_max, init=self._init_connection,
-                command_timeout=60,
+                command_timeout=60, **self.connect_kwargs,
             )
+        except ssl.SSLCertVerificationError as exc:
+            await self.stop()
+            raise ConfigurationError(f"warehouse TLS certificate refused: {exc.verify_message}") from exc
         except TRANSIENT_ERRORS as exc:
             await self.stop()
             raise WarehouseUnavailable(f"warehouse unreachable: {type(exc).__name__}") from exc
@@ -353,12 +365,8 @@ class Warehouse:
         self._known_partitions |= missing
 
     def partition_ddl(self, start: datetime) -> str:
-        end = next_month(start)
-        name = quote_ident(f"health_readings_p{start:%Y%m}")
-        return (
-            f"CREATE TABLE IF NOT EXISTS {self.s}.{name} PARTITION OF {self.s}.health_readings "
-            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-        )
+        # The schema owner's function (migration 7): the runtime role may not run DDL itself.
+        return f"SELECT {self.s}.create_reading_partition('{start.isoformat()}')"
 
     @property
     def _register_sql(self) -> str:

@@ -1,0 +1,92 @@
+"""Kafka ACLs of the secure mode: who may do what, and a way to create them.
+
+- The worker may read the raw and profile topics, write the DLQ, and do anything with its
+  own internal topics (Faust's ``<app id>-`` changelogs and increments); it may join its two
+  consumer groups (the ingest group and Faust's, named after the app id). Nothing else.
+- An ingestion producer may write the raw topic and nothing else.
+- The DLQ holds the raw payloads of rejected readings, so it is as sensitive as the raw
+  topic: only the worker writes it, and no one but a super user (or a principal granted for
+  redrives) reads it.
+
+``acl_bindings`` is pure; ``create_acls`` applies bindings with the admin client of the
+settings it is given (a super user's credentials).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from streams.config import Settings
+
+PROFILE_TOPIC = "health.users.profiles"
+
+
+class Resource(IntEnum):  # Kafka protocol codes
+    TOPIC = 2
+    GROUP = 3
+
+
+class Pattern(IntEnum):
+    LITERAL = 3
+    PREFIXED = 4
+
+
+class Operation(IntEnum):
+    ALL = 2
+    READ = 3
+    WRITE = 4
+    DESCRIBE = 8
+
+
+ALLOW = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Acl:
+    principal: str
+    resource: Resource
+    name: str
+    pattern: Pattern
+    operation: Operation
+
+
+def worker_acls(settings: Settings, principal: str, *, profile_topic: str = PROFILE_TOPIC) -> list[Acl]:
+    """What the worker's principal needs, for the topics and groups ``settings`` name."""
+    acls = []
+    for topic, operations in ((settings.raw_topic, (Operation.READ, Operation.DESCRIBE)),
+                              (profile_topic, (Operation.READ, Operation.DESCRIBE)),
+                              (settings.dlq_topic, (Operation.WRITE, Operation.DESCRIBE))):
+        acls += [Acl(principal, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in operations]
+    acls.append(Acl(principal, Resource.TOPIC, f"{settings.app_id}-", Pattern.PREFIXED, Operation.ALL))
+    for group in (settings.consumer_group, settings.app_id):
+        acls += [Acl(principal, Resource.GROUP, group, Pattern.LITERAL, op)
+                 for op in (Operation.READ, Operation.DESCRIBE)]
+    return acls
+
+
+def producer_acls(settings: Settings, principal: str) -> list[Acl]:
+    """An ingestion producer: write (and describe) the raw topic only."""
+    return [Acl(principal, Resource.TOPIC, settings.raw_topic, Pattern.LITERAL, op)
+            for op in (Operation.WRITE, Operation.DESCRIBE)]
+
+
+async def create_acls(admin_settings: Settings, acls: list[Acl]) -> None:
+    """Create ``acls`` (ALLOW, any host) on the cluster; raise on the first refusal."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    from streams.connections import kafka_kwargs
+
+    admin = AIOKafkaAdminClient(**kafka_kwargs(admin_settings), client_id="healthmate-acls")
+    await admin.start()
+    try:
+        for acl in acls:
+            # aiokafka 0.14 has the request but no public create_acls() yet.
+            response = await admin._send_request(CreateAclsRequest(
+                acl.resource, acl.name, acl.pattern, acl.principal, "*", acl.operation, ALLOW))
+            for error_code, error_message in response.creation_responses:
+                if error_code:
+                    raise RuntimeError(f"CreateAcls refused {acl}: error {error_code} {error_message}")
+    finally:
+        await admin.close()

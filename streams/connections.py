@@ -1,0 +1,88 @@
+"""Connection options from the settings: the one place that turns TLS and SASL settings
+into client arguments, for every aiokafka client, the Faust app and every asyncpg connection.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from streams.config import Settings
+
+if TYPE_CHECKING:
+    from streams.sink.warehouse import Warehouse
+
+
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """Verifies the broker's certificate and host name; None on a plaintext protocol."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def kafka_kwargs(settings: Settings) -> dict[str, Any]:
+    """``bootstrap_servers`` and the security arguments for any aiokafka client."""
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+        "ssl_context": kafka_ssl_context(settings),
+    }
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validator checks it
+        kwargs.update(sasl_mechanism=settings.kafka_sasl_mechanism,
+                      sasl_plain_username=settings.kafka_sasl_username,
+                      sasl_plain_password=settings.kafka_sasl_password.get_secret_value())
+    return kwargs
+
+
+def faust_broker_kwargs(settings: Settings) -> dict[str, Any]:
+    """``broker`` and ``broker_credentials`` for ``faust.App`` (faust-streaming 0.15 passes
+    SCRAM-SHA-256/512 and PLAIN through to aiokafka)."""
+    import faust
+
+    context = kafka_ssl_context(settings)
+    credentials: Any = None
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None
+        credentials = faust.SASLCredentials(
+            username=settings.kafka_sasl_username, password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+    elif context is not None:
+        credentials = faust.SSLCredentials(context)
+    return {"broker": f"kafka://{settings.kafka_bootstrap}", "broker_credentials": credentials}
+
+
+def pg_ssl(settings: Settings) -> ssl.SSLContext | str | None:
+    """asyncpg's ``ssl`` argument; None leaves the DSN's own ``sslmode`` in charge."""
+    mode = settings.pg_sslmode
+    if mode in ("verify-ca", "verify-full"):
+        context = ssl.create_default_context(cafile=settings.pg_ssl_rootcert)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = mode == "verify-full"
+        return context
+    return mode
+
+
+def pg_connect_kwargs(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``asyncpg.connect``/``create_pool`` besides the DSN."""
+    ssl_arg = pg_ssl(settings)
+    return {} if ssl_arg is None else {"ssl": ssl_arg}
+
+
+async def pg_connect(settings: Settings, *, dsn: str | None = None, **kwargs: Any) -> Any:
+    """One asyncpg connection with the configured TLS (to ``pg_dsn`` unless ``dsn`` is given)."""
+    import asyncpg
+
+    return await asyncpg.connect(dsn or settings.pg_dsn_value, **pg_connect_kwargs(settings), **kwargs)
+
+
+def warehouse_from_settings(settings: Settings, *, pool_max: int | None = None) -> Warehouse:
+    """The :class:`~streams.sink.warehouse.Warehouse` the settings describe (not started)."""
+    from streams.sink.warehouse import Warehouse
+
+    return Warehouse(settings.pg_dsn_value, settings.warehouse_schema,
+                     pool_max=pool_max or settings.pg_pool_max,
+                     migration_dsn=settings.pg_migration_dsn_value,
+                     connect_kwargs=pg_connect_kwargs(settings))

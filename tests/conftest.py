@@ -93,17 +93,20 @@ def _raise_for_errors(response: Any, key: str, ignore: Iterable[int] = ()) -> No
 
 
 async def create_topics(
-    bootstrap: str,
+    bootstrap: str | dict[str, Any],
     names: Iterable[str],
     partitions: int = 1,
     replication: int = 1,
     configs: dict[str, str] | None = None,
 ) -> list[str]:
-    """Create topics with the aiokafka admin client; raise on any per-topic error."""
+    """Create topics with the aiokafka admin client; raise on any per-topic error.
+
+    ``bootstrap``: an address, or client arguments (``streams.connections.kafka_kwargs``)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     names = list(names)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="healthmate-tests")
+    client = {"bootstrap_servers": bootstrap} if isinstance(bootstrap, str) else bootstrap
+    admin = AIOKafkaAdminClient(**client, client_id="healthmate-tests")
     await admin.start()
     try:
         response = await admin.create_topics(

@@ -9,15 +9,24 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs, pg_connect_kwargs
 from streams.sink.migrations import quote_ident
+
+# A bootstrap address (plaintext), or aiokafka client arguments (streams.connections.kafka_kwargs).
+Kafka = str | Mapping[str, Any]
+
+
+def _client_args(kafka: Kafka) -> dict[str, Any]:
+    return {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,18 +37,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _reader(bootstrap: str) -> AIOKafkaConsumer:
+def _reader(kafka: Kafka) -> AIOKafkaConsumer:
     # A group id avoids aiokafka 0.14's group-less coordinator, whose stop() re-raises
     # CancelledError; the reader only assign()s, so it never joins that group.
     return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        **_client_args(kafka), group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest", enable_auto_commit=False,
         max_partition_fetch_bytes=64 * 1024 * 1024,
     )
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def partitions_of(kafka: Kafka, topic: str) -> list[int]:
+    admin = AIOKafkaAdminClient(**_client_args(kafka))
     await admin.start()
     try:
         (description,) = await admin.describe_topics([topic])
@@ -50,11 +59,11 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     return partitions
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = _reader(bootstrap)
+async def end_offsets(kafka: Kafka, topic: str) -> dict[int, int]:
+    consumer = _reader(kafka)
     await consumer.start()
     try:
-        partitions = await partitions_of(bootstrap, topic)
+        partitions = await partitions_of(kafka, topic)
         tps = [TopicPartition(topic, p) for p in partitions]
         ends = await consumer.end_offsets(tps)
         return {tp.partition: o for tp, o in ends.items()}
@@ -62,10 +71,10 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, timeout: float = 20.0) -> list:
+async def read_topic(kafka: Kafka, topic: str, *, timeout: float = 20.0) -> list:
     """Every record of ``topic`` up to its end offsets at call time."""
-    ends = await end_offsets(bootstrap, topic)
-    consumer = _reader(bootstrap)
+    ends = await end_offsets(kafka, topic)
+    consumer = _reader(kafka)
     await consumer.start()
     records: list = []
     try:
@@ -87,7 +96,7 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 20.0) -> li
 async def wait_until_caught_up(settings: Settings, pg: asyncpg.Connection, *, timeout: float = 120.0,
                                alive: Callable[[], bool] = lambda: True) -> None:
     """Wait until sink_offsets has reached the raw topic's end offsets."""
-    ends = await end_offsets(settings.kafka_bootstrap, settings.raw_topic)
+    ends = await end_offsets(kafka_kwargs(settings), settings.raw_topic)
     s = quote_ident(settings.warehouse_schema)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -145,7 +154,7 @@ class WorkerProcess:
 
 async def drop_pipeline_resources(settings: Settings) -> None:
     """Delete the test's topics (its raw/dlq prefix and Faust app id) and drop its schema."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()
     try:
         existing = await admin.list_topics()
@@ -155,11 +164,11 @@ async def drop_pipeline_resources(settings: Settings) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
-    await drop_schema(settings.pg_dsn_value, settings.warehouse_schema)
+    await drop_schema(settings.pg_migration_dsn_value, settings.warehouse_schema, **pg_connect_kwargs(settings))
 
 
-async def drop_schema(dsn: str, schema: str) -> None:
-    conn = await asyncpg.connect(dsn)
+async def drop_schema(dsn: str, schema: str, **connect_kwargs: Any) -> None:
+    conn = await asyncpg.connect(dsn, **connect_kwargs)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
     finally:

@@ -73,6 +73,12 @@ class SecurePipeline:
 
 
 @pytest.fixture
+def secure(secure_env: dict[str, dict[str, str]]) -> SecurePipeline:
+    """The secure stack's settings per role, without topics or schema of its own."""
+    return SecurePipeline(secure_env, {"HEALTHMATE_DEV_MODE": "true"}, profile_topic="")
+
+
+@pytest.fixture
 async def secure_pipeline(secure_env: dict[str, dict[str, str]], unique_name: str
                           ) -> AsyncIterator[SecurePipeline]:
     """Topics (created by the admin), the worker's and producer's ACLs on them, a migrated

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,6 +30,16 @@ def _client_args(kafka: Kafka) -> dict[str, Any]:
     return {"bootstrap_servers": kafka} if isinstance(kafka, str) else dict(kafka)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+RUNTIME_USER, RUNTIME_PASSWORD = "healthmate_app", "healthmate_app"  # scripts/stack.sh creates it
+
+
+def runtime_dsn(owner_dsn: str) -> str:
+    """``owner_dsn`` as the local stack's runtime role (least privilege, no ownership)."""
+    parts = urlsplit(owner_dsn)
+    netloc = f"{RUNTIME_USER}:{RUNTIME_PASSWORD}@{parts.hostname}:{parts.port or 5432}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def free_port() -> int:

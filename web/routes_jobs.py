@@ -27,6 +27,7 @@ from batch.registry import RunRecord
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
 from web.errors import Conflict, Forbidden, InvalidInput, NotFound, register_domain_error
+from web.masking import mask_job_secrets
 from web.models import Strict
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ async def update(api: Api, call: Call) -> dict[str, Any]:
 
 async def list_jobs(api: Api, call: Call) -> dict[str, Any]:
     jobs = await batch.list_jobs(api.warehouse, enabled=call.query.enabled)
-    return {"jobs": [j.to_json_dict() for j in jobs]}
+    return {"jobs": [_job_json(j, call) for j in jobs]}
 
 
 async def get_job(api: Api, call: Call) -> dict[str, Any]:
@@ -97,7 +98,7 @@ async def get_job(api: Api, call: Call) -> dict[str, Any]:
     job = await batch.get_job(api.warehouse, call.path.job_id)
     runs = await batch.list_runs(api.warehouse, job.job_id, limit=RECENT_RUNS)
     running = [_run_json(r) for r in runs if r.status == "running"]
-    return {"job": job.to_json_dict(), "runs": [_run_json(r) for r in runs], "running": running}
+    return {"job": _job_json(job, call), "runs": [_run_json(r) for r in runs], "running": running}
 
 
 async def get_run(api: Api, call: Call) -> dict[str, Any]:
@@ -105,6 +106,12 @@ async def get_run(api: Api, call: Call) -> dict[str, Any]:
     if run.job_id != call.path.job_id:
         raise NotFound(f"no run {call.path.run_id} of job {call.path.job_id}")
     return _run_json(run)
+
+
+def _job_json(job: ETLJobConfig, call: Call) -> dict[str, Any]:
+    """Callers who may not change jobs see webhook URLs without credentials or query values."""
+    config = job.to_json_dict()
+    return config if call.principal.may(Permission.WRITE_JOBS) else mask_job_secrets(config)
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:

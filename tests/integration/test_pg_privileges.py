@@ -6,25 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
-
 import asyncpg
 import pytest
+from pipeline_support import RUNTIME_USER, runtime_dsn
 
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import Warehouse
 from web import queries
 
 pytestmark = pytest.mark.integration
-
-RUNTIME_USER, RUNTIME_PASSWORD = "healthmate_app", "healthmate_app"
-
-
-def runtime_dsn(owner_dsn: str) -> str:
-    parts = urlsplit(owner_dsn)
-    netloc = f"{RUNTIME_USER}:{RUNTIME_PASSWORD}@{parts.hostname}:{parts.port or 5432}"
-    return urlunsplit(parts._replace(netloc=netloc))
-
 
 @pytest.fixture
 async def runtime(pg_dsn: str, pg_schema: str) -> AsyncIterator[tuple[Warehouse, asyncpg.Connection]]:

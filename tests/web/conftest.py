@@ -24,7 +24,7 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port
+from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port, runtime_dsn
 
 from streams.config import Settings
 from streams.setup import create_topics
@@ -60,7 +60,9 @@ def _env(kafka_bootstrap: str, pg_dsn: str, name: str, data_dir: Path) -> dict[s
     return {
         "HEALTHMATE_APP_ID": f"hm-{name}", "HEALTHMATE_DEV_MODE": "false",
         "HEALTHMATE_PSEUDONYM_KEY": f"test-key-{name}", "HEALTHMATE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "HEALTHMATE_PG_DSN": pg_dsn, "HEALTHMATE_RAW_TOPIC": f"{name}.raw",
+        # the API runs as the runtime role: it must manage with the least-privilege grants
+        "HEALTHMATE_PG_DSN": runtime_dsn(pg_dsn), "HEALTHMATE_PG_MIGRATION_DSN": pg_dsn,
+        "HEALTHMATE_RAW_TOPIC": f"{name}.raw",
         "HEALTHMATE_DLQ_TOPIC": f"{name}.dlq", "HEALTHMATE_CONSUMER_GROUP": f"{name}-sink",
         "HEALTHMATE_WAREHOUSE_SCHEMA": name, "HEALTHMATE_TOPIC_PARTITIONS": "2",
         "HEALTHMATE_WEB_PORT": str(free_port()), "HEALTHMATE_DATA_DIR": str(data_dir),
@@ -163,7 +165,7 @@ async def client(api_worker: ApiWorker) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def pg(api_worker: ApiWorker) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(api_worker.settings.pg_dsn_value)
+    conn = await asyncpg.connect(api_worker.settings.pg_migration_dsn_value)
     yield conn
     await conn.close()
 

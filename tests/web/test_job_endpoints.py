@@ -110,3 +110,18 @@ async def test_run_interval_is_validated(client) -> None:  # type: ignore[no-unt
     reply = await client.call("POST", f"/etl-jobs/{uuid.uuid4()}/run", role="operator",
                               json={"interval_start": "2026-01-02T00:00:00"})
     assert reply.status == 422, reply.body
+
+
+async def test_viewers_see_webhook_urls_masked(client) -> None:  # type: ignore[no-untyped-def]
+    url = "https://hook-user:hook-pass@hooks.example.com/notify?token=tok-secret&team=a"
+    created = await client.call("POST", "/etl-jobs", role="operator",
+                                json=job_body(f"mask_{uuid.uuid4().hex[:8]}", notification_webhook_url=url))
+    assert created.status == 201, created.body
+    job_id = created.body["job_id"]
+    as_operator = await client.call("GET", f"/etl-jobs/{job_id}", role="operator")
+    assert as_operator.body["job"]["notification_webhook_url"] == url  # stored as given
+    for reply in (await client.call("GET", f"/etl-jobs/{job_id}", role="viewer"),
+                  await client.call("GET", "/etl-jobs", role="analyst")):
+        text = str(reply.body)
+        assert reply.status == 200 and "hooks.example.com/notify" in text
+        assert not any(secret in text for secret in ("hook-user", "hook-pass", "tok-secret"))

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHON := $(PY)
 
-.PHONY: help venv deps run test unit bench stack-up stack-down stack-status stack-reset setup lint
+.PHONY: help venv deps run test unit bench stack-up stack-down stack-status stack-reset secure-up secure-down setup lint
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ stack-status: ## show the local stack's state
 	bash scripts/stack.sh status
 stack-reset: ## stop the stack and wipe its data
 	bash scripts/stack.sh reset
+secure-up: ## start the secure stack (Kafka SASL_SSL + ACLs, PostgreSQL TLS only): see README "Security"
+	bash scripts/secure_stack.sh up
+secure-down: ## stop what secure-up started
+	bash scripts/secure_stack.sh down
 
 setup: venv ## create topics and apply warehouse migrations
 	$(PY) -m streams setup

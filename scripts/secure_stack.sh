@@ -3,9 +3,10 @@
 # a Kafka broker with a SASL_SSL listener (SCRAM-SHA-512, ACLs on) beside a plaintext one,
 # and a PostgreSQL cluster that only accepts TLS with scram-sha-256 passwords.
 #
-#   scripts/secure_stack.sh up       certificates (once), broker (fresh data), cluster, ACLs
+#   scripts/secure_stack.sh up       certificates and users (once), broker, cluster, ACLs
 #   scripts/secure_stack.sh down     stop what `up` started (recorded pids), nothing else
 #   scripts/secure_stack.sh status   each component's state (always exits 0)
+#   scripts/secure_stack.sh reset    down, then wipe the broker's data
 #
 # Environment (defaults in brackets):
 #   HEALTHMATE_SECURE_KAFKA_PORT             SASL_SSL listener                [29494]
@@ -162,8 +163,8 @@ EOF
   )
 }
 
-kafka_format() { # a fresh data folder every `up`: the SCRAM users are created here
-  rm -rf "$KAFKA_DIR/data"
+kafka_format() { # once: the SCRAM users are created here (their passwords persist in secrets/)
+  [[ -f "$KAFKA_DIR/data/meta.properties" ]] && return 0
   local scram=()
   for user in admin healthmate-worker healthmate-producer; do
     scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(secret "kafka-${user#healthmate-}")]")
@@ -314,9 +315,10 @@ cmd_status() {
 case "${1:-}" in
   up) cmd_up ;;
   down) kafka_down; pg_down; log "secure stack down" ;;
+  reset) kafka_down; pg_down; rm -rf "$KAFKA_DIR" "$LOGS"; log "secure Kafka data wiped (certificates, secrets and the PostgreSQL cluster kept)" ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 up|down|status" >&2
+    echo "usage: $0 up|down|status|reset" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start the stack if it is not running, run the whole suite, stop only what this started.
+# The secure stack (scripts/secure_stack.sh: SASL_SSL Kafka, TLS-only PostgreSQL) is started
+# too, for tests/secure, unless HEALTHMATE_TEST_SECURE=0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
@@ -8,8 +10,18 @@ if ! bash scripts/stack.sh status | grep -q '^kafka: running'; then
   started_here=1
 fi
 bash scripts/stack.sh up || { echo "stack failed to start" >&2; exit 1; }
+secure_started_here=0
+if [ "${HEALTHMATE_TEST_SECURE:-1}" != 0 ]; then
+  if ! bash scripts/secure_stack.sh status | grep -q '^kafka *running'; then
+    secure_started_here=1
+  fi
+  PYTHON="$PY" bash scripts/secure_stack.sh up || { echo "secure stack failed to start" >&2; exit 1; }
+fi
 "$PY" -m pytest "$@"
 rc=$?
+if [ "$secure_started_here" = 1 ]; then
+  bash scripts/secure_stack.sh down
+fi
 if [ "$started_here" = 1 ]; then
   bash scripts/stack.sh down
 fi

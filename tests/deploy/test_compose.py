@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from pydantic import SecretStr
 
 from streams.config import Settings
 
@@ -169,15 +170,33 @@ def test_worker_env_points_at_compose_services(compose: dict[str, Any]) -> None:
 
 def test_healthmate_variables_are_settings_fields(compose: dict[str, Any]) -> None:
     fields = {f"HEALTHMATE_{name.upper()}" for name in Settings.model_fields}
+    fields |= {f"HEALTHMATE_{name.upper()}_FILE" for name, f in Settings.model_fields.items()
+               if f.annotation in (SecretStr, SecretStr | None)}
     for name, service in compose["services"].items():
         unknown = {k for k in environment(service) if k.startswith("HEALTHMATE_")} - fields
         assert not unknown, f"{name}: not settings of streams/config.py: {unknown}"
 
 
+def test_secret_files_are_mounted_compose_secrets(compose: dict[str, Any]) -> None:
+    declared = compose["secrets"]
+    for secret, source in declared.items():
+        assert set(source) == {"environment"}, f"secret {secret}: only from the environment (no file in the repo)"
+    file_keys = 0
+    for name, service in compose["services"].items():
+        mounted = set(service.get("secrets", []))
+        assert mounted <= set(declared), f"{name}: undeclared secrets {mounted - set(declared)}"
+        for key, value in environment(service).items():
+            if SECRET_KEY.search(key) and key.endswith("FILE"):
+                file_keys += 1
+                assert value.startswith("/run/secrets/") and value.removeprefix("/run/secrets/") in mounted, \
+                    f"{name}.{key}: {value} is not a secret mounted in this service"
+    assert file_keys >= 4  # pseudonym key, JWT secret, PostgreSQL and Grafana passwords
+
+
 def test_secrets_come_from_the_environment(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for key, value in environment(service).items():
-            if not SECRET_KEY.search(key):
+            if not SECRET_KEY.search(key) or key.endswith("FILE"):
                 continue
             assert REQUIRED_VARIABLE.search(value), f"{name}.{key}: must come from ${{VAR:?...}}"
             if "://" in value:
@@ -224,7 +243,7 @@ SERVICE_KEYS = {
     "healthcheck", "hostname", "image", "init", "labels", "logging", "networks", "ports", "profiles",
     "read_only", "restart", "security_opt", "shm_size", "stop_grace_period", "stop_signal", "tmpfs",
     "ulimits", "user", "volumes", "working_dir", "deploy", "cap_drop", "cap_add", "extra_hosts",
-    "pull_policy", "platform", "mem_limit", "cpus",
+    "pull_policy", "platform", "mem_limit", "cpus", "secrets",
 }
 HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
 TOP_LEVEL_KEYS = {"name", "services", "volumes", "networks", "configs", "secrets"}

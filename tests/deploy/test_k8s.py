@@ -291,3 +291,27 @@ def test_backfill_job_template_runs_batch_replay() -> None:
     assert args[args.index("--topic") + 1] == Settings.model_fields["raw_topic"].default
     resources = load_yaml(K8S_DIR / "kustomization.yaml")["resources"]
     assert not any(entry.startswith("jobs") for entry in resources), "a Job must not run on every apply"
+
+
+def test_secrets_are_mounted_files_never_environment(objects: list[dict[str, Any]]) -> None:
+    [secret] = load_yaml_documents(SECRET_TEMPLATE)
+    for workload in [find(objects, "StatefulSet"), *load_yaml_documents(BACKFILL_JOB)]:
+        volumes = {v["name"]: v["secret"] for v in pod_spec(workload)["volumes"] if "secret" in v}
+        assert volumes, "no secret volume"
+        for container in containers(workload):
+            assert not any("secretRef" in s for s in container.get("envFrom", [])), container["name"]
+            assert not any("valueFrom" in e for e in container.get("env", [])), container["name"]
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", []) if m["name"] in volumes}
+            files = {e["name"]: e["value"] for e in container.get("env", []) if e["name"].endswith("_FILE")}
+            assert "HEALTHMATE_PG_DSN_FILE" in files and "HEALTHMATE_PSEUDONYM_KEY_FILE" in files
+            for variable, path in files.items():
+                directory, _, filename = path.rpartition("/")
+                volume = volumes[mounts[directory]]
+                assert volume["secretName"] == secret["metadata"]["name"]
+                assert {"key": filename, "path": filename} in volume["items"], path
+                assert filename in secret["stringData"] and variable == f"{filename}_FILE"
+    # only the setup init container may read the schema owner's DSN
+    statefulset = find(objects, "StatefulSet")
+    readers = [c["name"] for c in containers(statefulset)
+               if any(e["name"] == "HEALTHMATE_PG_MIGRATION_DSN_FILE" for e in c.get("env", []))]
+    assert readers == ["setup"]

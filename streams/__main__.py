@@ -78,7 +78,8 @@ def _create_acls(settings, args: list[str]) -> None:  # type: ignore[no-untyped-
     parser = argparse.ArgumentParser(prog="python -m streams acls",
                                      description="Create the Kafka ACLs of the secure mode.")
     parser.add_argument("--worker", default="User:healthmate-worker", help="the worker's principal")
-    parser.add_argument("--producer", default="User:healthmate-producer", help="an ingestion producer's principal")
+    parser.add_argument("--producer", default="User:healthmate-producer",
+                        help="an ingestion producer's principal")
     opts = parser.parse_args(args)
     acls = worker_acls(settings, opts.worker) + producer_acls(settings, opts.producer)
     asyncio.run(create_acls(settings, acls))

@@ -175,7 +175,8 @@ async def drop_pipeline_resources(settings: Settings) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
-    await drop_schema(settings.pg_migration_dsn_value, settings.warehouse_schema, **pg_connect_kwargs(settings))
+    await drop_schema(settings.pg_migration_dsn_value, settings.warehouse_schema,
+                      **pg_connect_kwargs(settings))
 
 
 async def drop_schema(dsn: str, schema: str, **connect_kwargs: Any) -> None:

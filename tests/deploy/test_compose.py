@@ -180,7 +180,7 @@ def test_healthmate_variables_are_settings_fields(compose: dict[str, Any]) -> No
 def test_secret_files_are_mounted_compose_secrets(compose: dict[str, Any]) -> None:
     declared = compose["secrets"]
     for secret, source in declared.items():
-        assert set(source) == {"environment"}, f"secret {secret}: only from the environment (no file in the repo)"
+        assert set(source) == {"environment"}, f"secret {secret}: only from the environment (no repo file)"
     file_keys = 0
     for name, service in compose["services"].items():
         mounted = set(service.get("secrets", []))

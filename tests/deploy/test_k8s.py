@@ -301,7 +301,8 @@ def test_secrets_are_mounted_files_never_environment(objects: list[dict[str, Any
         for container in containers(workload):
             assert not any("secretRef" in s for s in container.get("envFrom", [])), container["name"]
             assert not any("valueFrom" in e for e in container.get("env", [])), container["name"]
-            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", []) if m["name"] in volumes}
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])
+                      if m["name"] in volumes}
             files = {e["name"]: e["value"] for e in container.get("env", []) if e["name"].endswith("_FILE")}
             assert "HEALTHMATE_PG_DSN_FILE" in files and "HEALTHMATE_PSEUDONYM_KEY_FILE" in files
             for variable, path in files.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 from pipeline_support import RUNTIME_USER, runtime_dsn
@@ -38,7 +39,8 @@ REFUSED_ON_AUDIT_LOG = [
     "ALTER TABLE {s}.audit_log DISABLE TRIGGER ALL",
     "ALTER TABLE {s}.audit_log ADD COLUMN note text",
     "DROP TRIGGER audit_log_append_only ON {s}.audit_log",
-    "CREATE TRIGGER t AFTER INSERT ON {s}.audit_log FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_append_only()",
+    "CREATE TRIGGER t AFTER INSERT ON {s}.audit_log FOR EACH ROW"
+    " EXECUTE FUNCTION {s}.audit_log_append_only()",
     "DROP TABLE {s}.audit_log",
 ]
 
@@ -81,7 +83,7 @@ async def test_runtime_role_does_what_the_worker_and_api_need(runtime) -> None: 
     assert await conn.fetchval(f"SELECT count(*) FROM {s}.health_readings") == 0
     partitions = await queries.reading_partitions(warehouse.pool, warehouse.schema)
     assert [p.name for p in partitions] == ["health_readings_p202611"]
-    await queries.detach_partition(warehouse.pool, warehouse.schema, partitions[0], "health_readings_p202611_old")
+    await queries.detach_partition(warehouse.pool, warehouse.schema, partitions[0], "readings_p202611_old")
     assert "audit_log" in await queries.analyze_schema(warehouse.pool, warehouse.schema)
     assert await conn.fetchval("SELECT current_user") == RUNTIME_USER
 

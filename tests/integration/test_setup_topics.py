@@ -25,8 +25,10 @@ async def _retention_ms(settings: Settings, topic: str) -> str:
     return {entry[0]: entry[1] for entry in resource[4]}["retention.ms"]
 
 
-async def test_dlq_retention_comes_from_the_settings(kafka_bootstrap: str, pg_dsn: str, unique_name: str) -> None:
-    settings = Settings(dev_mode=True, kafka_bootstrap=kafka_bootstrap, pg_dsn=pg_dsn, app_id=f"hm-{unique_name}",
+async def test_dlq_retention_comes_from_the_settings(kafka_bootstrap: str, pg_dsn: str, unique_name: str
+                                                     ) -> None:
+    settings = Settings(dev_mode=True, kafka_bootstrap=kafka_bootstrap, pg_dsn=pg_dsn,
+                        app_id=f"hm-{unique_name}",
                         raw_topic=f"{unique_name}.raw", dlq_topic=f"{unique_name}.dlq",
                         warehouse_schema=unique_name, dlq_retention_hours=2)
     try:

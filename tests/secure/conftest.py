@@ -15,9 +15,9 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+from conftest import create_topics
 from pipeline_support import ROOT, drop_pipeline_resources, free_port
 
-from conftest import create_topics
 from streams.acls import create_acls, producer_acls, worker_acls
 from streams.config import Settings
 from streams.connections import kafka_kwargs, warehouse_from_settings
@@ -98,8 +98,8 @@ async def secure_pipeline(secure_env: dict[str, dict[str, str]], unique_name: st
     admin = pipeline.settings("admin")
     await create_pipeline_topics(admin)
     await create_topics(kafka_kwargs(admin), [pipeline.profile_topic])
-    await create_acls(admin, worker_acls(admin, "User:healthmate-worker", profile_topic=pipeline.profile_topic)
-                      + producer_acls(admin, "User:healthmate-producer"))
+    acls = worker_acls(admin, "User:healthmate-worker", profile_topic=pipeline.profile_topic)
+    await create_acls(admin, acls + producer_acls(admin, "User:healthmate-producer"))
     warehouse = warehouse_from_settings(admin, pool_max=1)
     await warehouse.start()
     await warehouse.stop()

@@ -65,8 +65,8 @@ async def test_postgres_refuses_a_wrong_password(secure, tmp_path) -> None:  # t
     dsn_file.write_text(f"{credentials.rsplit(':', 1)[0]}:{WRONG_PASSWORD}@{at_host}")
     settings = secure.settings("worker", HEALTHMATE_PG_DSN_FILE=str(dsn_file))
     assert WRONG_PASSWORD in settings.pg_dsn_value  # the test really sends the wrong one
-    with pytest.raises(asyncpg.InvalidPasswordError, match='password authentication failed for user "healthmate_app"'
-                       ) as refused:
+    refusal = 'password authentication failed for user "healthmate_app"'
+    with pytest.raises(asyncpg.InvalidPasswordError, match=refusal) as refused:
         await pg_connect(settings)
     assert WRONG_PASSWORD not in str(refused.value)
 

@@ -40,7 +40,8 @@ async def test_readings_flow_over_sasl_ssl_and_tls(secure_pipeline, tmp_path: Pa
         try:
             for i in range(5):
                 await producer.send_and_wait(producer_settings.raw_topic, orjson.dumps(_reading(i)), key=b"k")
-            await producer.send_and_wait(producer_settings.raw_topic, orjson.dumps(_reading(9, "mood")), key=b"k")
+            bad = orjson.dumps(_reading(9, "mood"))
+            await producer.send_and_wait(producer_settings.raw_topic, bad, key=b"k")
         finally:
             await producer.stop()
 

@@ -52,7 +52,7 @@ def test_variable_and_file_together_are_refused(tmp_path, monkeypatch):
 
 def test_an_unreadable_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HEALTHMATE_KAFKA_SASL_PASSWORD_FILE", str(tmp_path / "missing"))
-    with pytest.raises(ConfigurationError, match="HEALTHMATE_KAFKA_SASL_PASSWORD_FILE: cannot read .*missing"):
+    with pytest.raises(ConfigurationError, match="SASL_PASSWORD_FILE: cannot read .*missing"):
         Settings()
 
 

@@ -58,7 +58,8 @@ async def test_sql_injection_is_stored_verbatim_or_rejected(client, api_worker, 
     created = await client.call("POST", "/etl-jobs", role="operator", json={
         "job_name": name, "target_tables": ["aggregated_health_metrics"], "notification_webhook_url": url})
     assert created.status == 201, created.body
-    fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="operator")  # viewers: masked
+    # as an operator: viewers see it masked (test_job_endpoints.py)
+    fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="operator")
     assert unquote(fetched.body["job"]["notification_webhook_url"]) == unquote(url)
     assert (await client.call("DELETE", f"/etl-jobs/{created.body['job_id']}", role="admin")).status == 200
 

@@ -3,7 +3,11 @@ arguments in one place (streams/connections.py)."""
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -18,8 +22,6 @@ SECRET_FIELDS = sorted(name for name, f in Settings.model_fields.items()
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    import os
-
     for key in list(os.environ):
         if key.startswith("HEALTHMATE_"):
             monkeypatch.delenv(key)
@@ -105,3 +107,15 @@ def test_postgres_verify_modes_check_the_certificate(mode, check_hostname, monke
 def test_postgres_other_modes_pass_through(monkeypatch):
     monkeypatch.setenv("HEALTHMATE_PG_SSLMODE", "require")
     assert pg_connect_kwargs(Settings()) == {"ssl": "require"}
+
+
+def test_configuration_errors_do_not_echo_secrets(tmp_path):
+    (tmp_path / "pw").write_text("kafka-file-secret")
+    env = {"HEALTHMATE_PSEUDONYM_KEY": "env-secret-key",
+           "HEALTHMATE_KAFKA_SASL_PASSWORD_FILE": str(tmp_path / "pw"),
+           "HEALTHMATE_PG_DSN": "postgresql://u:dsn-secret@h/db", "HEALTHMATE_PG_POOL_MAX": "not-a-number",
+           "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([sys.executable, "-m", "streams", "setup"], env=env, capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert run.returncode == 2 and "pg_pool_max" in run.stderr
+    assert not any(s in run.stdout + run.stderr for s in ("env-secret-key", "kafka-file-secret", "dsn-secret"))

@@ -118,4 +118,5 @@ def test_configuration_errors_do_not_echo_secrets(tmp_path):
     run = subprocess.run([sys.executable, "-m", "streams", "setup"], env=env, capture_output=True, text=True,
                          timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert run.returncode == 2 and "pg_pool_max" in run.stderr
-    assert not any(s in run.stdout + run.stderr for s in ("env-secret-key", "kafka-file-secret", "dsn-secret"))
+    output = run.stdout + run.stderr
+    assert not any(s in output for s in ("env-secret-key", "kafka-file-secret", "dsn-secret"))

@@ -52,19 +52,22 @@ source "$ROOT/scripts/lib/stack_common.sh"
 # --------------------------------------------------------------------------- certificates, secrets
 
 make_tls() {
-  [[ -s "$TLS/ca.pem" && -s "$TLS/server.pem" ]] && return 0
+  if [[ -s "$TLS/ca.pem" && -s "$TLS/server.pem" ]] \
+      && openssl x509 -checkend 604800 -noout -in "$TLS/server.pem" >/dev/null 2>&1; then
+    return 0 # valid for at least another week
+  fi
   command -v openssl >/dev/null || die "openssl not found"
   log "generating a throwaway CA and a server certificate for localhost in ${TLS#"$ROOT"/}"
   rm -rf "$TLS"
   mkdir -p "$TLS"
   (
     cd "$TLS"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=HealthMate local test CA" \
+    openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=HealthMate local test CA" \
       -keyout ca.key -out ca.pem 2>/dev/null
     openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server.key 2>/dev/null
     openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
     printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 90 \
       -extfile server.ext -out server.pem 2>/dev/null
     cat server.key server.pem >broker-keystore.pem # Kafka's PEM keystore: key + chain
     chmod 600 ca.key server.key broker-keystore.pem

@@ -24,6 +24,8 @@ from batch import api as batch
 from batch.config import ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
 from batch.registry import RunRecord
+from streams.domain.outbound import check_outbound_url, mask_url
+from streams.errors import OutboundRefused
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
 from web.errors import Conflict, Forbidden, InvalidInput, NotFound, register_domain_error
@@ -72,10 +74,32 @@ def _check_replay(call: Call, job: ETLJobConfig) -> None:
         raise Forbidden(f"replay jobs need the {Permission.REPLAY} permission")
 
 
+def _check_webhook(api: Api, job: ETLJobConfig) -> None:
+    """The SSRF guard at config time (the runner checks again, after DNS, before each send)."""
+    if job.notification_webhook_url is None:
+        return
+    try:
+        check_outbound_url(str(job.notification_webhook_url), api.settings.outbound_allow_host_list)
+    except OutboundRefused as exc:
+        raise InvalidInput("request validation failed", fields=[
+            {"loc": ["body", "notification_webhook_url"], "msg": str(exc), "type": "value_error"}]) from None
+
+
+def _shown(call: Call, job: ETLJobConfig) -> dict[str, Any]:
+    """The job as this caller may see it: webhook credentials and query values masked for
+    callers who cannot write jobs."""
+    shown = job.to_json_dict()
+    url = shown.get("notification_webhook_url")
+    if url and not call.principal.may(Permission.WRITE_JOBS):
+        shown["notification_webhook_url"] = mask_url(url)
+    return shown
+
+
 async def create(api: Api, call: Call) -> Reply:
     job: ETLJobConfig = call.body
     call.target = f"job_id={job.job_id} job_name={job.job_name}"
     _check_replay(call, job)
+    _check_webhook(api, job)
     created = await batch.create_job(api.warehouse, job)
     return Reply(created.to_json_dict(), status=201)
 
@@ -84,12 +108,13 @@ async def update(api: Api, call: Call) -> dict[str, Any]:
     job: ETLJobConfig = call.body
     call.target = f"job_id={call.path.job_id} job_name={job.job_name}"
     _check_replay(call, job)
+    _check_webhook(api, job)
     return (await batch.update_job(api.warehouse, call.path.job_id, job)).to_json_dict()
 
 
 async def list_jobs(api: Api, call: Call) -> dict[str, Any]:
     jobs = await batch.list_jobs(api.warehouse, enabled=call.query.enabled)
-    return {"jobs": [j.to_json_dict() for j in jobs]}
+    return {"jobs": [_shown(call, j) for j in jobs]}
 
 
 async def get_job(api: Api, call: Call) -> dict[str, Any]:
@@ -97,7 +122,7 @@ async def get_job(api: Api, call: Call) -> dict[str, Any]:
     job = await batch.get_job(api.warehouse, call.path.job_id)
     runs = await batch.list_runs(api.warehouse, job.job_id, limit=RECENT_RUNS)
     running = [_run_json(r) for r in runs if r.status == "running"]
-    return {"job": job.to_json_dict(), "runs": [_run_json(r) for r in runs], "running": running}
+    return {"job": _shown(call, job), "runs": [_run_json(r) for r in runs], "running": running}
 
 
 async def get_run(api: Api, call: Call) -> dict[str, Any]:

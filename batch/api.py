@@ -144,7 +144,7 @@ class _warehouse:
     def __init__(self, settings: Settings, given: Warehouse | None, pool_max: int = 17) -> None:
         self.given = given
         self.own = None if given else Warehouse(settings.pg_dsn_value, settings.warehouse_schema,
-                                                pool_max=pool_max)
+                                                pool_max=pool_max, pseudonym_key=settings.pseudonym_key_bytes)
 
     async def __aenter__(self) -> Warehouse:
         if self.own is None:

@@ -59,8 +59,10 @@ REPLAY_LINEAGE = {
     "unit": ("unit", "TRANSFORMATION", "canonical UCUM unit"),
     "measured_at": ("timestamp", "TRANSFORMATION", "parsed to UTC"),
     "source": ("source", "IDENTITY", "copied"),
-    "device_id": ("device_id", "IDENTITY", "copied"),
+    "device_id": ("device_id", "TRANSFORMATION", "HMAC-SHA256 pseudonym of device_id (own derived key)"),
 }
+
+MASKED = frozenset({"user_key", "device_id"})
 
 
 def pg_namespace(settings: Settings) -> tuple[str, str]:
@@ -86,7 +88,7 @@ def topic_to_readings(topic: str, settings: Settings) -> tuple[list[InputDataset
     fields = {col: cl.Fields(inputFields=[cl.InputField(
         namespace=topic_ns, name=topic, field=src,
         transformations=[cl.Transformation(type="DIRECT", subtype=sub, description=desc,
-                                           masking=col == "user_key")])])
+                                           masking=col in MASKED)])])
         for col, (src, sub, desc) in REPLAY_LINEAGE.items()}
     outputs = [OutputDataset(
         namespace=pg, name=f"{db}.{settings.warehouse_schema}.{REPLAY_TARGET}",

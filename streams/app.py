@@ -64,7 +64,8 @@ def create_app(
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]
     app.metrics = Metrics(registry)  # type: ignore[attr-defined]
-    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema, pool_max=settings.pg_pool_max)
+    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema, pool_max=settings.pg_pool_max,
+                          pseudonym_key=settings.pseudonym_key_bytes)
     app.warehouse = warehouse  # type: ignore[attr-defined]
     # In-stream data quality: increments topic, windows table, agent and tick timer.
     app.quality = (  # type: ignore[attr-defined]

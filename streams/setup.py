@@ -38,7 +38,8 @@ async def create_topics(settings: Settings) -> list[str]:
 async def setup_pipeline(settings: Settings) -> dict[str, list]:
     """Topics and migrations; safe to run any number of times."""
     topics = await create_topics(settings)
-    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema)
+    warehouse = Warehouse(settings.pg_dsn_value, settings.warehouse_schema,
+                          pseudonym_key=settings.pseudonym_key_bytes)
     await warehouse.start()
     await warehouse.stop()
     return {"topics_created": topics}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from streams.sink import device_migration
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "readings fact table, event registry, sink offsets, dead letters", """
 CREATE TABLE {s}.health_readings (
@@ -235,10 +237,13 @@ ALTER TABLE {s}.health_readings ADD COLUMN IF NOT EXISTS statistic text;
 )
 
 
-async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
+async def apply_migrations(conn: asyncpg.Connection, schema: str, *,
+                           pseudonym_key: bytes | None = None) -> list[int]:
     """Bring ``schema`` up to date; return the versions applied now (empty if none).
 
     Safe to call concurrently from several processes: an advisory lock serialises them.
+    Migration 8 is a Python step that needs ``pseudonym_key`` once device ids are stored
+    (see :mod:`streams.sink.device_migration`).
     """
     s = quote_ident(schema)
     applied_now: list[int] = []
@@ -259,6 +264,11 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str) -> list[int]:
                 f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)", version, name
             )
             applied_now.append(version)
+        if device_migration.VERSION not in done and await device_migration.pseudonymise_device_ids(
+                conn, s, pseudonym_key) is not None:
+            await conn.execute(f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)",
+                               device_migration.VERSION, device_migration.NAME)
+            applied_now.append(device_migration.VERSION)
     return applied_now
 
 

@@ -168,8 +168,10 @@ def next_month(start: datetime) -> datetime:
 class Warehouse:
     """Owns the asyncpg pool. ``start()`` before use, ``stop()`` at shutdown."""
 
-    def __init__(self, dsn: str, schema: str, *, pool_max: int = 4) -> None:
+    def __init__(self, dsn: str, schema: str, *, pool_max: int = 4,
+                 pseudonym_key: bytes | None = None) -> None:
         self.dsn = dsn
+        self.pseudonym_key = pseudonym_key  # for migration 8 (streams.sink.device_migration)
         self.schema = schema
         self.s = quote_ident(schema)
         self.pool_max = pool_max
@@ -185,7 +187,8 @@ class Warehouse:
         try:
             conn = await asyncpg.connect(self.dsn, timeout=10)
             try:
-                self.applied_migrations = await apply_migrations(conn, self.schema)
+                self.applied_migrations = await apply_migrations(
+                    conn, self.schema, pseudonym_key=self.pseudonym_key)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(

@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -151,7 +151,8 @@ async def run(api: Api, call: Call) -> Reply:
         (body.interval_start, body.interval_end) if body.interval_start and body.interval_end else None)
     run_id = uuid.uuid4()
     call.target = f"job_id={job.job_id} run_id={run_id}"
-    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval))
+    release, call.release = call.release, None  # the slot stays taken until the run ends
+    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval, release))
     location = f"{API_PREFIX}/etl-jobs/{job.job_id}/runs/{run_id}"
     return Reply({"run_id": str(run_id), "job_id": str(job.job_id), "job_name": job.job_name,
                   "status": "accepted", "location": location}, status=202, headers={"Location": location})
@@ -179,13 +180,17 @@ class BackgroundRuns(Service):
 
 
 async def _run_in_background(api: Api, job_id: uuid.UUID, run_id: uuid.UUID,
-                             interval: tuple[datetime, datetime] | None) -> None:
+                             interval: tuple[datetime, datetime] | None,
+                             release: Callable[[], None] | None = None) -> None:
     try:
         record = await batch.run_job(api.settings, job_id, run_id=run_id, trigger="api", interval=interval,
                                      metrics=api.metrics)
         log.info("ETL run %s of job %s finished: %s", run_id, job_id, record.status)
     except Exception as exc:  # noqa: BLE001 - a background task has nobody else to tell
         log.error("ETL run %s of job %s could not run: %s", run_id, job_id, type(exc).__name__)
+    finally:
+        if release is not None:
+            release()
 
 
 async def lineage(api: Api, call: Call) -> dict[str, Any]:
@@ -206,7 +211,7 @@ ROUTES = [
           delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs"),
     Route("POST", "/etl-jobs/{job_id}/run", "etl_jobs.run",
           "Start a run in the background; 202 with its run_id and Location.", run, Permission.RUN_JOBS,
-          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs"),
+          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs", heavy=True),
     Route("GET", "/etl-jobs/{job_id}/runs/{run_id}", "etl_jobs.run_status", "One run of a job.",
           get_run, Permission.READ_JOBS, path_model=RunPath, tag="etl-jobs"),
     Route("GET", "/data-lineage/{job_id}", "lineage.get",

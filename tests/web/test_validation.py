@@ -58,8 +58,10 @@ async def test_sql_injection_is_stored_verbatim_or_rejected(client, api_worker, 
     created = await client.call("POST", "/etl-jobs", role="operator", json={
         "job_name": name, "target_tables": ["aggregated_health_metrics"], "notification_webhook_url": url})
     assert created.status == 201, created.body
-    fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="viewer")
+    fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="operator")
     assert unquote(fetched.body["job"]["notification_webhook_url"]) == unquote(url)
+    shown = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="viewer")
+    assert shown.body["job"]["notification_webhook_url"] == "https://hooks.example.org/notify?tag=***"
     assert (await client.call("DELETE", f"/etl-jobs/{created.body['job_id']}", role="admin")).status == 200
 
     assert time.monotonic() - started < 3, "pg_sleep ran?"

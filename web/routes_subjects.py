@@ -23,10 +23,12 @@ class SubjectPath(Strict):
 
 
 def as_json(user_key: str, rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """The export document: the stored rows by table, readings in canonical units."""
-    return {"format": "healthmate.subject-export.v1", "user_key": user_key,
-            "readings": rows.get(subjects.FACT_TABLE, []),
-            "derived": {t: r for t, r in rows.items() if t != subjects.FACT_TABLE},
+    """The export document: the readings (the fact table and any detached partitions, in
+    canonical units, by measurement time), the derived rows by table, the count per table."""
+    readings = sorted((r for t, rs in rows.items() if subjects.holds_readings(t) for r in rs),
+                      key=lambda r: (r["measured_at"], r["event_id"]))
+    return {"format": "healthmate.subject-export.v1", "user_key": user_key, "readings": readings,
+            "derived": {t: r for t, r in rows.items() if not subjects.holds_readings(t)},
             "counts": {t: len(r) for t, r in rows.items()}}
 
 

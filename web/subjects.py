@@ -2,13 +2,15 @@
 
 Both take the user's pseudonym (``user_key``), never the raw id. The person's rows are
 found through every table of the schema that has a ``user_key`` column (the fact table,
-the daily aggregates, user engagement, and any table added later, e.g. profiles), plus the
-fact table's event registry. Table names come from the catalog and are quoted; nothing
+the daily aggregates, user engagement, any table added later, e.g. profiles, and the
+partitions that ``warehouse/optimize`` detached for retention, which still hold readings),
+plus the fact table's event registry. Table names come from the catalog and are quoted; nothing
 from the request reaches SQL except as a parameter.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -19,6 +21,12 @@ from streams.sink.warehouse import READING_COLUMNS
 
 FACT_TABLE = "health_readings"
 REGISTRY = "reading_events"
+_DETACHED = re.compile(r"^health_readings_p\d{6}_detached_[a-z0-9_]+$")
+
+
+def holds_readings(table: str) -> bool:
+    """The fact table, or a monthly partition detached from it (same columns)."""
+    return table == FACT_TABLE or bool(_DETACHED.match(table))
 
 
 async def _person_tables(conn: asyncpg.Connection, schema: str) -> list[str]:
@@ -38,8 +46,8 @@ async def export_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict
     out: dict[str, list[dict[str, Any]]] = {}
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         for table in await _person_tables(conn, schema):
-            order = " ORDER BY measured_at, event_id" if table == FACT_TABLE else ""
-            cols = ", ".join(READING_COLUMNS) if table == FACT_TABLE else "*"
+            order = " ORDER BY measured_at, event_id" if holds_readings(table) else ""
+            cols = ", ".join(READING_COLUMNS) if holds_readings(table) else "*"
             rows = await conn.fetch(f"SELECT {cols} FROM {s}.{quote_ident(table)} WHERE user_key = $1{order}",
                                     user_key)
             out[table] = [_plain(dict(r)) for r in rows]

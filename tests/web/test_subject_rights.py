@@ -29,21 +29,31 @@ async def test_export_then_erase_one_person_and_nobody_else(  # type: ignore[no-
     await pg.execute(f"INSERT INTO {s}.aggregated_health_metrics VALUES (current_date, $1, 'heart_rate',"
                      " '/min', 3, 60, 80, 70, 1, 70, 79)", pseudonym)
 
+    # A partition detached for retention still holds readings: it is exported and erased too.
+    detached = f"health_readings_p200001_detached_{uuid.uuid4().hex[:8]}"
+    await pg.execute(f"CREATE TABLE {s}.{detached} (LIKE {s}.health_readings INCLUDING DEFAULTS)")
+    await pg.execute(f"INSERT INTO {s}.{detached} SELECT * FROM {s}.health_readings WHERE event_id = $1",
+                     ids[person][0])
+    await pg.execute(f"UPDATE {s}.{detached} SET event_id = 'sr-archived'")
+
     assert (await client.call("GET", f"/subjects/{person}/export", role="operator")).status == 403
     exported = await client.call("GET", f"/subjects/{person}/export", role="admin")
     assert exported.status == 200, exported.body
     doc = exported.body
     assert doc["user_key"] == pseudonym
-    assert sorted(r["event_id"] for r in doc["readings"]) == sorted(ids[person])
-    assert {r["device_id"] for r in doc["readings"]} == {device_key(key, "d-1")}  # stored as a pseudonym
-    assert doc["counts"] == {"health_readings": 3, "aggregated_health_metrics": 1, "user_engagement": 0}
+    assert sorted(r["event_id"] for r in doc["readings"]) == sorted([*ids[person], "sr-archived"])
+    assert {r["device_id"] for r in doc["readings"]} == {device_key(key, "d-1")}  # a pseudonym
+    # Other tables with a user_key (e.g. partitions detached by the optimize tests) hold nothing of theirs.
+    assert {t: n for t, n in doc["counts"].items() if n} == {
+        "health_readings": 3, "aggregated_health_metrics": 1, detached: 1}
+    assert {"health_readings", "aggregated_health_metrics", "user_engagement"} <= set(doc["counts"])
     assert len(doc["derived"]["aggregated_health_metrics"]) == 1
 
     erased = await client.call("DELETE", f"/subjects/{person}", role="admin")
     assert erased.status == 200, erased.body
-    assert erased.body["erased"] == {"health_readings": 3, "reading_events": 3,
-                                     "aggregated_health_metrics": 1, "user_engagement": 0}
-    assert erased.body["total"] == 7
+    assert {t: n for t, n in erased.body["erased"].items() if n} == {
+        "health_readings": 3, "reading_events": 3, "aggregated_health_metrics": 1, detached: 1}
+    assert erased.body["total"] == 8
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.health_readings WHERE user_key = $1", pseudonym) == 0
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.reading_events WHERE event_id = ANY($1)",
                              ids[person]) == 0

@@ -61,7 +61,10 @@ async def test_analysis_runs_off_the_event_loop_under_a_concurrency_cap(strict, 
     assert reply.status == 200 and reply.body["sample_size"] == SEEDED, reply.body
     elapsed = time.monotonic() - started
     assert elapsed > 1.0, "the analysis was too quick to show anything"
-    assert slowest < 1.5, f"/health took {slowest:.2f} s while an analysis of {elapsed:.1f} s ran"
+    # On the event loop, /health waited for most of the scoring (3.3 s of a 5.2 s analysis);
+    # in a thread only for GIL hand-overs, which grow with the machine's load.
+    assert slowest < max(1.5, 0.35 * elapsed), \
+        f"/health took {slowest:.2f} s while an analysis of {elapsed:.1f} s ran"
     again = await strict.call("POST", "/data-quality/analyze", role="analyst", sub="a2",
                               params={"data_type": "heart_rate", "sample_size": "10"})
     assert again.status == 200, "the slot was not released"

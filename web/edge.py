@@ -15,6 +15,7 @@ Audit targets of unmatched paths are sanitised by the audit trail; a path segmen
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,6 +32,8 @@ from web.errors import ApiError, BadRequest, HeadersTooLarge, MethodNotAllowed, 
 if TYPE_CHECKING:
     from web.api import Api
     from web.auth import Principal
+
+log = logging.getLogger(__name__)
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
@@ -87,6 +90,7 @@ class Edge:
 
     async def bad_request(self, exc: BaseException) -> web.Response:
         """The answer to a request the HTTP parser refused (no route, no request data)."""
+        log.info("refused a malformed HTTP request: %s", type(exc).__name__)  # never the request itself
         error: ApiError = (HeadersTooLarge("a request line or header field is too large")
                            if isinstance(exc, LineTooLong) or "Too many headers" in str(exc)
                            else BadRequest("malformed HTTP request"))

@@ -68,6 +68,7 @@ class Reply:
     body: Any
     status: int | None = None
     headers: dict[str, str] | None = None
+    content_type: str | None = None  # default: the route's
 
 
 Handler = Callable[["Api", Call], Awaitable[Any]]
@@ -152,6 +153,7 @@ class Api:
                     call.release()
             reply = result if isinstance(result, Reply) else Reply(result)
             status, payload, outcome = reply.status or route.status, reply.body, "ok"
+            content_type = reply.content_type or route.content_type
             headers.update(reply.headers or {})
         except Exception as exc:  # noqa: BLE001 - every failure becomes a safe answer
             error = to_api_error(exc)
@@ -159,6 +161,7 @@ class Api:
                 log.error("%s %s failed (request_id=%s)", route.method, route.template, request_id,
                           exc_info=exc)
             status, payload, outcome = error.status, error.body(request_id), error.outcome
+            content_type = "application/json"
             headers.update(error.headers)
         if call is not None:
             target = call.target
@@ -168,7 +171,6 @@ class Api:
             headers["X-Audit"] = "failed"
         self.metrics.api_requests.labels(route.template, str(status)).inc()
         self.metrics.api_latency.labels(route.template).observe(time.perf_counter() - started)
-        content_type = route.content_type if outcome == "ok" else "application/json"
         return view.bytes(orjson.dumps(payload, default=_json_default, option=orjson.OPT_NON_STR_KEYS),
                           content_type=content_type, status=status, headers=headers)
 

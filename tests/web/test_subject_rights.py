@@ -37,7 +37,15 @@ async def test_export_then_erase_one_person_and_nobody_else(  # type: ignore[no-
     await pg.execute(f"UPDATE {s}.{detached} SET event_id = 'sr-archived'")
 
     assert (await client.call("GET", f"/subjects/{person}/export", role="operator")).status == 403
-    exported = await client.call("GET", f"/subjects/{person}/export", role="admin")
+    bundle = await client.call("GET", f"/subjects/{person}/export", role="admin")
+    assert bundle.status == 200, bundle.body
+    assert bundle.headers["Content-Type"].startswith("application/fhir+json")
+    assert (bundle.body["resourceType"], bundle.body["type"]) == ("Bundle", "collection")
+    assert bundle.body["total"] == 4  # three stored, one in a detached partition
+    observations = [e["resource"] for e in bundle.body["entry"]]
+    assert {o["subject"]["reference"] for o in observations} == {f"Patient/{pseudonym}"}
+    assert {o["device"]["display"] for o in observations} == {device_key(key, "d-1")}
+    exported = await client.call("GET", f"/subjects/{person}/export", role="admin", params={"format": "json"})
     assert exported.status == 200, exported.body
     doc = exported.body
     assert doc["user_key"] == pseudonym
@@ -60,13 +68,13 @@ async def test_export_then_erase_one_person_and_nobody_else(  # type: ignore[no-
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.health_readings WHERE event_id = ANY($1)",
                              ids[other]) == 3  # nobody else is touched
     again = await client.call("GET", f"/subjects/{person}/export", role="admin")
-    assert again.body["readings"] == [] and again.body["counts"]["health_readings"] == 0
+    assert again.body["total"] == 0 and again.body["entry"] == []
 
     # The raw id is never stored: the audit rows name the pseudonym only.
-    request_ids = [r.headers["X-Request-Id"] for r in (exported, erased, again)]
+    request_ids = [r.headers["X-Request-Id"] for r in (bundle, exported, erased, again)]
     rows = await pg.fetch(f"SELECT action, target FROM {s}.audit_log WHERE request_id = ANY($1)", request_ids)
-    assert sorted(r["action"] for r in rows) == ["subjects.erase", "subjects.export", "subjects.export"]
-    assert all(r["target"] == f"user_key={pseudonym}" for r in rows)
+    assert sorted(r["action"] for r in rows) == ["subjects.erase", *["subjects.export"] * 3]
+    assert all(r["target"].startswith(f"user_key={pseudonym}") for r in rows)
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.audit_log WHERE target LIKE '%' || $1 || '%'",
                              person) == 0
 

@@ -1,10 +1,11 @@
 """OpenLineage run events for batch jobs and replays, built with ``openlineage-python``.
 
 Events are stored in ``lineage_events`` and, when ``HEALTHMATE_OPENLINEAGE_URL`` is set,
-POSTed to ``{url}/api/v1/lineage`` with aiohttp (the client's own HTTP transport is
-synchronous; a lineage backend that is down never fails a job). Dataset names follow
-OpenLineage naming: ``postgres://host:port`` + ``database.schema.table``, and
-``kafka://host:port`` + topic. Transformations are column-lineage facets.
+POSTed to ``{url}/api/v1/lineage`` with aiohttp through the SSRF guard of
+:mod:`batch.outbound` (the client's own HTTP transport is synchronous; a lineage backend
+that is down never fails a job). Dataset names follow OpenLineage naming:
+``postgres://host:port`` + ``database.schema.table``, and ``kafka://host:port`` + topic.
+Transformations are column-lineage facets.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from openlineage.client.facet_v2 import (
 from openlineage.client.serde import Serde
 
 from batch.config import REPLAY_TARGET, ETLJobConfig, PipelineType
+from batch.outbound import guarded_post
 from batch.targets import SOURCE_SCHEMAS, TARGETS
 from streams.config import Settings
+from streams.errors import OutboundRefused
 from streams.sink.migrations import quote_ident
 
 log = logging.getLogger(__name__)
@@ -56,8 +59,10 @@ REPLAY_LINEAGE = {
     "unit": ("unit", "TRANSFORMATION", "canonical UCUM unit"),
     "measured_at": ("timestamp", "TRANSFORMATION", "parsed to UTC"),
     "source": ("source", "IDENTITY", "copied"),
-    "device_id": ("device_id", "IDENTITY", "copied"),
+    "device_id": ("device_id", "TRANSFORMATION", "HMAC-SHA256 pseudonym of device_id (own derived key)"),
 }
+
+MASKED = frozenset({"user_key", "device_id"})
 
 
 def pg_namespace(settings: Settings) -> tuple[str, str]:
@@ -83,7 +88,7 @@ def topic_to_readings(topic: str, settings: Settings) -> tuple[list[InputDataset
     fields = {col: cl.Fields(inputFields=[cl.InputField(
         namespace=topic_ns, name=topic, field=src,
         transformations=[cl.Transformation(type="DIRECT", subtype=sub, description=desc,
-                                           masking=col == "user_key")])])
+                                           masking=col in MASKED)])])
         for col, (src, sub, desc) in REPLAY_LINEAGE.items()}
     outputs = [OutputDataset(
         namespace=pg, name=f"{db}.{settings.warehouse_schema}.{REPLAY_TARGET}",
@@ -179,11 +184,14 @@ async def record(pool: asyncpg.Pool, settings: Settings, event: RunEvent,
         if settings.openlineage_api_key is not None:
             headers["Authorization"] = f"Bearer {settings.openlineage_api_key.get_secret_value()}"
         try:
-            async with session.post(settings.openlineage_url.rstrip("/") + "/api/v1/lineage",
-                                    data=orjson.dumps(doc), headers=headers,
-                                    timeout=aiohttp.ClientTimeout(total=settings.etl_http_timeout_s)) as resp:
-                if resp.status >= 300:
-                    log.warning("OpenLineage endpoint answered %s", resp.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+            status = await guarded_post(session, settings.openlineage_url.rstrip("/") + "/api/v1/lineage",
+                                        orjson.dumps(doc), headers=headers,
+                                        timeout_s=settings.etl_http_timeout_s,
+                                        allow_hosts=settings.outbound_allow_host_list)
+            if status >= 300:
+                log.warning("OpenLineage endpoint answered %s (redirects are not followed)", status)
+        except OutboundRefused as exc:
+            log.warning("OpenLineage endpoint refused: %s", exc)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("OpenLineage endpoint unreachable: %s", type(exc).__name__)
     return doc

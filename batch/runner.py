@@ -27,6 +27,7 @@ from batch import lineage, registry
 from batch.config import ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, QualityGateFailed
 from batch.notify import post_summary
+from batch.outbound import outbound_session
 from batch.pipeline import AttemptResult, BatchPipeline, day_bounds
 from batch.quality_gate import QualityTally, QualityVerdict
 from batch.replay import replay
@@ -100,7 +101,7 @@ class JobRunner:
         await registry.start_run(pool, schema, run_id=run_id, job=job, registered=options.registered,
                                  trigger=options.trigger, attempt=options.attempt, interval=interval,
                                  started_at=started)
-        async with aiohttp.ClientSession() as session:
+        async with outbound_session(self.settings.outbound_allow_host_list) as session:
             await lineage.record(pool, self.settings, lineage.run_event(
                 RunState.START, job, run_id, self.settings, at=started, interval=interval), session)
             reporter = asyncio.create_task(self._report_progress(run_id))
@@ -199,7 +200,8 @@ class JobRunner:
         if wanted and job.notification_webhook_url is not None:
             summary = {"event": "etl_run_finished", **record.to_json_dict()}
             await post_summary(session, str(job.notification_webhook_url), summary,
-                               timeout_s=self.settings.etl_http_timeout_s)
+                               timeout_s=self.settings.etl_http_timeout_s,
+                               allow_hosts=self.settings.outbound_allow_host_list)
         return record
 
 

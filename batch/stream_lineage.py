@@ -13,11 +13,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from mode import Service
 from openlineage.client.event_v2 import RunState
 
 from batch.lineage import record, stream_event
+from batch.outbound import outbound_session
 from streams.config import Settings
 from streams.sink.warehouse import Warehouse
 
@@ -42,7 +42,7 @@ class StreamLineage(Service):
     async def _record(self, state: RunState) -> None:
         event = stream_event(state, self.run_id, self.settings, at=self.clock())
         try:
-            async with aiohttp.ClientSession() as session:
+            async with outbound_session(self.settings.outbound_allow_host_list) as session:
                 await record(self.warehouse.pool, self.settings, event, session)
         except Exception as exc:  # noqa: BLE001 - lineage is best effort
             log.warning("stream lineage %s not recorded: %s", state.value, type(exc).__name__)

@@ -60,6 +60,7 @@ def create_app(
         datadir=str(Path(settings.data_dir) / settings.app_id),
         # Faust's built-in /router and /table views are unauthenticated: the API serves status.
         web_router_enabled=False,
+        web="healthmate://",  # web.server.HardenedWeb: the API edge (registered by web.views)
         web_tables_enabled=False,
     )
     app.healthmate_settings = settings  # type: ignore[attr-defined]

@@ -15,7 +15,8 @@ from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from streams.errors import ConfigurationError
+from streams.domain.outbound import check_outbound_url
+from streams.errors import ConfigurationError, OutboundRefused
 
 DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
 DEV_JWT_SECRET = "healthmate-dev-only-api-jwt-secret-not-for-production"
@@ -166,6 +167,18 @@ class Settings(BaseSettings):
     api_stall_after_s: float = Field(
         60.0, gt=0, description="A partition with lag and no commit for this long is reported stalled.")
     api_redrive_timeout_s: float = Field(60.0, gt=0, description="Longest a DLQ redrive may scan.")
+    api_jwt_max_ttl_s: int = Field(
+        86_400, ge=60, description="Longest token lifetime accepted: exp - iat (exp - now without iat).")
+    api_rate_per_subject: float = Field(
+        20.0, gt=0, description="Sustained calls per second allowed per token subject (429 beyond).")
+    api_burst_per_subject: int = Field(400, ge=1, description="Calls a subject may make at once.")
+    api_rate_per_address: float = Field(
+        50.0, gt=0, description="Sustained calls per second allowed per client address (429 beyond).")
+    api_burst_per_address: int = Field(1000, ge=1, description="Calls an address may make at once.")
+    api_heavy_concurrency: int = Field(
+        2, ge=1, le=64, description="Analyses, redrives and API-started runs in flight at once (429 beyond).")
+    api_max_header_bytes: int = Field(
+        8192, ge=1024, le=65_536, description="A request header line or field larger than this answers 431.")
     warehouse_partitions_ahead: int = Field(
         2, ge=0, le=24, description="Monthly partitions created ahead of the current month.")
     warehouse_retention_months: int = Field(
@@ -200,6 +213,9 @@ class Settings(BaseSettings):
     openlineage_url: str | None = Field(
         None, pattern=r"^https?://", description="OpenLineage HTTP endpoint base; events are POSTed to "
         "{url}/api/v1/lineage. Unset: events are only stored in lineage_events.")
+    outbound_allow_hosts: str = Field(
+        "", description="Comma-separated hosts (names or addresses) that webhooks and OpenLineage "
+        "may call although they are not public (e.g. 127.0.0.1 for a local receiver).")
     openlineage_api_key: SecretStr | None = Field(
         None, description="Bearer token sent with OpenLineage events, when set.")
     openlineage_namespace: str = Field(
@@ -213,6 +229,19 @@ class Settings(BaseSettings):
     airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
     airflow_retry_delay_s: float = Field(
         60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")
+
+    @property
+    def outbound_allow_host_list(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.outbound_allow_hosts.split(",") if h.strip())
+
+    @model_validator(mode="after")
+    def _openlineage_url_allowed(self) -> Settings:
+        if self.openlineage_url:
+            try:
+                check_outbound_url(self.openlineage_url, self.outbound_allow_host_list)
+            except OutboundRefused as exc:
+                raise ConfigurationError(f"HEALTHMATE_OPENLINEAGE_URL refused: {exc}") from None
+        return self
 
     @model_validator(mode="after")
     def _key_required_outside_dev_mode(self) -> Settings:

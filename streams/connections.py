@@ -85,4 +85,5 @@ def warehouse_from_settings(settings: Settings, *, pool_max: int | None = None) 
     return Warehouse(settings.pg_dsn_value, settings.warehouse_schema,
                      pool_max=pool_max or settings.pg_pool_max,
                      migration_dsn=settings.pg_migration_dsn_value,
-                     connect_kwargs=pg_connect_kwargs(settings))
+                     connect_kwargs=pg_connect_kwargs(settings),
+                     pseudonym_key=settings.pseudonym_key_bytes)

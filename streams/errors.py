@@ -77,3 +77,8 @@ class Fatal(HealthMateError):
 
 class ConfigurationError(Fatal):
     """Settings are missing or contradictory."""
+
+
+class OutboundRefused(HealthMateError):
+    """An outbound URL (webhook, OpenLineage) points where the pipeline may not call:
+    refused when configured (422 / configuration error) and again before every send."""

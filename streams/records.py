@@ -108,7 +108,8 @@ class NormalisedReading:
     Guarantees: ``value`` is a finite float within the metric's possible range (and within
     its outlier bounds if ``"clipped"`` is flagged); ``measured_at`` and ``ingested_at``
     are aware UTC datetimes (``produced_at`` too, when the context had one); ``user_key`` is
-    the HMAC pseudonym, never the raw user id.
+    the HMAC pseudonym, never the raw user id, and ``device_id`` the device pseudonym
+    (:func:`streams.domain.pseudonym.device_key`), never the raw device id.
 
     An interval reading has ``measured_until`` (aware UTC, never before ``measured_at``,
     which is then the start); an instant has ``None``. ``statistic`` is one of

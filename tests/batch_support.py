@@ -37,6 +37,7 @@ def batch_env(kafka_bootstrap: str, pg_dsn: str, name: str) -> dict[str, str]:
         "HEALTHMATE_WAREHOUSE_SCHEMA": name,
         "HEALTHMATE_ETL_RETRY_INITIAL_S": "0.01",
         "HEALTHMATE_SINK_BATCH_SIZE": "7",  # several warehouse transactions per replay
+        "HEALTHMATE_OUTBOUND_ALLOW_HOSTS": "127.0.0.1",  # the tests' local webhook receivers
     }
 
 

@@ -1,8 +1,11 @@
 """The route table's types and the one request pipeline every API route goes through.
 
-For each call, in this order: declared body size (413), bearer token (401), role (403),
-path/query/body validation with pydantic (422, unknown fields rejected; 413 for a body
-that turns out larger than declared), the handler, then the audit row and the metrics.
+For each call, in this order: the client address's rate limit (429), declared body size
+(413), bearer token (401), the token subject's rate limit (429), role (403), path/query/body
+validation with pydantic (422, unknown fields rejected; 413 for a body that turns out
+larger than declared), for heavy routes a free slot under the concurrency cap (429), the
+handler, then the audit row and the metrics. Path parameters that name a person
+(``Route.pseudonymised``) are replaced by their pseudonym before anything records them.
 Whatever is raised becomes an answer through :func:`web.errors.to_api_error`.
 
 A handler gets the :class:`Api` (the worker's services) and a validated :class:`Call`,
@@ -26,9 +29,19 @@ from aiohttp import web
 from faust.web import Request, Response, View
 
 from streams.config import Settings
+from streams.domain.pseudonym import Pseudonymiser
 from web.audit import AuditTrail
 from web.auth import Permission, Principal, TokenVerifier
-from web.errors import ApiError, Forbidden, InvalidInput, PayloadTooLarge, to_api_error, validation_fields
+from web.errors import (
+    ApiError,
+    Forbidden,
+    InvalidInput,
+    PayloadTooLarge,
+    TooManyRequests,
+    to_api_error,
+    validation_fields,
+)
+from web.limits import ConcurrencyCap, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,9 @@ class Call:
     body: Any
     request_id: str
     target: str | None = None
+    #: For heavy routes: the slot's release. A handler that keeps working after it answers
+    #: (a background run) takes it (sets this to None) and calls it when done.
+    release: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +68,7 @@ class Reply:
     body: Any
     status: int | None = None
     headers: dict[str, str] | None = None
+    content_type: str | None = None  # default: the route's
 
 
 Handler = Callable[["Api", Call], Awaitable[Any]]
@@ -76,6 +93,8 @@ class Route:
     content_type: str = "application/json"
     #: Query parameters that may repeat (FHIR ``date=ge…&date=lt…``); the model gets a list.
     repeatable: frozenset[str] = frozenset()
+    heavy: bool = False
+    pseudonymised: tuple[str, ...] = ()
 
     @property
     def template(self) -> str:
@@ -96,6 +115,11 @@ class Api:
         self.verifier = TokenVerifier(self.settings)
         self.audit = AuditTrail(self.warehouse, self.settings.warehouse_schema, self.clock)
         self.extensions: dict[str, Any] = {}
+        s = self.settings
+        self.pseudonymise = Pseudonymiser(s.pseudonym_key_bytes)
+        self.by_address = RateLimiter(s.api_rate_per_address, s.api_burst_per_address)
+        self.by_subject = RateLimiter(s.api_rate_per_subject, s.api_burst_per_subject)
+        self.heavy = ConcurrencyCap(s.api_heavy_concurrency)
 
     async def handle(self, view: View, request: Request, route: Route,
                      match_info: Mapping[str, str]) -> Response:
@@ -103,21 +127,33 @@ class Api:
         started = time.perf_counter()
         principal: Principal | None = None
         call: Call | None = None
-        target = ",".join(f"{k}={v}" for k, v in match_info.items()) or None
-        headers = {"X-Request-Id": request_id, "Cache-Control": "no-store",
-                   "X-Content-Type-Options": "nosniff"}
+        target = ",".join(f"user_key={self.pseudonymise(v)}" if k in route.pseudonymised else f"{k}={v}"
+                          for k, v in match_info.items()) or None
+        headers = {"X-Request-Id": request_id}
         http = cast(web.Request, request)  # the driver is aiohttp's
         try:
+            _throttle(self.by_address, f"address:{http.remote}", "calls from this address")
             self._check_declared_size(http)
             principal = self.verifier.verify(request.headers.get("Authorization"))
+            _throttle(self.by_subject, principal.subject, "calls for this token subject")
             if not principal.may(route.permission):
                 raise Forbidden(f"this call needs the {route.permission} permission")
             call = Call(principal, _validate(route.path_model, dict(match_info), "path"),
                         _validate(route.query_model, _query(http, route.repeatable), "query"),
                         await self._body(http, route.body_model), request_id, target)
-            result = await route.handler(self, call)
+            if route.heavy:
+                call.release = self.heavy.try_acquire()
+                if call.release is None:
+                    raise TooManyRequests(f"at most {self.heavy.limit} analyses, redrives and runs at once",
+                                          retry_after=1)
+            try:
+                result = await route.handler(self, call)
+            finally:
+                if call.release is not None:
+                    call.release()
             reply = result if isinstance(result, Reply) else Reply(result)
             status, payload, outcome = reply.status or route.status, reply.body, "ok"
+            content_type = reply.content_type or route.content_type
             headers.update(reply.headers or {})
         except Exception as exc:  # noqa: BLE001 - every failure becomes a safe answer
             error = to_api_error(exc)
@@ -125,6 +161,7 @@ class Api:
                 log.error("%s %s failed (request_id=%s)", route.method, route.template, request_id,
                           exc_info=exc)
             status, payload, outcome = error.status, error.body(request_id), error.outcome
+            content_type = "application/json"
             headers.update(error.headers)
         if call is not None:
             target = call.target
@@ -134,7 +171,6 @@ class Api:
             headers["X-Audit"] = "failed"
         self.metrics.api_requests.labels(route.template, str(status)).inc()
         self.metrics.api_latency.labels(route.template).observe(time.perf_counter() - started)
-        content_type = route.content_type if outcome == "ok" else "application/json"
         return view.bytes(orjson.dumps(payload, default=_json_default, option=orjson.OPT_NON_STR_KEYS),
                           content_type=content_type, status=status, headers=headers)
 
@@ -163,6 +199,12 @@ class Api:
         except pydantic.ValidationError as exc:
             raise InvalidInput("request validation failed",
                                fields=validation_fields(exc, "body")) from None
+
+
+def _throttle(limiter: RateLimiter, key: str, what: str) -> None:
+    wait = limiter.acquire(key)
+    if wait:
+        raise TooManyRequests(f"too many {what}, retry later", retry_after=wait)
 
 
 def _query(request: web.Request, repeatable: frozenset[str] = frozenset()) -> dict[str, Any]:

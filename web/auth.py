@@ -6,7 +6,10 @@ Contract of :meth:`TokenVerifier.verify`:
   token's header says: ``alg=none``, and an HS256 token presented to an RS256 API (or the
   reverse: "algorithm confusion") are rejected before any signature is computed;
 - ``exp`` and ``sub`` are required; ``iss`` and ``aud`` are checked when configured
-  (a token carrying an ``aud`` is rejected when no audience is configured);
+  (a token carrying an ``aud`` is rejected when no audience is configured, and an empty
+  ``aud``, ``""`` or ``[]`` or a list with an empty member, is always rejected);
+- the lifetime is bounded by ``HEALTHMATE_API_JWT_MAX_TTL_S``: ``exp - iat``, or
+  ``exp - now`` for a token without ``iat``, may not exceed it (plus the leeway);
 - keys are never fetched from the token (``jku``/``x5u``/``kid`` are ignored).
 
 It raises :class:`Unauthenticated` with a short reason that never echoes the token.
@@ -43,6 +46,8 @@ class Permission(StrEnum):
     DELETE_JOBS = "jobs:delete"
     SETUP = "pipeline:setup"
     OPTIMIZE = "warehouse:optimize"
+    EXPORT_SUBJECT = "subjects:export"
+    ERASE_SUBJECT = "subjects:erase"
 
 
 _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
@@ -50,7 +55,8 @@ _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission
 _ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
 _OPERATOR = _ANALYST | {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
                         Permission.REDRIVE}
-_ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE}
+_ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
+                      Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": _VIEWER, "analyst": _ANALYST, "operator": _OPERATOR, "admin": _ADMIN,
@@ -85,6 +91,7 @@ class TokenVerifier:
         self.audience = settings.api_jwt_audience
         self.leeway = settings.api_jwt_leeway_s
         self.roles_claim = settings.api_roles_claim
+        self.max_ttl = settings.api_jwt_max_ttl_s
         self._key: object | None = None
         key = settings.api_jwt_key
         if key is not None:
@@ -95,7 +102,7 @@ class TokenVerifier:
     def enabled(self) -> bool:
         return self._key is not None
 
-    def verify(self, authorization: str | None) -> Principal:
+    def verify(self, authorization: str | None, *, now: float | None = None) -> Principal:
         """The caller of a request with this ``Authorization`` header value."""
         if self._key is None:
             raise ApiUnavailable("API authentication is not configured")
@@ -120,10 +127,26 @@ class TokenVerifier:
             raise Unauthenticated("token expired") from None
         except jwt.PyJWTError:
             raise Unauthenticated("invalid token") from None
+        self._check_claims(claims, time.time() if now is None else now)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
             raise Unauthenticated("invalid token subject")
         return Principal(subject=subject, roles=_roles(claims.get(self.roles_claim)))
+
+
+    def _check_claims(self, claims: dict[str, object], now: float) -> None:
+        """What PyJWT lets through: an empty ``aud``, and lifetimes longer than allowed."""
+        if "aud" in claims:
+            aud = claims["aud"]
+            members = aud if isinstance(aud, list) else [aud]
+            if not members or any(not isinstance(a, str) or not a.strip() for a in members):
+                raise Unauthenticated("invalid token audience")
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise Unauthenticated("invalid token")
+        start = iat if isinstance(iat, int | float) and not isinstance(iat, bool) else now
+        if exp - start > self.max_ttl + self.leeway:
+            raise Unauthenticated("token lifetime too long")
 
 
 def _roles(value: object) -> tuple[str, ...]:

@@ -62,6 +62,27 @@ class PayloadTooLarge(ApiError):
     status, code, outcome = 413, "payload_too_large", "invalid"
 
 
+class MethodNotAllowed(ApiError):
+    status, code, outcome = 405, "method_not_allowed", "invalid"
+
+
+class HeadersTooLarge(ApiError):
+    status, code, outcome = 431, "request_header_fields_too_large", "invalid"
+
+
+class BadRequest(ApiError):
+    status, code, outcome = 400, "bad_request", "invalid"
+
+
+class TooManyRequests(ApiError):
+    """A rate limit or the concurrency cap: retry after ``retry_after`` seconds."""
+
+    status, code, outcome = 429, "too_many_requests", "throttled"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
 class InvalidInput(ApiError):
     status, code, outcome = 422, "invalid_input", "invalid"
 

@@ -48,5 +48,5 @@ ROUTES = [
           summary, Permission.READ_DLQ, tag="dlq"),
     Route("POST", "/dlq/redrive", "dlq.redrive",
           "Re-feed chosen dead letters (by reason and/or source offset range) to the raw topic.",
-          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq"),
+          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq", heavy=True),
 ]

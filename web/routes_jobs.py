@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -24,10 +24,11 @@ from batch import api as batch
 from batch.config import ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
 from batch.registry import RunRecord
+from streams.domain.outbound import check_outbound_url, mask_url
+from streams.errors import OutboundRefused
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
 from web.errors import Conflict, Forbidden, InvalidInput, NotFound, register_domain_error
-from web.masking import mask_job_secrets
 from web.models import Strict
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,32 @@ def _check_replay(call: Call, job: ETLJobConfig) -> None:
         raise Forbidden(f"replay jobs need the {Permission.REPLAY} permission")
 
 
+def _check_webhook(api: Api, job: ETLJobConfig) -> None:
+    """The SSRF guard at config time (the runner checks again, after DNS, before each send)."""
+    if job.notification_webhook_url is None:
+        return
+    try:
+        check_outbound_url(str(job.notification_webhook_url), api.settings.outbound_allow_host_list)
+    except OutboundRefused as exc:
+        raise InvalidInput("request validation failed", fields=[
+            {"loc": ["body", "notification_webhook_url"], "msg": str(exc), "type": "value_error"}]) from None
+
+
+def _shown(call: Call, job: ETLJobConfig) -> dict[str, Any]:
+    """The job as this caller may see it: webhook credentials and query values masked for
+    callers who cannot write jobs."""
+    shown = job.to_json_dict()
+    url = shown.get("notification_webhook_url")
+    if url and not call.principal.may(Permission.WRITE_JOBS):
+        shown["notification_webhook_url"] = mask_url(url)
+    return shown
+
+
 async def create(api: Api, call: Call) -> Reply:
     job: ETLJobConfig = call.body
     call.target = f"job_id={job.job_id} job_name={job.job_name}"
     _check_replay(call, job)
+    _check_webhook(api, job)
     created = await batch.create_job(api.warehouse, job)
     return Reply(created.to_json_dict(), status=201)
 
@@ -85,12 +108,13 @@ async def update(api: Api, call: Call) -> dict[str, Any]:
     job: ETLJobConfig = call.body
     call.target = f"job_id={call.path.job_id} job_name={job.job_name}"
     _check_replay(call, job)
+    _check_webhook(api, job)
     return (await batch.update_job(api.warehouse, call.path.job_id, job)).to_json_dict()
 
 
 async def list_jobs(api: Api, call: Call) -> dict[str, Any]:
     jobs = await batch.list_jobs(api.warehouse, enabled=call.query.enabled)
-    return {"jobs": [_job_json(j, call) for j in jobs]}
+    return {"jobs": [_shown(call, j) for j in jobs]}
 
 
 async def get_job(api: Api, call: Call) -> dict[str, Any]:
@@ -98,7 +122,7 @@ async def get_job(api: Api, call: Call) -> dict[str, Any]:
     job = await batch.get_job(api.warehouse, call.path.job_id)
     runs = await batch.list_runs(api.warehouse, job.job_id, limit=RECENT_RUNS)
     running = [_run_json(r) for r in runs if r.status == "running"]
-    return {"job": _job_json(job, call), "runs": [_run_json(r) for r in runs], "running": running}
+    return {"job": _shown(call, job), "runs": [_run_json(r) for r in runs], "running": running}
 
 
 async def get_run(api: Api, call: Call) -> dict[str, Any]:
@@ -106,12 +130,6 @@ async def get_run(api: Api, call: Call) -> dict[str, Any]:
     if run.job_id != call.path.job_id:
         raise NotFound(f"no run {call.path.run_id} of job {call.path.job_id}")
     return _run_json(run)
-
-
-def _job_json(job: ETLJobConfig, call: Call) -> dict[str, Any]:
-    """Callers who may not change jobs see webhook URLs without credentials or query values."""
-    config = job.to_json_dict()
-    return config if call.principal.may(Permission.WRITE_JOBS) else mask_job_secrets(config)
 
 
 def _run_json(run: RunRecord) -> dict[str, Any]:
@@ -133,7 +151,8 @@ async def run(api: Api, call: Call) -> Reply:
         (body.interval_start, body.interval_end) if body.interval_start and body.interval_end else None)
     run_id = uuid.uuid4()
     call.target = f"job_id={job.job_id} run_id={run_id}"
-    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval))
+    release, call.release = call.release, None  # the slot stays taken until the run ends
+    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval, release))
     location = f"{API_PREFIX}/etl-jobs/{job.job_id}/runs/{run_id}"
     return Reply({"run_id": str(run_id), "job_id": str(job.job_id), "job_name": job.job_name,
                   "status": "accepted", "location": location}, status=202, headers={"Location": location})
@@ -161,13 +180,17 @@ class BackgroundRuns(Service):
 
 
 async def _run_in_background(api: Api, job_id: uuid.UUID, run_id: uuid.UUID,
-                             interval: tuple[datetime, datetime] | None) -> None:
+                             interval: tuple[datetime, datetime] | None,
+                             release: Callable[[], None] | None = None) -> None:
     try:
         record = await batch.run_job(api.settings, job_id, run_id=run_id, trigger="api", interval=interval,
                                      metrics=api.metrics)
         log.info("ETL run %s of job %s finished: %s", run_id, job_id, record.status)
     except Exception as exc:  # noqa: BLE001 - a background task has nobody else to tell
         log.error("ETL run %s of job %s could not run: %s", run_id, job_id, type(exc).__name__)
+    finally:
+        if release is not None:
+            release()
 
 
 async def lineage(api: Api, call: Call) -> dict[str, Any]:
@@ -188,7 +211,7 @@ ROUTES = [
           delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs"),
     Route("POST", "/etl-jobs/{job_id}/run", "etl_jobs.run",
           "Start a run in the background; 202 with its run_id and Location.", run, Permission.RUN_JOBS,
-          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs"),
+          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs", heavy=True),
     Route("GET", "/etl-jobs/{job_id}/runs/{run_id}", "etl_jobs.run_status", "One run of a job.",
           get_run, Permission.READ_JOBS, path_model=RunPath, tag="etl-jobs"),
     Route("GET", "/data-lineage/{job_id}", "lineage.get",

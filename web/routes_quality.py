@@ -63,5 +63,5 @@ ROUTES = [
     Route("POST", "/data-quality/analyze", "quality.analyze",
           "Analyse the quality of the latest readings of one metric; the report is stored.",
           analyze, Permission.ANALYZE_QUALITY, query_model=AnalyzeQuery, body_model=NoBody,
-          tag="quality"),
+          tag="quality", heavy=True),
 ]

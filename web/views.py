@@ -14,10 +14,12 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from web import routes_dlq, routes_fhir, routes_jobs, routes_pipeline, routes_quality
+from web import routes_dlq, routes_fhir, routes_jobs, routes_pipeline, routes_quality, routes_subjects
 from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
+from web.edge import Edge
 from web.openapi import openapi_document
+from web.server import HardenedWeb
 from web.status import ThroughputMeter, health
 
 PUBLIC_PATHS = {
@@ -31,7 +33,7 @@ API_VERSION = "1.0.0"
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
-              *routes_fhir.ROUTES]
+              *routes_fhir.ROUTES, *routes_subjects.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, audited=False, tag="operations")]
 
@@ -69,6 +71,9 @@ def register_views(app: faust.App) -> None:
     api.ingest.batch_observers.append(meter.observe)
     api.extensions["etl_runs"] = app.service(routes_jobs.BackgroundRuns(beacon=app.beacon))  # type: ignore[arg-type]
     app.api = api  # type: ignore[attr-defined]
+    web_driver = app.web
+    assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
+    web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)
     register_api(app, api, api_routes())
 
 

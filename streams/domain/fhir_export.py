@@ -9,7 +9,8 @@ category ``activity`` (steps, sleep, energy) or ``laboratory`` / ``exam``.
 - ``subject`` is ``Patient/<user_key>``: the pseudonym, never a raw id;
 - ``effectiveDateTime`` for an instant, ``effectivePeriod`` for an interval;
 - a summary value carries the statistic in :data:`~streams.domain.fhir.STATISTIC_EXTENSION`;
-  the source is in :data:`~streams.domain.fhir.SOURCE_EXTENSION`, the device in ``device.display``;
+  the source is in :data:`~streams.domain.fhir.SOURCE_EXTENSION`, the device (its stored
+  pseudonym) in ``device.display``;
 - the Observation id is derived from the event id (a hash: event ids are producer text).
 """
 
@@ -80,6 +81,15 @@ def searchset(rows: Iterable[Mapping[str, Any]], links: Mapping[str, str], base_
                         "search": {"mode": "match"}})
     return {"resourceType": "Bundle", "type": "searchset",
             "link": [{"relation": rel, "url": url} for rel, url in links.items()], "entry": entries}
+
+
+def collection(rows: Iterable[Mapping[str, Any]], base_url: str) -> dict[str, Any]:
+    """A ``collection`` Bundle of ``rows`` as Observations (a subject's export)."""
+    entries = []
+    for row in rows:
+        obs = observation(row)
+        entries.append({"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs})
+    return {"resourceType": "Bundle", "type": "collection", "total": len(entries), "entry": entries}
 
 
 def _instant(ts: datetime) -> str:

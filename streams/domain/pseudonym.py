@@ -1,4 +1,9 @@
-"""Pseudonymisation of user ids: the warehouse never sees a raw user id."""
+"""Pseudonymisation of user and device ids: the warehouse never sees either in clear.
+
+User ids are keyed with the pseudonym key itself; device ids with a key derived from it
+under :data:`DEVICE_LABEL`, so a device pseudonym never equals a user pseudonym, even when
+a device id and a user id are the same string.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,19 @@ def user_key(key: bytes, user_id: str) -> str:
     that is not valid Unicode (lone surrogates); decoded JSON never produces one.
     """
     return hmac.digest(key, user_id.encode(), "sha256").hex()
+
+
+DEVICE_LABEL = b"healthmate/device_id/v1"
+
+
+def device_pseudonym_key(key: bytes) -> bytes:
+    """The key device ids are pseudonymised with: HMAC-SHA256(key, DEVICE_LABEL)."""
+    return hmac.digest(key, DEVICE_LABEL, "sha256")
+
+
+def device_key(key: bytes, device_id: str) -> str:
+    """The pseudonym of ``device_id`` (64 lower-case hex characters, like :func:`user_key`)."""
+    return user_key(device_pseudonym_key(key), device_id)
 
 
 class Pseudonymiser:

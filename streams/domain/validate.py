@@ -31,7 +31,7 @@ from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule, resolve_unit
 from streams.domain.decode import decode, dumps_member, has_nonfinite
 from streams.domain.mapped import Mapped
 from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
-from streams.domain.pseudonym import Pseudonymiser
+from streams.domain.pseudonym import Pseudonymiser, device_pseudonym_key
 from streams.domain.text import check_metadata_json, check_text
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import ConfigurationError, Rejected, RejectReason
@@ -64,7 +64,8 @@ class Rules:
     ``outlier_strategies`` maps metric name -> strategy (strings are accepted and
     converted); metrics not listed use ``flag``. The constructor validates everything and
     raises ``ConfigurationError`` on a bad value. ``pseudonym_key`` is kept out of ``repr``.
-    ``pseudonymise`` is derived: a callable equal to ``user_key(pseudonym_key, user_id)``.
+    ``pseudonymise`` is derived: a callable equal to ``user_key(pseudonym_key, user_id)``;
+    ``pseudonymise_device`` likewise equals ``device_key(pseudonym_key, device_id)``.
     """
 
     catalogue: Mapping[str, MetricRule]
@@ -76,6 +77,7 @@ class Rules:
     max_batch_readings: int
     transformation_version: str
     pseudonymise: Pseudonymiser = field(init=False, repr=False, compare=False)
+    pseudonymise_device: Pseudonymiser = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         catalogue = dict(self.catalogue)
@@ -108,6 +110,8 @@ class Rules:
         object.__setattr__(self, "catalogue", MappingProxyType(catalogue))
         object.__setattr__(self, "outlier_strategies", MappingProxyType(strategies))
         object.__setattr__(self, "pseudonymise", Pseudonymiser(self.pseudonym_key))
+        device_pseudonymiser = Pseudonymiser(device_pseudonym_key(self.pseudonym_key))
+        object.__setattr__(self, "pseudonymise_device", device_pseudonymiser)
 
     @classmethod
     def default(cls, pseudonym_key: bytes, **overrides: Any) -> Rules:
@@ -388,7 +392,7 @@ def _normalise(
     return NormalisedReading(
         event_id=event_id,
         user_key=ukey,
-        device_id=device_id,
+        device_id=rules.pseudonymise_device(device_id) if device_id else device_id,
         source=source,
         metric=rule.name,
         loinc_code=rule.loinc_code,

@@ -6,6 +6,7 @@ ETL jobs. The scoring rules are :class:`streams.domain.quality.DataValidator`'s.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -84,7 +85,10 @@ async def analyze_quality(
                 f"SELECT count(*) FROM {s}.dead_letters WHERE ($1::timestamptz IS NULL OR created_at >= $1)",
                 since)
             rejections = {(r["reason"], r["source"] or None): r["n"] for r in rejected}
-            m = DataValidator(config).validate_data_quality([*rows, *context], metric, rejected=rejections)
+            # Scoring 100 000 rows takes seconds of CPU: off the event loop, so that the
+            # worker's web server (health probes) and ingest keep answering meanwhile.
+            m = await asyncio.to_thread(DataValidator(config).validate_data_quality, [*rows, *context],
+                                        metric, rejected=rejections)
             by_reason: dict[str, int] = {}
             for (reason, _), n in sorted(rejections.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
                 by_reason[reason] = by_reason.get(reason, 0) + n

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncpg
 
+from streams.sink import device_migration
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "readings fact table, event registry, sink offsets, dead letters", """
 CREATE TABLE {s}.health_readings (
@@ -275,6 +277,21 @@ REVOKE ALL ON FUNCTION {s}.create_reading_partition(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION {s}.detach_reading_partition(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION {s}.analyze_tables() FROM PUBLIC;
 """),
+    (9, "detached partitions stay readable and erasable by the role that detached them", """
+-- A detached partition is a table of its own: without this, the runtime role could no
+-- longer export or erase a person's readings in it (subject rights).
+CREATE OR REPLACE FUNCTION {s}.detach_reading_partition(p_name text, p_new_name text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $$
+BEGIN
+    IF p_name !~ '^health_readings_p[0-9]{6}$' OR p_new_name !~ '^[a-z0-9_]{1,63}$' THEN
+        RAISE EXCEPTION 'invalid partition name';
+    END IF;
+    EXECUTE format('ALTER TABLE %s.health_readings DETACH PARTITION %s.%I', '{s}', '{s}', p_name);
+    EXECUTE format('ALTER TABLE %s.%I RENAME TO %I', '{s}', p_name, p_new_name);
+    EXECUTE format('GRANT SELECT, DELETE ON %s.%I TO SESSION_USER', '{s}', p_new_name);
+END $$;
+REVOKE ALL ON FUNCTION {s}.detach_reading_partition(text, text) FROM PUBLIC;
+"""),
 )
 
 # What the runtime role (the worker, the API, batch jobs) may do; re-applied after every
@@ -296,17 +313,19 @@ async def _up_to_date(conn: asyncpg.Connection, schema: str) -> bool:
     if await conn.fetchval("SELECT to_regclass($1)", table) is None:
         return False
     done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {table}")}
-    return done >= {version for version, _, _ in MIGRATIONS}
+    return done >= {version for version, _, _ in MIGRATIONS} | {device_migration.VERSION}
 
 
-async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_role: str | None = None
-                           ) -> list[int]:
+async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_role: str | None = None,
+                           pseudonym_key: bytes | None = None) -> list[int]:
     """Bring ``schema`` up to date; return the versions applied now (empty if none).
 
     ``conn`` should be the schema owner's (the migration role). With ``runtime_role``, that
     role then gets exactly :data:`RUNTIME_GRANTS` on the schema. Without it, an up-to-date
     schema is only read, so a runtime role may call this too.
     Safe to call concurrently from several processes: an advisory lock serialises them.
+    Migration 8 is a Python step that needs ``pseudonym_key`` once device ids are stored
+    (see :mod:`streams.sink.device_migration`).
     """
     if runtime_role is None and await _up_to_date(conn, schema):
         return []
@@ -329,6 +348,11 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_rol
                 f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)", version, name
             )
             applied_now.append(version)
+        if device_migration.VERSION not in done and await device_migration.pseudonymise_device_ids(
+                conn, s, pseudonym_key) is not None:
+            await conn.execute(f"INSERT INTO {s}.schema_migrations (version, name) VALUES ($1, $2)",
+                               device_migration.VERSION, device_migration.NAME)
+            applied_now.append(device_migration.VERSION)
         if runtime_role is not None:
             await conn.execute(RUNTIME_GRANTS.replace("{s}", s).replace("{r}", quote_ident(runtime_role)))
     return applied_now

@@ -171,8 +171,9 @@ class Warehouse:
     """Owns the asyncpg pool. ``start()`` before use, ``stop()`` at shutdown."""
 
     def __init__(self, dsn: str, schema: str, *, pool_max: int = 4, migration_dsn: str | None = None,
-                 connect_kwargs: Mapping[str, Any] | None = None) -> None:
+                 connect_kwargs: Mapping[str, Any] | None = None, pseudonym_key: bytes | None = None) -> None:
         self.dsn = dsn
+        self.pseudonym_key = pseudonym_key  # for migration 8 (streams.sink.device_migration)
         # Migrations run as the schema owner; a different runtime user gets only its grants.
         self.migration_dsn = migration_dsn or dsn
         runtime_user = urlsplit(dsn).username
@@ -194,7 +195,8 @@ class Warehouse:
             conn = await asyncpg.connect(self.migration_dsn, timeout=10, **self.connect_kwargs)
             try:
                 self.applied_migrations = await apply_migrations(
-                    conn, self.schema, runtime_role=self.runtime_role)
+                    conn, self.schema, runtime_role=self.runtime_role,
+                    pseudonym_key=self.pseudonym_key)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(

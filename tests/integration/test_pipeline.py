@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.app import rules_from_settings
 from streams.domain.catalogue import DEFAULT_CATALOGUE
-from streams.domain.pseudonym import user_key
+from streams.domain.pseudonym import device_key, user_key
 from streams.ingest import IngestService
 from streams.metrics import Metrics
 from streams.sink.migrations import quote_ident
@@ -120,6 +120,7 @@ async def test_conversion_and_enrichment_are_stored(pipeline_settings, raw_produ
     assert row["measured_at"] == datetime(2026, 1, 2, 2, 4, 5, tzinfo=UTC)
     assert "late" in row["quality_flags"]
     assert row["user_key"] == user_key(settings.pseudonym_key_bytes, "alice-123")
+    assert row["device_id"] == device_key(settings.pseudonym_key_bytes, "cgm-9")  # never in clear
     assert orjson.loads(row["metadata"]) == {"fw": "2.1"}
     assert row["kafka_partition"] >= 0 and row["kafka_offset"] == 0
     assert row["transformation_version"] and row["produced_at"] is not None

@@ -151,7 +151,8 @@ def test_roles_are_cumulative() -> None:
     assert analyst - viewer == {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
     assert operator - analyst == {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
                                   Permission.REDRIVE}
-    assert admin - operator == {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE}
+    assert admin - operator == {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
+                                Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
     assert viewer == {Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
                       Permission.READ_DLQ}
 
@@ -164,3 +165,32 @@ def test_minted_token_carries_issuer_audience_and_expiry() -> None:
     assert TokenVerifier(rs_settings()).verify(bearer(rs)).subject == "bob"
     with pytest.raises(ValueError):
         mint_token(rs_settings(), subject="bob", roles=["viewer"])
+
+
+def no_audience_settings(**extra: object) -> Settings:
+    return Settings(dev_mode=True, api_jwt_secret=SECRET, api_jwt_issuer="hm-issuer", **extra)
+
+
+@pytest.mark.parametrize("aud", ["", [], [""], ["hm-api", " "]])
+def test_an_empty_audience_is_refused_with_or_without_a_configured_one(aud: object) -> None:
+    token = jwt.encode(claims(aud=aud), SECRET, "HS256")
+    for settings in (hs_settings(), no_audience_settings()):
+        with pytest.raises(Unauthenticated):
+            TokenVerifier(settings).verify(bearer(token))
+
+
+def test_far_future_tokens_are_refused_by_the_maximum_lifetime() -> None:
+    verifier = TokenVerifier(hs_settings(api_jwt_max_ttl_s=3600))
+    now = int(time.time())
+    ok = jwt.encode(claims(iat=now, exp=now + 3600), SECRET, "HS256")
+    assert verifier.verify(bearer(ok)).subject == "alice"
+    for too_long in (claims(iat=now, exp=now + 3600 + 60), claims(iat=now - 10 * 86400, exp=now + 60),
+                     claims(iat=None, exp=now + 10 * 365 * 86400)):
+        with pytest.raises(Unauthenticated, match="lifetime"):
+            verifier.verify(bearer(jwt.encode(too_long, SECRET, "HS256")))
+    # Without iat the remaining lifetime counts.
+    assert verifier.verify(bearer(jwt.encode(claims(iat=None, exp=now + 1800), SECRET, "HS256")))
+    # The default bound (a day) refuses the probe's far-future token too.
+    far = jwt.encode(claims(exp=now + 100 * 365 * 86400), SECRET, "HS256")
+    with pytest.raises(Unauthenticated, match="lifetime"):
+        TokenVerifier(hs_settings()).verify(bearer(far))

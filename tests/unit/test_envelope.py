@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from streams.domain import Rules, process_message, user_key
+from streams.domain.pseudonym import device_key
 from streams.errors import RejectReason
 
 
@@ -20,7 +21,7 @@ def test_members_inherit_user_device_and_source(
     for stored in out.readings:
         assert (stored.user_key, stored.device_id, stored.source) == (
             user_key(key, user_id),
-            device_id,
+            device_key(key, device_id),
             "apple_health",
         )
         assert (stored.kafka_partition, stored.kafka_offset) == (3, 42)

@@ -14,6 +14,7 @@ from fhir_examples import BLOOD_PRESSURE, EXPECTED, HEART_RATE, OXYGEN_SATURATIO
 from streams.domain import process_message, user_key
 from streams.domain.fhir import STATISTIC_EXTENSION
 from streams.domain.fhir_export import observation, observation_id, searchset
+from streams.domain.pseudonym import device_key
 from streams.errors import RejectReason
 
 
@@ -33,13 +34,13 @@ def test_specification_vital_sign_examples_are_stored(example, expected, ctx, ru
         assert r.source == "fhir" and r.metadata == {"fhir_status": "final"}
 
 
-def test_a_date_precision_effective_is_that_utc_day(ctx, rules) -> None:
+def test_a_date_precision_effective_is_that_utc_day(ctx, rules, key) -> None:
     [r] = judge(HEART_RATE, ctx, rules).readings
     assert r.measured_at == datetime(1999, 7, 2, tzinfo=UTC)
     assert r.measured_until == datetime(1999, 7, 3, tzinfo=UTC)
     [r] = judge(OXYGEN_SATURATION, ctx, rules).readings
     assert r.measured_at == datetime(2014, 12, 5, 8, 30, 10, tzinfo=UTC) and r.measured_until is None
-    assert r.device_id == "DeviceMetric/example"
+    assert r.device_id == device_key(key, "DeviceMetric/example")  # stored as its pseudonym
 
 
 def test_a_bundle_judges_each_entry_on_its_own(ctx, rules) -> None:

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from streams.domain import TRANSFORMATION_VERSION, Rules, normalise_reading, process_message, user_key
+from streams.domain.pseudonym import device_key
 from streams.errors import ConfigurationError, Rejected, RejectReason
 from streams.records import DeadLetter, MessageContext, NormalisedReading
 
@@ -28,7 +29,7 @@ def test_valid_single_reading_is_normalised(
         NormalisedReading(
             event_id="evt-1",
             user_key=user_key(key, user_id),
-            device_id=device_id,
+            device_id=device_key(key, device_id),
             source="fitbit",
             metric="body_weight",
             loinc_code="29463-7",

@@ -8,7 +8,7 @@ import hmac
 import pytest
 
 from streams.domain import Rules, process_message, user_key
-from streams.domain.pseudonym import Pseudonymiser
+from streams.domain.pseudonym import Pseudonymiser, device_key, device_pseudonym_key
 
 
 def test_rfc4231_test_case_2() -> None:
@@ -45,3 +45,21 @@ def test_stored_reading_carries_the_pseudonym_only(reading, encode, ctx, key, us
 
 def test_rules_repr_hides_the_key(key) -> None:
     assert key.decode() not in repr(Rules.default(key))
+
+
+def test_device_ids_are_stored_as_a_keyed_pseudonym_of_their_own(reading, encode, ctx, key,
+                                                                  device_id) -> None:
+    out = process_message(encode(reading(user_id=device_id)), ctx, Rules.default(key))
+    [stored] = out.readings
+    assert stored.device_id == device_key(key, device_id) == hmac.new(
+        device_pseudonym_key(key), device_id.encode(), hashlib.sha256).hexdigest()
+    assert device_id not in repr(stored)
+    # The same string as a user id and as a device id: two different pseudonyms.
+    assert stored.user_key == user_key(key, device_id) != stored.device_id
+    assert device_key(key, device_id) != device_key(b"other-key", device_id)
+
+
+def test_a_missing_or_empty_device_id_stays_missing(reading, encode, ctx, key) -> None:
+    for device in (None, ""):
+        [stored] = process_message(encode(reading(device_id=device)), ctx, Rules.default(key)).readings
+        assert stored.device_id == device

@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,12 +92,12 @@ def _wait_ready(worker: ApiWorker, timeout: float = 90.0) -> None:
     raise AssertionError(f"worker not ready in {timeout}s:\n{worker.log_tail()}")
 
 
-@pytest.fixture(scope="session")
-def api_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[ApiWorker]:
+@contextmanager
+def running_worker(kafka_bootstrap: str, pg_dsn: str, folder: Path, **overrides: str) -> Iterator[ApiWorker]:
+    """A worker of its own (topics, schema, port), started and ready; stopped and dropped after.
+    ``overrides``: extra ``HEALTHMATE_*`` variables."""
     name = f"t_{uuid.uuid4().hex[:10]}"
-    folder = tmp_path_factory.mktemp("api-worker")
-    env = _env(kafka_bootstrap, pg_dsn, name, folder / "data")
+    env = {**_env(kafka_bootstrap, pg_dsn, name, folder / "data"), **overrides}
     settings = settings_from(env)
     asyncio.run(create_topics(settings))
     process = WorkerProcess(env, folder / "worker.log")
@@ -108,6 +109,24 @@ def api_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempP
     finally:
         process.stop()
         asyncio.run(drop_pipeline_resources(settings))
+
+
+@pytest.fixture(scope="session")
+def api_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[ApiWorker]:
+    with running_worker(kafka_bootstrap, pg_dsn, tmp_path_factory.mktemp("api-worker")) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+def strict_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[ApiWorker]:
+    """A second worker with tight limits (tests/web/test_throttling.py), started only if asked for."""
+    with running_worker(kafka_bootstrap, pg_dsn, tmp_path_factory.mktemp("strict-worker"),
+                        HEALTHMATE_API_RATE_PER_SUBJECT="0.2", HEALTHMATE_API_BURST_PER_SUBJECT="5",
+                        HEALTHMATE_API_RATE_PER_ADDRESS="0.1", HEALTHMATE_API_BURST_PER_ADDRESS="60",
+                        HEALTHMATE_API_HEAVY_CONCURRENCY="1") as worker:
+        yield worker
 
 
 class Client:
@@ -161,6 +180,19 @@ def assert_safe_error(reply: Reply, worker: ApiWorker, echoes: str | None = None
 async def client(api_worker: ApiWorker) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield Client(session, api_worker)
+
+
+@pytest.fixture
+async def strict(strict_worker: ApiWorker) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield Client(session, strict_worker)
+
+
+@pytest.fixture
+async def strict_pg(strict_worker: ApiWorker) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(strict_worker.settings.pg_dsn_value)
+    yield conn
+    await conn.close()
 
 
 @pytest.fixture

@@ -40,11 +40,14 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/fhir/Observation"): ("analyst", {"params": {"_count": "1"}}),
     ("GET", "/data-pipeline/schemas"): ("viewer", {}),
     ("GET", "/data-pipeline/schemas/healthmate-reading.json"): ("viewer", {}),
+    ("GET", "/data-pipeline/subjects/{user_id}/export"): ("admin", {}),
+    ("DELETE", "/data-pipeline/subjects/{user_id}"): ("admin", {}),
 }
 
 
 def _path(template: str) -> str:
-    return template.replace("{job_id}", UNKNOWN_JOB).replace("{run_id}", UNKNOWN_JOB)
+    return (template.replace("{job_id}", UNKNOWN_JOB).replace("{run_id}", UNKNOWN_JOB)
+            .replace("{user_id}", "u-matrix-nobody"))
 
 
 async def test_matrix_covers_every_documented_route(client) -> None:  # type: ignore[no-untyped-def]

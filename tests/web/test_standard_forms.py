@@ -17,7 +17,7 @@ from fhir_examples import EXPECTED as FHIR_EXPECTED
 from omh_examples import ALLOWED, FORBIDDEN, data_point
 from pipeline_support import read_topic
 
-from streams.domain.pseudonym import user_key
+from streams.domain.pseudonym import device_key, user_key
 from streams.sink.migrations import quote_ident
 
 pytestmark = pytest.mark.integration
@@ -249,7 +249,8 @@ async def test_fhir_export_round_trip(client, api_worker, produce, pg, eventuall
         by_value[61.0].effectiveDateTime == t0 and by_value[61.0].category[0].coding[0].code == "vital-signs"
     )
     assert (
-        by_value[61.0].subject.reference == f"Patient/{ukey}" and by_value[61.0].device.display == "watch-7"
+        by_value[61.0].subject.reference == f"Patient/{ukey}" and by_value[61.0].device.display == device_key(
+            api_worker.settings.pseudonym_key_bytes, "watch-7")
     )
 
     only_hr = await client.call(

@@ -61,6 +61,8 @@ async def test_sql_injection_is_stored_verbatim_or_rejected(client, api_worker, 
     # as an operator: viewers see it masked (test_job_endpoints.py)
     fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="operator")
     assert unquote(fetched.body["job"]["notification_webhook_url"]) == unquote(url)
+    shown = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="viewer")
+    assert shown.body["job"]["notification_webhook_url"] == "https://hooks.example.org/notify?tag=***"
     assert (await client.call("DELETE", f"/etl-jobs/{created.body['job_id']}", role="admin")).status == 200
 
     assert time.monotonic() - started < 3, "pg_sleep ran?"

@@ -1,0 +1,80 @@
+"""Subject rights (HIPAA right of access, GDPR Art. 15 and 17): the SQL of export and erasure.
+
+Both take the user's pseudonym (``user_key``), never the raw id. The person's rows are
+found through every table of the schema that has a ``user_key`` column (the fact table,
+the daily aggregates, user engagement, any table added later, e.g. profiles, and the
+partitions that ``warehouse/optimize`` detached for retention, which still hold readings),
+plus the fact table's event registry. Table names come from the catalog and are quoted; nothing
+from the request reaches SQL except as a parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import orjson
+
+from streams.sink.migrations import quote_ident
+from streams.sink.warehouse import READING_COLUMNS
+
+FACT_TABLE = "health_readings"
+REGISTRY = "reading_events"
+_DETACHED = re.compile(r"^health_readings_p\d{6}_detached_[a-z0-9_]+$")
+
+
+def holds_readings(table: str) -> bool:
+    """The fact table, or a monthly partition detached from it (same columns)."""
+    return table == FACT_TABLE or bool(_DETACHED.match(table))
+
+
+async def _person_tables(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """Tables (not partitions) of ``schema`` with a ``user_key`` column, the fact table first."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = $1 AND a.attname = 'user_key' AND NOT a.attisdropped"
+        " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname", schema)
+    names = [r["relname"] for r in rows]
+    return sorted(names, key=lambda n: n != FACT_TABLE)
+
+
+async def export_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[str, list[dict[str, Any]]]:
+    """Every stored row of the person, by table (readings ordered by measurement time)."""
+    s = quote_ident(schema)
+    out: dict[str, list[dict[str, Any]]] = {}
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        for table in await _person_tables(conn, schema):
+            order = " ORDER BY measured_at, event_id" if holds_readings(table) else ""
+            cols = ", ".join(READING_COLUMNS) if holds_readings(table) else "*"
+            rows = await conn.fetch(f"SELECT {cols} FROM {s}.{quote_ident(table)} WHERE user_key = $1{order}",
+                                    user_key)
+            out[table] = [_plain(dict(r)) for r in rows]
+    return out
+
+
+async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[str, int]:
+    """Delete the person's rows everywhere in one transaction; the count per table."""
+    s = quote_ident(schema)
+    counts: dict[str, int] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        for table in await _person_tables(conn, schema):
+            if table == FACT_TABLE:
+                events = await conn.fetch(
+                    f"DELETE FROM {s}.{FACT_TABLE} WHERE user_key = $1 RETURNING event_id", user_key)
+                counts[table] = len(events)
+                status = await conn.execute(f"DELETE FROM {s}.{REGISTRY} WHERE event_id = ANY($1::text[])",
+                                            [e["event_id"] for e in events])
+                counts[REGISTRY] = int(status.split()[-1])
+            else:
+                status = await conn.execute(f"DELETE FROM {s}.{quote_ident(table)} WHERE user_key = $1",
+                                            user_key)
+                counts[table] = int(status.split()[-1])
+    return counts
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("metadata"), str):
+        row["metadata"] = orjson.loads(row["metadata"])
+    return row

@@ -6,7 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 started_here=0
-if ! bash scripts/stack.sh status | grep -q '^kafka: running'; then
+if ! bash scripts/stack.sh status | grep -q '^kafka *running'; then
   started_here=1
 fi
 bash scripts/stack.sh up || { echo "stack failed to start" >&2; exit 1; }

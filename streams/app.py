@@ -31,6 +31,7 @@ def rules_from_settings(settings: Settings) -> Rules:
         max_message_bytes=settings.max_message_bytes,
         max_batch_readings=settings.max_batch_readings,
         transformation_version=TRANSFORMATION_VERSION,
+        naive_timestamps=settings.naive_timestamps,
     )
 
 

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
         description='Metric catalogue changes, JSON: {"heart_rate": {"outlier_high": 200}}; '
         "see streams.domain.catalogue.build_catalogue.",
     )
+    naive_timestamps: Literal["reject", "utc"] = Field(
+        "reject", description="A timestamp without an offset: 'reject' dead-letters it as "
+        "naive_timestamp; 'utc' reads it as UTC (e.g. Python's datetime.utcnow().isoformat()).")
     outlier_strategy: dict[str, str] = Field(
         default_factory=dict,
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',

@@ -74,3 +74,12 @@ def test_worker_refuses_a_consumer_group_equal_to_the_app_id_in_one_line():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "HEALTHMATE_CONSUMER_GROUP" in lines[0], result.stderr
+
+
+def test_naive_timestamps_setting_reaches_the_rules(monkeypatch) -> None:
+    assert rules_from_settings(Settings(dev_mode=True)).naive_timestamps == "reject"
+    monkeypatch.setenv("HEALTHMATE_NAIVE_TIMESTAMPS", "utc")
+    assert rules_from_settings(Settings(dev_mode=True)).naive_timestamps == "utc"
+    monkeypatch.setenv("HEALTHMATE_NAIVE_TIMESTAMPS", "local")
+    with pytest.raises(ValueError):
+        Settings(dev_mode=True)

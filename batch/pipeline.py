@@ -1,6 +1,8 @@
 """One attempt of a batch job: extract -> transform -> quality gate -> load.
 
-Work is cut into day slices (UTC); each slice reads its rows with a server-side cursor in
+Work is cut into day slices (UTC days; local days when the job reads ``user_profiles``:
+a slice then reads the widest UTC span any zone's day can cover and keeps the readings
+whose local day it is, see :func:`batch.transform.on_day`); each slice reads its rows with a server-side cursor in
 ``batch_size`` chunks, and ``parallel_workers`` slices run at once, each on its own pooled
 connection. Nothing is written until every slice is transformed and the quality gate
 passed. The load is one transaction per run: for each target, delete the interval's rows
@@ -22,8 +24,8 @@ import orjson
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed
 from batch.quality_gate import QualityTally, QualityVerdict
-from batch.targets import STREAK_LOOKBACK_DAYS, TARGETS, Sql
-from batch.transform import EngagementAccumulator, HourlyPerformance, MetricAggregator
+from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET, STREAK_LOOKBACK_DAYS, TARGETS, Sql
+from batch.transform import EngagementAccumulator, HourlyPerformance, MetricAggregator, on_day
 from streams.domain.quality import DimensionCounts
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
@@ -109,7 +111,14 @@ class BatchPipeline:
         agg = MetricAggregator(day, include_statistics=self.job.include_statistics)
         engaged = EngagementAccumulator(day)
         rows: list[tuple] = []
-        async for chunk in self._chunks(conn, self.sql.day_readings, _at(day), _at(day + timedelta(days=1))):
+        local = self.job.local_days
+        start, end = _at(day), _at(day + timedelta(days=1))
+        query, history = self.sql.day_readings, self.sql.active_days
+        if local:
+            start, end = start - EARLIEST_OFFSET, end + LATEST_OFFSET
+            query, history = self.sql.local_day_readings, self.sql.local_active_days
+        async for records in self._chunks(conn, query, start, end):
+            chunk = on_day(records, day) if local else records
             out.extracted += len(chunk)
             self.tally.readings(chunk)
             rows.extend(agg.feed(chunk))
@@ -119,9 +128,10 @@ class BatchPipeline:
         if "aggregated_health_metrics" in targets:
             out.rows["aggregated_health_metrics"].extend(rows)
         if "user_engagement" in targets and engaged.users:
-            history = await conn.fetch(self.sql.active_days, engaged.users,
-                                       _at(day - timedelta(days=STREAK_LOOKBACK_DAYS)), _at(day))
-            out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in history}))
+            # Local: the earlier days are local too; days on or after ``day`` never extend a streak.
+            lookback = _at(day - timedelta(days=STREAK_LOOKBACK_DAYS)) - (EARLIEST_OFFSET if local else timedelta())
+            earlier = await conn.fetch(history, engaged.users, lookback, end if local else _at(day))
+            out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in earlier}))
 
     async def _performance(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
         perf = HourlyPerformance()

@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     etl_http_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one webhook or OpenLineage POST; a failure never fails a job.")
     airflow_dag_prefix: str = Field(
-        "healthmate_etl_", pattern=r"^[a-z][a-z0-9_]*$", description="DAG id = prefix + job_name.")
+        "healthmate_etl_", pattern=r"^[a-z][a-z0-9_]*$", description="DAG id = prefix + job_id.")
     airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
     airflow_retry_delay_s: float = Field(
         60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:29092"
     raw_topic: str = "health.readings.raw"
     dlq_topic: str = "health.readings.dlq"
+    profiles_topic: str = Field(
+        "health.users.profiles", description="Compacted topic of user profiles (key: user id).")
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "healthmate-sink"

@@ -10,13 +10,16 @@ from streams.connections import kafka_kwargs, warehouse_from_settings
 
 
 async def create_topics(settings: Settings) -> list[str]:
-    """Create the raw and dead-letter topics if missing; return the ones created now."""
+    """Create the raw, dead-letter and (compacted) profiles topics if missing; return the ones
+    created now."""
     wanted = [
         NewTopic(settings.raw_topic, settings.topic_partitions, settings.topic_replication,
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024)}),
         NewTopic(settings.dlq_topic, settings.topic_partitions, settings.topic_replication,
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024),
                                 "retention.ms": str(int(settings.dlq_retention_hours * 3600 * 1000))}),
+        NewTopic(settings.profiles_topic, settings.topic_partitions, settings.topic_replication,
+                 topic_configs={"cleanup.policy": "compact"}),
     ]
     admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()

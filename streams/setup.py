@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs, warehouse_from_settings
+from streams.sink.warehouse import month_start, next_month
 
 
 async def create_topics(settings: Settings) -> list[str]:
@@ -34,6 +37,14 @@ async def create_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+def coming_months(now: datetime, ahead: int) -> list[datetime]:
+    """The current month and the ``ahead`` following ones (month starts, UTC)."""
+    months = [month_start(now)]
+    for _ in range(ahead):
+        months.append(next_month(months[-1]))
+    return months
 
 
 async def setup_pipeline(settings: Settings) -> dict[str, list]:

@@ -1,10 +1,11 @@
 """One attempt of a batch job: extract -> transform -> quality gate -> load.
 
-Work is cut into day slices (UTC days; local days when the job reads ``user_profiles``:
-a slice then reads the widest UTC span any zone's day can cover and keeps the readings
-whose local day it is, see :func:`batch.transform.on_day`); each slice reads its rows with a server-side cursor in
+Work is cut into day slices; each slice reads its rows with a server-side cursor in
 ``batch_size`` chunks, and ``parallel_workers`` slices run at once, each on its own pooled
-connection. Nothing is written until every slice is transformed and the quality gate
+connection. Days are UTC days, or local days when the job reads ``user_profiles``: a
+slice then reads the widest UTC span any zone's day can cover and keeps the readings whose
+local day it is (:func:`batch.transform.on_day`), and the days before and after the
+interval are rebuilt too, since in some zone they have already begun or not yet ended. Nothing is written until every slice is transformed and the quality gate
 passed. The load is one transaction per run: for each target, delete the interval's rows
 and COPY the new ones in, under a per-target advisory lock. Loading the same interval
 twice therefore leaves identical target rows.
@@ -71,11 +72,19 @@ class BatchPipeline:
         self.tally = tally
         self.progress = progress
 
+    def local_days(self, days: list[date]) -> list[date]:
+        """The local days a local-day job rebuilds for the UTC ``days``: one more on each side,
+        as somewhere it is already tomorrow (or still yesterday). Each is rebuilt whole."""
+        if not days:
+            return []
+        return [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]
+
     async def run(self, days: list[date]) -> AttemptResult:
         out = Extracted()
         targets = list(self.job.target_tables or ())
         daily = [t for t in targets if t in DAILY]
-        work: list[tuple[str, date]] = [("daily", d) for d in days if daily]
+        daily_days = self.local_days(days) if self.job.local_days else days
+        work: list[tuple[str, date]] = [("daily", d) for d in daily_days if daily]
         if "system_performance" in targets:
             work += [("performance", d) for d in days]
         gate = asyncio.Semaphore(self.job.parallel_workers)
@@ -97,7 +106,7 @@ class BatchPipeline:
         except QualityGateFailed as exc:
             exc.extracted, exc.rejected = out.extracted, out.rejected
             raise
-        loaded = await self._load(days, out)
+        loaded = await self._load(days, daily_days, out)
         self.progress(1.0)
         return AttemptResult(out.extracted, loaded, out.rejected, verdict)
 
@@ -155,7 +164,7 @@ class BatchPipeline:
         perf.quality = {hour: self.tally.score_of(c) for hour, c in counts.items()}
         out.rows["system_performance"].extend(perf.rows())
 
-    async def _load(self, days: list[date], out: Extracted) -> int:
+    async def _load(self, days: list[date], daily_days: list[date], out: Extracted) -> int:
         if not days:
             return 0
         loaded = 0
@@ -163,7 +172,8 @@ class BatchPipeline:
             for name in sorted(self.job.target_tables or ()):
                 target = TARGETS[name]
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")
-                lo, hi = days[0], days[-1] + timedelta(days=1)
+                covered = daily_days if name in DAILY else days
+                lo, hi = covered[0], covered[-1] + timedelta(days=1)
                 bounds = (lo, hi) if target.time_column == "day" else (_at(lo), _at(hi))
                 await conn.execute(self.sql.delete_range(target), *bounds)
                 rows = out.rows.get(name, [])

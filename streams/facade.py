@@ -208,7 +208,8 @@ class StreamingDataProcessor:
         """Consume ``topic`` (group ``consumer_group``, from the earliest uncommitted offset),
         judge each message with the worker's validation, and call ``processor_func`` (sync or
         async) with each normalised reading as a plain dict. A result that is not None is
-        published as JSON to ``output_topic`` when given. Runs until cancelled, or until
+        published as JSON to ``output_topic`` when given (created if missing, with
+        ``HEALTHMATE_TOPIC_PARTITIONS`` partitions). Runs until cancelled, or until
         ``max_messages`` messages or ``timeout`` seconds; offsets are committed after each
         fetched batch is processed (at least once). Bad records are not passed on and not
         dead-lettered here (the ingest worker does that for its topic); they are counted.
@@ -220,7 +221,11 @@ class StreamingDataProcessor:
         consumer = AIOKafkaConsumer(topic or self.topics[0], bootstrap_servers=self.bootstrap,
                                     group_id=self.consumer_group, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all") if output_topic else None
+        producer = None
+        if output_topic:
+            await self._create(NewTopic(output_topic, self.settings.topic_partitions,
+                                        self.settings.topic_replication))
+            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
         await consumer.start()
         if producer is not None:
             await producer.start()

@@ -1,0 +1,184 @@
+"""The specification's Python examples, run as written (imports added, names made unique per
+test) against the real Kafka, PostgreSQL and a real worker process; then their effects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from pipeline_support import WorkerProcess, drop_pipeline_resources, partitions_of, read_topic, wait_until_caught_up
+
+from batch import DataPipelineManager, ETLJobConfig, PipelineType
+from streams import DataTransformer, DataValidator, StreamingDataProcessor
+from streams.config import Settings
+from streams.domain.pseudonym import user_key
+from streams.sink.migrations import quote_ident
+
+
+@pytest.fixture
+def spec_env(pipeline_env: dict[str, str], unique_name: str) -> dict[str, str]:
+    """The worker ingests the spec's streaming topic; naive timestamps are read as UTC, as the
+    README says to do for producers that send ``datetime.utcnow().isoformat()``."""
+    return {**pipeline_env, "HEALTHMATE_RAW_TOPIC": f"{unique_name}.health-data",
+            "HEALTHMATE_NAIVE_TIMESTAMPS": "utc"}
+
+
+async def _eventually(pg: asyncpg.Connection, query: str, *args: object, timeout: float = 60) -> list:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await pg.fetch(query, *args)
+        if rows or asyncio.get_running_loop().time() > deadline:
+            return rows
+        await asyncio.sleep(0.25)
+
+
+async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_bootstrap, pg_dsn, pg,  # type: ignore[no-untyped-def]
+                                                  unique_name, tmp_path: Path) -> None:
+    for key, value in spec_env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    data_topic, health_topic = f"{unique_name}.data", settings.raw_topic
+    s = quote_ident(settings.warehouse_schema)
+    worker = WorkerProcess(spec_env, tmp_path / "worker.log")
+    streaming_processor = None
+    try:
+        # --- DataPipelineManager: infrastructure ------------------------------------------
+        pipeline_manager = DataPipelineManager(
+            db_session=None,
+            kafka_config={"bootstrap_servers": [kafka_bootstrap], "topics": [data_topic],
+                          "consumer_group": f"{unique_name}-processors"},
+            warehouse_config={"connection_string": pg_dsn})
+        setup = await pipeline_manager.setup_pipeline_infrastructure()
+        assert {data_topic, settings.dlq_topic, settings.profiles_topic} <= set(setup["topics_created"])
+        assert setup["migrations_applied"] == [1, 2, 3, 4, 5]
+        assert len(setup["partitions"]) == 1 + settings.warehouse_partitions_ahead
+        assert (await pipeline_manager.setup_pipeline_infrastructure())["topics_created"] == []  # idempotent
+
+        # --- StreamingDataProcessor: topic, publish ----------------------------------------
+        streaming_processor = StreamingDataProcessor({"bootstrap_servers": [kafka_bootstrap],
+            "topics": [health_topic], "consumer_group": f"{unique_name}-processors"})
+        assert streaming_processor.create_kafka_topic(health_topic, partitions=3) is True
+        assert await partitions_of(kafka_bootstrap, health_topic) == [0, 1, 2]
+        assert streaming_processor.create_kafka_topic(health_topic, partitions=3) is False
+
+        worker.start()
+        example = {"user_id": 1, "heart_rate": 75,
+                   "timestamp": datetime.utcnow().isoformat(), "source": "fitbit"}  # noqa: DTZ003 - the spec's
+        await streaming_processor.stream_data(topic=health_topic, data=example)
+        await streaming_processor.stream_data(topic=health_topic, data=example)  # redelivered
+        now = datetime.now(UTC)
+        for i in range(4):  # more of the day, with devices, for the job below
+            await streaming_processor.stream_data(topic=health_topic, data={
+                "user_id": 1, "steps": 1000 * (i + 1), "device_id": "watch-1", "source": "fitbit",
+                "timestamp": (now - timedelta(minutes=10 * (i + 1))).isoformat()})
+        await _publish_profiles(kafka_bootstrap, settings.profiles_topic)
+        await wait_until_caught_up(settings, pg, alive=worker.alive)
+
+        one = user_key(settings.pseudonym_key_bytes, "1")
+        stored = await pg.fetch(f"SELECT user_key, metric, value, unit, original_unit, device_id FROM"
+                                f" {s}.health_readings WHERE metric = 'heart_rate'")
+        assert [tuple(r) for r in stored] == [(one, "heart_rate", 75.0, "/min", "/min", None)]  # once
+        profiles = await _eventually(pg, f"SELECT user_key, timezone, birth_year, age_over_89, sex"
+                                         f" FROM {s}.user_profiles")
+        assert [tuple(r) for r in profiles] == [(one, "Europe/Paris", None, True, "female")]
+        assert "1" not in {r["user_key"] for r in profiles}
+        dead = await _eventually(pg, f"SELECT reason FROM {s}.dead_letters WHERE topic = $1",
+                                 settings.profiles_topic)
+        assert [r["reason"] for r in dead] == ["invalid_type"]
+        letters = [r for r in await read_topic(kafka_bootstrap, settings.dlq_topic)
+                   if dict(r.headers).get("source.topic") == settings.profiles_topic.encode()]
+        assert [r.key for r in letters] == [user_key(settings.pseudonym_key_bytes, "2").encode()]
+
+        # --- process_streaming_data: the real validation, a custom async function ----------
+        seen = []
+
+        async def process_health_data(data):  # type: ignore[no-untyped-def]
+            seen.append(data)
+            return {"processed": True, "data": data}
+
+        out_topic = f"{unique_name}.processed"
+        counts = await streaming_processor.process_streaming_data(
+            topic=health_topic, processor_func=process_health_data, output_topic=out_topic, max_messages=6,
+            timeout=60)
+        assert counts == {"messages": 6, "readings": 6, "dead_letters": 0, "published": 6}
+        hearts = [(d["value"], d["unit"], d["user_key"]) for d in seen if d["metric"] == "heart_rate"]
+        assert hearts == [(75.0, "/min", one)] * 2  # the processor sees both deliveries
+        assert all(isinstance(d, dict) and d["measured_at"].tzinfo is not None for d in seen)
+        published = [orjson.loads(r.value) for r in await read_topic(kafka_bootstrap, out_topic)]
+        assert len(published) == 6 and all(p["processed"] is True for p in published)
+        assert sorted(p["data"]["metric"] for p in published) == ["heart_rate"] * 2 + ["steps"] * 4
+
+        # --- the ETL job, registered and run ---------------------------------------------
+        job_config = ETLJobConfig(job_id="health_metrics_etl", job_name="Health Metrics ETL",
+            pipeline_type=PipelineType.BATCH, source_tables=["health_metrics", "user_profiles"],
+            target_tables=["aggregated_health_metrics"], schedule="0 2 * * *", data_quality_threshold=0.8)
+        results = await pipeline_manager.run_complete_pipeline(job_config)
+        assert results["status"] == "succeeded", results
+        assert results["job_id"] == "health_metrics_etl" and results["rows_extracted"] == 5
+        assert results["rows_loaded"] >= 2 and 0.8 <= results["quality_score"] <= 1  # 2 metrics, 1-2 local days
+        aggregated = await pg.fetch(f"SELECT metric, count, timezone FROM {s}.aggregated_health_metrics"
+                                    " WHERE user_key = $1 ORDER BY metric", one)
+        assert {(r["metric"], r["timezone"]) for r in aggregated} == {("heart_rate", "Europe/Paris"),
+                                                                       ("steps", "Europe/Paris")}
+        assert sum(r["count"] for r in aggregated if r["metric"] == "steps") == 4
+        again = await pipeline_manager.run_complete_pipeline(job_config)  # an upsert, not a second job
+        assert again["status"] == "succeeded" and again["run_id"] != results["run_id"]
+        assert await pg.fetchval(f"SELECT count(*) FROM {s}.etl_jobs") == 1
+        dag_label = await pg.fetchval(f"SELECT job_id FROM {s}.etl_job_runs WHERE run_id = $1::uuid",
+                                      results["run_id"])
+        assert dag_label == "health_metrics_etl"
+    finally:
+        worker.stop()
+        if streaming_processor is not None:
+            await streaming_processor.close()
+        await drop_pipeline_resources(settings)
+
+    # --- DataValidator and DataTransformer on raw data (no infrastructure) ---------------
+    sample_data = [
+        {"user_id": 1, "heart_rate": 75, "steps": 1200, "timestamp": now.isoformat(), "source": "fitbit",
+         "device_id": "watch-1"},
+        {"user_id": 2, "heart_rate": 999, "timestamp": now.isoformat(), "source": "fitbit"},  # impossible
+        {"user_id": 3, "heart_rate": 64, "timestamp": now.isoformat(), "source": "garmin", "device_id": "g"},
+    ]
+    validator = DataValidator()
+    quality_metrics = validator.validate_data_quality(data=sample_data, data_type="health_metrics")
+    for score in (quality_metrics.overall_score, quality_metrics.completeness, quality_metrics.accuracy,
+                  quality_metrics.consistency, quality_metrics.timeliness, quality_metrics.validity):
+        assert 0.0 <= score <= 1.0
+    assert quality_metrics.validity < 1.0 and quality_metrics.quality_level in (
+        "excellent", "good", "fair", "poor", "unusable")
+    assert any("out_of_range" in text for text in quality_metrics.issues)
+    assert quality_metrics.recommendations
+    heart = validator.validate_data_quality(data=sample_data, data_type="heart_rate")
+    assert heart.sample_size == 2 and quality_metrics.sample_size == 3
+
+    raw_health_data = sample_data + [{"user_id": "u-9", "metric": "body_weight", "value": 165, "unit": "lb",
+                                      "timestamp": now.isoformat(), "source": "withings"}]
+    transformer = DataTransformer()
+    transformed_data = transformer.transform_data(data=raw_health_data, data_type="health_metrics")
+    for record in transformed_data:
+        record["_processed_at"] = datetime.utcnow().isoformat()  # noqa: DTZ003 - the spec's
+    assert [(r["metric"], round(r["value"], 3), r["unit"]) for r in transformed_data] == [
+        ("heart_rate", 75.0, "/min"), ("steps", 1200.0, "{steps}"), ("heart_rate", 64.0, "/min"),
+        ("body_weight", 74.843, "kg")]
+    assert all("_processed_at" in r for r in transformed_data)
+    assert [d.code for d in transformer.dead_letters] == ["out_of_range"]
+    assert transformer.transform_data(data=raw_health_data, data_type="body_weight")[0]["original_unit"] == "lb"
+    with pytest.raises(ValueError):
+        transformer.transform_data(data=raw_health_data, data_type="mood")
+
+
+async def _publish_profiles(bootstrap: str, topic: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, orjson.dumps(
+            {"timezone": "Europe/Paris", "birth_year": 1930, "sex": "Female"}), key=b"1")
+        await producer.send_and_wait(topic, orjson.dumps({"timezone": "Mars/Olympus_Mons"}), key=b"2")
+    finally:
+        await producer.stop()

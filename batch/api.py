@@ -117,7 +117,8 @@ async def backfill(settings: Settings, topic: str, start: str, end: str | None =
     ``end`` None: to the current end) as an ad-hoc run named ``healthmate_backfill``.
     Raises ``InvalidRange`` for bad positions; the run is recorded with ``job_id`` NULL."""
     spec = replay_range_of(topic, start, end, publish_dead_letters=publish_dead_letters)
-    job = ETLJobConfig(job_id=BACKFILL_JOB_NAME, job_name=BACKFILL_JOB_NAME, pipeline_type=PipelineType.REPLAY, replay=spec,
+    job = ETLJobConfig(job_id=BACKFILL_JOB_NAME, job_name=BACKFILL_JOB_NAME,
+                       pipeline_type=PipelineType.REPLAY, replay=spec,
                        timeout_minutes=timeout_minutes, notification_on_failure=False)
     async with _warehouse(settings, None) as wh:
         runner = JobRunner(settings, wh, progress=progress)

@@ -120,7 +120,7 @@ class ETLJobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job_id: str = Field(default_factory=lambda: str(uuid4()), pattern=JOB_ID_PATTERN,
-                        description="letters, digits, '_', '.', '-' (part of the DAG id); generated if absent")
+                        description="letters, digits, '_', '.', '-' (in the DAG id); generated if absent")
     job_name: str = Field(min_length=1, max_length=MAX_JOB_NAME, description="a display name")
     pipeline_type: PipelineType = PipelineType.BATCH
     source_tables: list[str] | None = Field(default=None, validate_default=True)

@@ -28,7 +28,8 @@ from streams.sink.warehouse import Warehouse
 
 
 def settings_from(kafka_config: Mapping[str, Any] | None = None,
-                  warehouse_config: Mapping[str, Any] | None = None, base: Settings | None = None) -> Settings:
+                  warehouse_config: Mapping[str, Any] | None = None,
+                  base: Settings | None = None) -> Settings:
     """``base`` (default: the environment) with the specification's config dicts applied.
 
     ``kafka_config``: ``bootstrap_servers`` (list or string), ``topics`` (the first is the
@@ -38,9 +39,9 @@ def settings_from(kafka_config: Mapping[str, Any] | None = None,
     """
     if base is None:
         try:
-            base = Settings()
+            base = Settings()  # type: ignore[call-arg]  # read from the environment
         except ConfigurationError:
-            base = Settings(dev_mode=True)
+            base = Settings.model_validate({"dev_mode": True})
     changes: dict[str, Any] = {}
     kafka, warehouse = dict(kafka_config or {}), dict(warehouse_config or {})
     if "bootstrap_servers" in kafka:
@@ -56,6 +57,11 @@ def settings_from(kafka_config: Mapping[str, Any] | None = None,
         changes["warehouse_schema"] = warehouse["schema"]
     values = {**base.model_dump(), **changes}
     return Settings.model_validate(values)
+
+
+def as_job(config: ETLJobConfig | Mapping[str, Any]) -> ETLJobConfig:
+    """``config`` validated (``pydantic.ValidationError`` names the bad fields)."""
+    return config if isinstance(config, ETLJobConfig) else ETLJobConfig.model_validate(dict(config))
 
 
 def run_summary(run: RunRecord) -> dict[str, Any]:
@@ -127,7 +133,7 @@ class BatchDataProcessor:
     async def process(self, job_config: ETLJobConfig | Mapping[str, Any],
                       interval: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
         """Run ``job_config`` once (its schedule's latest interval unless given); the run summary."""
-        job = job_config if isinstance(job_config, ETLJobConfig) else ETLJobConfig.model_validate(dict(job_config))
+        job = as_job(job_config)
         async with DataWarehouseManager(self.settings) as wh:
             runner = JobRunner(self.settings, wh.warehouse)
             return run_summary(await runner.run(job, RunOptions(trigger="python", registered=False,
@@ -148,7 +154,8 @@ class DataPipelineManager:
 
     def __init__(self, db_session: asyncpg.Pool | asyncpg.Connection | None = None,
                  kafka_config: Mapping[str, Any] | None = None,
-                 warehouse_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> None:
+                 warehouse_config: Mapping[str, Any] | None = None, *,
+                 settings: Settings | None = None) -> None:
         self.db = db_session
         self.kafka_config = dict(kafka_config or {})
         self.settings = settings_from(kafka_config, warehouse_config, settings)
@@ -174,7 +181,7 @@ class DataPipelineManager:
 
     async def register_job(self, job_config: ETLJobConfig | Mapping[str, Any]) -> ETLJobConfig:
         """Create the job, or replace the config of the job with its ``job_id`` (an upsert)."""
-        job = job_config if isinstance(job_config, ETLJobConfig) else ETLJobConfig.model_validate(dict(job_config))
+        job = as_job(job_config)
         if self.db is not None:
             return await _upsert(self.db, self.settings.warehouse_schema, job)
         async with DataWarehouseManager(self.settings) as wh:

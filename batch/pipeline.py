@@ -5,10 +5,11 @@ Work is cut into day slices; each slice reads its rows with a server-side cursor
 connection. Days are UTC days, or local days when the job reads ``user_profiles``: a
 slice then reads the widest UTC span any zone's day can cover and keeps the readings whose
 local day it is (:func:`batch.transform.on_day`), and the days before and after the
-interval are rebuilt too, since in some zone they have already begun or not yet ended. Nothing is written until every slice is transformed and the quality gate
-passed. The load is one transaction per run: for each target, delete the interval's rows
-and COPY the new ones in, under a per-target advisory lock. Loading the same interval
-twice therefore leaves identical target rows.
+interval are rebuilt too, since in some zone they have already begun or not yet ended.
+Nothing is written until every slice is transformed and the quality gate passed. The load
+is one transaction per run: for each target, delete the interval's rows and COPY the new
+ones in, under a per-target advisory lock. Loading the same interval twice therefore leaves
+identical target rows.
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ class BatchPipeline:
             out.rows["aggregated_health_metrics"].extend(rows)
         if "user_engagement" in targets and engaged.users:
             # Local: the earlier days are local too; days on or after ``day`` never extend a streak.
-            lookback = _at(day - timedelta(days=STREAK_LOOKBACK_DAYS)) - (EARLIEST_OFFSET if local else timedelta())
+            lookback = _at(day - timedelta(days=STREAK_LOOKBACK_DAYS))
+            lookback -= EARLIEST_OFFSET if local else timedelta()
             earlier = await conn.fetch(history, engaged.users, lookback, end if local else _at(day))
             out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in earlier}))
 

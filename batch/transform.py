@@ -144,8 +144,9 @@ class EngagementAccumulator:
             u = self._users.get(row["user_key"])
             ts = row["measured_at"]
             if u is None:
-                self._users[row["user_key"]] = {"n": 1, "metrics": {row["metric"]}, "sources": {row["source"]},
-                                                "first": ts, "last": ts, "zone": zone_of(row)}
+                self._users[row["user_key"]] = {"n": 1, "metrics": {row["metric"]},
+                                                "sources": {row["source"]}, "first": ts, "last": ts,
+                                                "zone": zone_of(row)}
                 continue
             u["n"] += 1
             u["metrics"].add(row["metric"])

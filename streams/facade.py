@@ -33,6 +33,7 @@ from streams.domain.quality import ALL_METRICS, DataQualityMetrics, QualityConfi
 from streams.domain.quality import DataValidator as _DomainValidator
 from streams.domain.validate import Rules, process_message
 from streams.errors import ConfigurationError
+from streams.ingest import utc_now
 from streams.producer import stream_data
 from streams.records import DeadLetter, MessageContext, MessageOutcome, NormalisedReading
 
@@ -45,7 +46,7 @@ def default_rules(settings: Settings | None = None) -> Rules:
     from streams.app import rules_from_settings
 
     try:
-        return rules_from_settings(settings or Settings())
+        return rules_from_settings(settings or Settings())  # type: ignore[call-arg]  # read from the environment
     except ConfigurationError:
         return dataclasses.replace(Rules.default(secrets.token_bytes(32)),
                                    naive_timestamps=Settings.model_fields["naive_timestamps"].default)
@@ -65,7 +66,8 @@ def judge_raw(data: RawMessage | Iterable[RawMessage], rules: Rules, now: dateti
     total = MessageOutcome()
     for offset, message in enumerate(messages):
         value = message if isinstance(message, bytes) else (
-            message.encode() if isinstance(message, str) else orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS))
+            message.encode() if isinstance(message, str)
+            else orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS))
         outcome = process_message(value, MessageContext(topic, 0, offset, now), rules)
         total.readings.extend(outcome.readings)
         total.dead_letters.extend(outcome.dead_letters)
@@ -91,8 +93,7 @@ class DataTransformer:
     never raised: they are left out, and the last call's are in :attr:`dead_letters`.
     """
 
-    def __init__(self, rules: Rules | None = None, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-                 ) -> None:
+    def __init__(self, rules: Rules | None = None, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.rules = rules or default_rules()
         self.clock = clock
         self.dead_letters: list[DeadLetter] = []
@@ -117,7 +118,7 @@ class DataValidator(_DomainValidator):
     """
 
     def __init__(self, config: QualityConfig | None = None, *, rules: Rules | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = utc_now) -> None:
         super().__init__(config)
         self._rules, self.clock = rules, clock
 
@@ -154,7 +155,7 @@ class StreamingDataProcessor:
     """
 
     def __init__(self, config: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
-                 rules: Rules | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 rules: Rules | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         config = dict(config or {})
         self._given_settings = settings
         self.settings = settings or _settings_or_defaults()
@@ -202,7 +203,8 @@ class StreamingDataProcessor:
             await self._producer.start()
         await stream_data(self._producer, topic or self.topics[0], data)
 
-    async def process_streaming_data(self, topic: str | None = None, processor_func: Processor | None = None, *,
+    async def process_streaming_data(self, topic: str | None = None,
+                                     processor_func: Processor | None = None, *,
                                      output_topic: str | None = None, max_messages: int | None = None,
                                      timeout: float | None = None) -> dict[str, int]:
         """Consume ``topic`` (group ``consumer_group``, from the earliest uncommitted offset),
@@ -246,10 +248,10 @@ class StreamingDataProcessor:
                 await producer.stop()
         return counts
 
-    async def _one(self, record: Any, func: Processor, producer: AIOKafkaProducer | None, output_topic: str | None,
-                   counts: dict[str, int]) -> None:
-        ctx = MessageContext(record.topic, record.partition, record.offset, self.clock(),
-                             datetime.fromtimestamp(record.timestamp / 1000, tz=UTC) if record.timestamp else None)
+    async def _one(self, record: Any, func: Processor, producer: AIOKafkaProducer | None,
+                   output_topic: str | None, counts: dict[str, int]) -> None:
+        produced = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC) if record.timestamp else None
+        ctx = MessageContext(record.topic, record.partition, record.offset, self.clock(), produced)
         outcome = process_message(record.value, ctx, self.rules)
         counts["messages"] += 1
         counts["dead_letters"] += len(outcome.dead_letters)
@@ -279,9 +281,9 @@ def _settings_or_defaults() -> Settings:
     """The environment's settings; without a pseudonym key, the defaults (in dev mode, for
     topics and servers only: the rules then use a random key, see :func:`default_rules`)."""
     try:
-        return Settings()
+        return Settings()  # type: ignore[call-arg]  # read from the environment
     except ConfigurationError:
-        return Settings(dev_mode=True)
+        return Settings.model_validate({"dev_mode": True})
 
 
 def _run_blocking(coroutine: Awaitable[Any]) -> Any:

@@ -67,8 +67,8 @@ class ProfileAgent(Service):
                                         offset=offset, member_index=0,
                                         max_payload_bytes=self.settings.dlq_max_payload_bytes)
             await self._retry(lambda: self.dlq.publish([record]))
-            await self._retry(lambda: record_dead_profile(self.warehouse.pool, schema, topic, partition, offset,
-                                                          letter))
+            await self._retry(lambda: record_dead_profile(self.warehouse.pool, schema, topic, partition,
+                                                          offset, letter))
             log.info("profile at %s/%d/%d dead-lettered: %s", topic, partition, offset, exc.code)
             return "rejected"
         if isinstance(outcome, ProfileDeleted):

@@ -20,7 +20,8 @@ from web.errors import InvalidInput, NotFound, register_domain_error
 from web.models import NoBody, Strict
 
 register_domain_error(InvalidAnalysisRequest, InvalidInput,
-                      message="data_type is not a catalogue metric or health_metrics", loc=("query", "data_type"))
+                      message="data_type is not a catalogue metric or health_metrics",
+                      loc=("query", "data_type"))
 register_domain_error(ReportNotFound, NotFound)
 
 

@@ -116,7 +116,8 @@ def _birth_year(raw: Any, now: datetime) -> tuple[int | None, bool]:
     if raw.__class__ is not int:
         raise Rejected(RejectReason.INVALID_TYPE, "field 'birth_year' must be an integer")
     if not MIN_BIRTH_YEAR <= raw <= now.year:
-        raise Rejected(RejectReason.OUT_OF_RANGE, f"field 'birth_year' must be in {MIN_BIRTH_YEAR}..this year")
+        raise Rejected(RejectReason.OUT_OF_RANGE,
+                       f"field 'birth_year' must be in {MIN_BIRTH_YEAR}..this year")
     if now.year - raw > MAX_REPORTED_AGE:
         return None, True
     return raw, False

@@ -4,7 +4,8 @@
 
     {"user_id": str | int, "heart_rate": 75, "steps": 1200, "timestamp": str | int,
      "source": str, "device_id": str | null (optional), "event_id": str (optional),
-     "units": {"heart_rate": "bpm"} (optional), "metadata": object | null (optional)}
+     "units": {"heart_rate": "bpm"} (optional), "metadata": object | null (optional),
+     "timestamp_end": str | int (optional), "statistic": str (optional)}
 
 A message is wide when it has no ``metric`` key and at least one key is a catalogue
 metric name (and it is not an envelope). Contract:
@@ -17,8 +18,9 @@ metric name (and it is not an envelope). Contract:
   dead-lettered on its own as ``unknown_metric``: it is never silently dropped, and never
   kept in metadata. Put context in ``metadata``, which every reading of the message gets.
 - Each reading is then judged exactly like a single reading (same checks, same order,
-  same reasons) from ``user_id``, ``device_id``, ``source``, ``timestamp``, ``metadata``
-  and its own metric, value and unit; one bad reading never sinks the others. Its dead
+  same reasons) from ``user_id``, ``device_id``, ``source``, ``timestamp`` (and
+  ``timestamp_end``, ``statistic``: an interval), ``metadata`` and its own metric, value
+  and unit; one bad reading never sinks the others. Its dead
   letter's payload is that reading alone, as a single-reading JSON object.
 - ``user_id`` may be an integer (not a boolean), taken as its decimal string: ``1`` and
   ``"1"`` are the same user.
@@ -40,8 +42,8 @@ from streams.errors import Rejected, RejectReason
 from streams.records import DeadLetter, MessageContext, MessageOutcome
 
 #: Keys of a wide message that are not metrics.
-RESERVED_KEYS: Final = frozenset({"user_id", "device_id", "source", "timestamp", "units", "event_id",
-                                  "metadata"})
+RESERVED_KEYS: Final = frozenset({"user_id", "device_id", "source", "timestamp", "timestamp_end",
+                                  "statistic", "units", "event_id", "metadata"})
 
 
 def wide_user_id(raw: object) -> object:
@@ -64,6 +66,7 @@ def expand_wide(doc: Mapping[str, Any], rules: Rules) -> list[tuple[dict[str, An
         raise Rejected(RejectReason.OVERSIZED, "wide message has more metrics than allowed")
     shared = {"user_id": wide_user_id(doc.get("user_id")), "device_id": doc.get("device_id"),
               "source": doc.get("source"), "timestamp": doc.get("timestamp"), "metadata": doc.get("metadata")}
+    shared.update({k: doc[k] for k in ("timestamp_end", "statistic") if k in doc})
     event_id = doc.get("event_id")
     catalogue = rules.catalogue
     out: list[tuple[dict[str, Any], str | None]] = []

@@ -111,8 +111,9 @@ async def analyze_quality(
                 "period_start": since.isoformat() if since else None,
                 "generated_at": generated_at.isoformat(),
                 # The specification's shape, beside the fields above.
-                "quality_metrics": {**scores, "overall_score": m.overall_score, "quality_level": m.quality_level,
-                                    "issues": list(m.issues), "recommendations": list(m.recommendations)},
+                "quality_metrics": {**scores, "overall_score": m.overall_score,
+                                    "quality_level": m.quality_level, "issues": list(m.issues),
+                                    "recommendations": list(m.recommendations)},
                 "issues_found": len(m.issues), "recommendations_count": len(m.recommendations),
             }
             await conn.execute(
@@ -138,7 +139,8 @@ async def _partner_rows(conn: asyncpg.Connection, s: str, cols: str, metric: str
         max(r["measured_at"] for r in rows), list({r["user_key"] for r in rows}))
 
 
-async def get_report(warehouse_or_pool: Warehouse | asyncpg.Pool, schema: str, report_id: str) -> dict[str, Any]:
+async def get_report(warehouse_or_pool: Warehouse | asyncpg.Pool, schema: str, report_id: str
+                     ) -> dict[str, Any]:
     """A stored report, as :func:`analyze_quality` returned it; raises ``ReportNotFound``."""
     try:
         rid = uuid.UUID(str(report_id))
@@ -146,8 +148,8 @@ async def get_report(warehouse_or_pool: Warehouse | asyncpg.Pool, schema: str, r
         raise ReportNotFound("no such quality report") from None
     pool = warehouse_or_pool.pool if isinstance(warehouse_or_pool, Warehouse) else warehouse_or_pool
     try:
-        raw = await pool.fetchval(f"SELECT report FROM {quote_ident(schema)}.quality_reports WHERE report_id = $1",
-                                  rid)
+        raw = await pool.fetchval(
+            f"SELECT report FROM {quote_ident(schema)}.quality_reports WHERE report_id = $1", rid)
     except TRANSIENT_ERRORS as exc:
         raise WarehouseUnavailable(f"quality report read failed: {type(exc).__name__}") from exc
     if raw is None:

@@ -3,9 +3,10 @@ across a DST change and across the date line; without user_profiles, UTC days as
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from batch_support import batch_settings, normalise, reading, store, table_rows, warehouse  # noqa: F401
+from batch_support import batch_settings, normalise, reading, store, table_rows  # noqa: F401
+from batch_support import warehouse as warehouse  # noqa: F401 - a fixture
 
 from batch import api
 from streams.domain.profiles import UserProfile
@@ -59,14 +60,16 @@ async def test_steps_per_local_day_across_the_spring_forward(batch_settings, war
                      (date(2026, 3, 30), b): (1, 400, "Europe/Berlin")}
     assert engaged[(date(2026, 3, 29), b)] == (2, "Europe/Berlin")
 
-    utc, _ = await _steps(settings, warehouse, "utc_dst", False, "2026-03-28T00:00:00Z", "2026-03-31T00:00:00Z")
+    utc, _ = await _steps(settings, warehouse, "utc_dst", False, "2026-03-28T00:00:00Z",
+                          "2026-03-31T00:00:00Z")
     assert utc == {(date(2026, 3, 28), b): (2, 300, "UTC"), (date(2026, 3, 29), b): (2, 700, "UTC")}
 
 
 async def test_one_utc_instant_is_three_local_days_across_the_date_line(batch_settings, warehouse) -> None:  # noqa: F811
     settings = batch_settings
     keys = await _profiles(settings, warehouse, {"kiri": "Pacific/Kiritimati", "pago": "Pacific/Pago_Pago"})
-    docs = [reading(user, "steps", 1000, "steps", at("2026-06-15T10:30:00Z")) for user in ("kiri", "pago", "utc")]
+    docs = [reading(user, "steps", 1000, "steps", at("2026-06-15T10:30:00Z"))
+            for user in ("kiri", "pago", "utc")]
     docs.append(reading("kiri", "steps", 50, "steps", at("2026-06-15T09:59:00Z")))  # 23:59 on the 15th there
     await store(warehouse, normalise(settings, docs))
     u = user_key(settings.pseudonym_key_bytes, "utc")
@@ -87,11 +90,13 @@ async def test_one_utc_instant_is_three_local_days_across_the_date_line(batch_se
 async def test_rerunning_a_local_day_job_gives_the_same_rows(batch_settings, warehouse) -> None:  # noqa: F811
     settings = batch_settings
     await _profiles(settings, warehouse, {"kiri": "Pacific/Kiritimati"})
-    await store(warehouse, normalise(settings, [reading("kiri", "steps", 7, "steps", at("2026-06-15T10:30:00Z"))]))
+    doc = reading("kiri", "steps", 7, "steps", at("2026-06-15T10:30:00Z"))
+    await store(warehouse, normalise(settings, [doc]))
     first = await _steps(settings, warehouse, "again", True, "2026-06-14T00:00:00Z", "2026-06-17T00:00:00Z")
     run = await api.run_job(settings, "again", warehouse=warehouse,
                             interval=(at("2026-06-14T00:00:00Z"), at("2026-06-17T00:00:00Z")))
     assert run.status == "succeeded" and run.rows_loaded == 2
     s = quote_ident(warehouse.schema)
     agg = await table_rows(warehouse.pool, s, "aggregated_health_metrics")
-    assert {(r["day"], r["user_key"]): (r["count"], r["mean"] * r["count"], r["timezone"]) for r in agg} == first[0]
+    again = {(r["day"], r["user_key"]): (r["count"], r["mean"] * r["count"], r["timezone"]) for r in agg}
+    assert again == first[0]

@@ -11,7 +11,13 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline_support import WorkerProcess, drop_pipeline_resources, partitions_of, read_topic, wait_until_caught_up
+from pipeline_support import (
+    WorkerProcess,
+    drop_pipeline_resources,
+    partitions_of,
+    read_topic,
+    wait_until_caught_up,
+)
 
 from batch import DataPipelineManager, ETLJobConfig, PipelineType
 from streams import DataTransformer, DataValidator, StreamingDataProcessor
@@ -120,7 +126,8 @@ async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_b
         results = await pipeline_manager.run_complete_pipeline(job_config)
         assert results["status"] == "succeeded", results
         assert results["job_id"] == "health_metrics_etl" and results["rows_extracted"] == 5
-        assert results["rows_loaded"] >= 2 and 0.8 <= results["quality_score"] <= 1  # 2 metrics, 1-2 local days
+        # 2 metrics on 1 or 2 local days (Paris may be past midnight already)
+        assert results["rows_loaded"] >= 2 and 0.8 <= results["quality_score"] <= 1
         aggregated = await pg.fetch(f"SELECT metric, count, timezone FROM {s}.aggregated_health_metrics"
                                     " WHERE user_key = $1 ORDER BY metric", one)
         assert {(r["metric"], r["timezone"]) for r in aggregated} == {("heart_rate", "Europe/Paris"),
@@ -168,7 +175,8 @@ async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_b
         ("body_weight", 74.843, "kg")]
     assert all("_processed_at" in r for r in transformed_data)
     assert [d.code for d in transformer.dead_letters] == ["out_of_range"]
-    assert transformer.transform_data(data=raw_health_data, data_type="body_weight")[0]["original_unit"] == "lb"
+    [weight] = transformer.transform_data(data=raw_health_data, data_type="body_weight")
+    assert weight["original_unit"] == "lb"
     with pytest.raises(ValueError):
         transformer.transform_data(data=raw_health_data, data_type="mood")
 

@@ -21,8 +21,8 @@ def errors(**fields) -> dict[tuple, str]:  # type: ignore[no-untyped-def]
 
 def test_defaults_and_generated_id() -> None:
     job = ETLJobConfig(job_name="daily_metrics", target_tables=["system_performance", "user_engagement"])
-    assert isinstance(job.job_id, str) and UUID(job.job_id) and job.job_id != ETLJobConfig(job_name="x", target_tables=[
-        "user_engagement"]).job_id
+    other = ETLJobConfig(job_name="x", target_tables=["user_engagement"])
+    assert isinstance(job.job_id, str) and UUID(job.job_id) and job.job_id != other.job_id
     assert job.pipeline_type == PipelineType.BATCH and job.enabled and job.schedule is None
     assert job.source_tables == ["health_readings", "dead_letters"]  # what the targets need
     assert (job.retry_count, job.timeout_minutes, job.batch_size, job.parallel_workers) == (3, 60, 10_000, 2)

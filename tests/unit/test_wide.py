@@ -100,8 +100,9 @@ def test_numeric_user_id_is_its_decimal_string(user_id, same_as, ctx, rules, key
     assert {r.user_key for r in out.readings} == {user_key(key, same_as)}
 
 
-@pytest.mark.parametrize(("user_id", "code"), [(True, RejectReason.INVALID_TYPE), (1.5, RejectReason.INVALID_TYPE),
-                                               (None, RejectReason.MISSING_FIELD), ("", RejectReason.INVALID_TYPE)])
+@pytest.mark.parametrize(("user_id", "code"), [
+    (True, RejectReason.INVALID_TYPE), (1.5, RejectReason.INVALID_TYPE),
+    (None, RejectReason.MISSING_FIELD), ("", RejectReason.INVALID_TYPE)])
 def test_bad_user_id_rejects_every_metric(user_id, code, ctx, rules) -> None:
     out = process_message(orjson.dumps(wide(user_id=user_id)), ctx, rules)
     assert out.readings == []
@@ -155,7 +156,8 @@ def test_metadata_goes_to_every_reading(ctx, rules) -> None:
 
 
 def test_a_metric_key_is_needed_and_metric_means_a_single_reading(ctx, rules) -> None:
-    out = process_message(orjson.dumps({"user_id": "u", "mood": 3, "timestamp": TS, "source": "s"}), ctx, rules)
+    doc = {"user_id": "u", "mood": 3, "timestamp": TS, "source": "s"}
+    out = process_message(orjson.dumps(doc), ctx, rules)
     [dead] = out.dead_letters
     assert dead.code is RejectReason.MISSING_FIELD and "'metric'" in dead.message
     single = {"user_id": "u", "metric": "steps", "value": 5, "unit": "steps", "heart_rate": 70,
@@ -181,3 +183,12 @@ def test_redelivery_gives_the_same_event_ids(rules) -> None:
     first = process_message(payload, MessageContext("t", 0, 1, datetime(2024, 5, 1, 12, tzinfo=UTC)), rules)
     again = process_message(payload, MessageContext("t", 2, 99, datetime(2024, 5, 2, 12, tzinfo=UTC)), rules)
     assert [r.event_id for r in first.readings] == [r.event_id for r in again.readings]
+
+
+def test_an_interval_applies_to_every_metric_of_the_message(ctx, rules) -> None:
+    doc = wide(timestamp="2024-05-01T10:00:00Z", timestamp_end="2024-05-01T11:00:00Z", statistic="average")
+    out = process_message(orjson.dumps(doc), ctx, rules)
+    assert [(r.metric, r.measured_until, r.statistic) for r in out.readings] == [
+        (m, datetime(2024, 5, 1, 11, tzinfo=UTC), "average") for m in ("heart_rate", "steps")]
+    [bad, _] = process_message(orjson.dumps(wide(statistic="mode")), ctx, rules).dead_letters
+    assert bad.code is RejectReason.INVALID_TYPE and "statistic" in bad.message

@@ -99,7 +99,8 @@ async def test_invalid_job_configs_answer_field_errors(client, body, field) -> N
     assert any(f["loc"][:2] == ["body", field] for f in reply.body["fields"]), reply.body
 
 
-@pytest.mark.parametrize("path", ["/etl-jobs/not%20an%20id", "/etl-jobs/..%2Fetc", "/data-lineage/1%27%20OR%20%271%27%3D%271",
+@pytest.mark.parametrize("path", ["/etl-jobs/not%20an%20id", "/etl-jobs/..%2Fetc",
+                                  "/data-lineage/1%27%20OR%20%271%27%3D%271",
                                   "/etl-jobs/00000000-0000-0000-0000-000000000007/runs/nope"])
 async def test_malformed_ids_are_rejected(client, path) -> None:  # type: ignore[no-untyped-def]
     reply = await client.call("GET", path, role="viewer")

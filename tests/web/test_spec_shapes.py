@@ -49,7 +49,8 @@ async def test_a_caller_chosen_job_id_names_the_job_everywhere(client, api_worke
         lineage = await client.call("GET", "/data-lineage/health_metrics_etl", role="viewer")
         assert lineage.status == 200 and lineage.body["job"]["job_id"] == "health_metrics_etl"
         run = await client.call("POST", "/etl-jobs/health_metrics_etl/run", role="operator")
-        assert run.status == 202 and run.body["location"].startswith("/data-pipeline/etl-jobs/health_metrics_etl/")
+        assert run.status == 202
+        assert run.body["location"].startswith("/data-pipeline/etl-jobs/health_metrics_etl/runs/")
     finally:
         assert (await client.call("DELETE", "/etl-jobs/health_metrics_etl", role="admin")).status == 200
 
@@ -58,9 +59,10 @@ async def test_the_spec_analysis_answers_the_spec_shape(client, api_worker, pg, 
                                                         eventually) -> None:
     schema = quote_ident(api_worker.settings.warehouse_schema)
     ids = [f"spec-{uuid.uuid4().hex[:10]}" for _ in range(3)]
-    await produce(make_reading(ids[0], at=now - timedelta(minutes=3), metric="heart_rate", value=70, unit="bpm"))
-    await produce(make_reading(ids[1], at=now - timedelta(minutes=3), metric="steps", value=500, unit="steps"))
-    await produce(make_reading(ids[2], at=now - timedelta(minutes=3), metric="body_weight", value=80, unit="kg"))
+    at = now - timedelta(minutes=3)
+    for event_id, (metric, value, unit) in zip(ids, [("heart_rate", 70, "bpm"), ("steps", 500, "steps"),
+                                                     ("body_weight", 80, "kg")], strict=True):
+        await produce(make_reading(event_id, at=at, metric=metric, value=value, unit=unit))
     await eventually(lambda: pg.fetchval(
         f"SELECT count(*) = 3 FROM {schema}.health_readings WHERE event_id = ANY($1)", ids))
 

@@ -238,6 +238,10 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "HEALTHMATE_DLQ_TOPIC equals HEALTHMATE_RAW_TOPIC: dead letters would be consumed again. "
                 "Give the dead-letter topic its own name.")
+        if self.profiles_topic in (self.raw_topic, self.dlq_topic):
+            raise ConfigurationError(
+                "HEALTHMATE_PROFILES_TOPIC equals the raw or dead-letter topic: profiles would be read as "
+                "readings. Give the profiles topic its own name.")
         if self.sink_retry_initial_s > self.sink_retry_max_s:
             raise ConfigurationError(
                 "HEALTHMATE_SINK_RETRY_INITIAL_S is larger than HEALTHMATE_SINK_RETRY_MAX_S; "

@@ -55,6 +55,8 @@ def test_worker_command_exits_with_a_clear_message_without_a_key():
 @pytest.mark.parametrize("env, says", [
     ({"HEALTHMATE_APP_ID": "same", "HEALTHMATE_CONSUMER_GROUP": "same"}, "Set HEALTHMATE_CONSUMER_GROUP"),
     ({"HEALTHMATE_RAW_TOPIC": "t", "HEALTHMATE_DLQ_TOPIC": "t"}, "HEALTHMATE_DLQ_TOPIC equals"),
+    ({"HEALTHMATE_RAW_TOPIC": "t", "HEALTHMATE_PROFILES_TOPIC": "t"}, "HEALTHMATE_PROFILES_TOPIC equals"),
+    ({"HEALTHMATE_PROFILES_TOPIC": "health.readings.dlq"}, "HEALTHMATE_PROFILES_TOPIC equals"),
     ({"HEALTHMATE_SINK_RETRY_INITIAL_S": "20", "HEALTHMATE_SINK_RETRY_MAX_S": "5"}, "lower the first"),
 ])
 def test_colliding_settings_are_refused_with_what_to_change(monkeypatch, env, says):

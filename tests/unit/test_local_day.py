@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from batch.config import ETLJobConfig
+from batch.graph import lineage_graph
 from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET
 from batch.transform import EngagementAccumulator, MetricAggregator, local_day, on_day
+from streams.config import Settings
 
 
 def at(text: str) -> datetime:
@@ -82,3 +85,16 @@ def test_the_extraction_window_covers_every_local_day(zone: str) -> None:
         if local_day(instant, zone) == day:
             assert inside, (zone, instant)
         instant += 15 * minute
+
+
+def test_lineage_names_user_profiles_as_the_source_of_the_zone() -> None:
+    settings = Settings.model_validate({"dev_mode": True})
+    local = ETLJobConfig(job_name="j", source_tables=["health_metrics", "user_profiles"],
+                         target_tables=["user_engagement"])
+    graph = lineage_graph(local, settings)
+    [zone] = [t for t in graph["transformations"] if t["field"] == "timezone"]
+    assert [i["dataset"].rsplit(".", 1)[1] for i in zone["inputs"]] == ["user_profiles"]
+    ids = {n["id"] for n in graph["sources"] + graph["targets"] + graph["transformations"]}
+    assert all(e["from"] in ids and e["to"] in ids for e in graph["edges"])
+    utc = lineage_graph(ETLJobConfig(job_name="j", target_tables=["user_engagement"]), settings)
+    assert "timezone" not in {t["field"] for t in utc["transformations"]}  # the constant UTC

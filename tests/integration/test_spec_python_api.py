@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
+from batch_support import normalise, reading, store
 from pipeline_support import (
     WorkerProcess,
     drop_pipeline_resources,
@@ -19,7 +20,7 @@ from pipeline_support import (
     wait_until_caught_up,
 )
 
-from batch import DataPipelineManager, ETLJobConfig, PipelineType
+from batch import BatchDataProcessor, DataPipelineManager, DataWarehouseManager, ETLJobConfig, PipelineType
 from streams import DataTransformer, DataValidator, StreamingDataProcessor
 from streams.config import Settings
 from streams.domain.pseudonym import user_key
@@ -190,3 +191,42 @@ async def _publish_profiles(bootstrap: str, topic: str) -> None:
         await producer.send_and_wait(topic, orjson.dumps({"timezone": "Mars/Olympus_Mons"}), key=b"2")
     finally:
         await producer.stop()
+
+
+@pytest.mark.parametrize("session", ["pool", "connection"])
+async def test_the_batch_facades_with_a_callers_session(session, pipeline_env, monkeypatch, pg_dsn,  # type: ignore[no-untyped-def]
+                                                        unique_name) -> None:
+    for key, value in pipeline_env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()
+    db = await (asyncpg.create_pool(pg_dsn, min_size=1, max_size=2) if session == "pool"
+                else asyncpg.connect(pg_dsn))
+    try:
+        manager = DataPipelineManager(db_session=db, kafka_config={"topics": [settings.raw_topic]},
+                                      warehouse_config={"connection_string": pg_dsn})
+        setup = await manager.setup_pipeline_infrastructure()
+        assert setup["migrations_applied"] == [1, 2, 3, 4, 5]  # through the caller's session
+        at = datetime.now(UTC) - timedelta(hours=1)
+        docs = [reading("ann", "steps", 100 * i, "steps", at + timedelta(minutes=i)) for i in range(1, 4)]
+        async with DataWarehouseManager(settings) as wh:
+            await store(wh.warehouse, normalise(settings, docs))
+            job = {"job_id": "steps.daily", "job_name": "Steps daily", "source_tables": ["health_metrics"],
+                   "target_tables": ["aggregated_health_metrics", "user_engagement"]}
+            registered = await manager.register_job(job)
+            renamed = await manager.register_job({**job, "job_name": "Steps, daily"})
+            assert renamed.job_id == registered.job_id
+            s = quote_ident(settings.warehouse_schema)
+            assert [tuple(r) for r in await db.fetch(f"SELECT job_id, job_name FROM {s}.etl_jobs")] == [
+                ("steps.daily", "Steps, daily")]  # upserted by id
+
+            ad_hoc = await BatchDataProcessor(settings).process({**job, "job_id": "ad-hoc"})
+            assert ad_hoc["status"] == "succeeded" and ad_hoc["rows_extracted"] == 3, ad_hoc
+            assert ad_hoc["job_id"] is None  # not registered
+            today = at.date()
+            [row] = await wh.read_target("aggregated_health_metrics", today, today)
+            assert (row["metric"], row["count"], row["max"], row["timezone"]) == ("steps", 3, 300.0, "UTC")
+            with pytest.raises(ValueError):
+                await wh.read_target("health_readings", today, today)
+    finally:
+        await db.close()
+        await drop_pipeline_resources(settings)

@@ -215,6 +215,8 @@ class StreamingDataProcessor:
         ``max_messages`` messages or ``timeout`` seconds; offsets are committed after each
         fetched batch is processed (at least once). Bad records are not passed on and not
         dead-lettered here (the ingest worker does that for its topic); they are counted.
+        An exception of ``processor_func`` stops the call and propagates; the offsets of its
+        batch are not committed, so a new call sees that batch again.
         Returns ``{"messages", "readings", "dead_letters", "published"}``.
         """
         if processor_func is None:
@@ -229,10 +231,11 @@ class StreamingDataProcessor:
                                         self.settings.topic_replication))
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
         await consumer.start()
-        if producer is not None:
-            await producer.start()
+        scope = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
+            if producer is not None:
+                await producer.start()
+            async with scope:
                 while max_messages is None or counts["messages"] < max_messages:
                     batches = await consumer.getmany(timeout_ms=500, max_records=(
                         None if max_messages is None else max_messages - counts["messages"]))
@@ -241,7 +244,8 @@ class StreamingDataProcessor:
                     if batches:
                         await consumer.commit()
         except TimeoutError:
-            pass
+            if not scope.expired():
+                raise  # not our timeout: the processor's or a broker's
         finally:
             await consumer.stop()
             if producer is not None:

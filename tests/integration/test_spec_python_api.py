@@ -230,3 +230,34 @@ async def test_the_batch_facades_with_a_callers_session(session, pipeline_env, m
     finally:
         await db.close()
         await drop_pipeline_resources(settings)
+
+
+async def test_process_streaming_data_contract(create_topics, kafka_bootstrap, unique_name) -> None:  # type: ignore[no-untyped-def]
+    topic = f"{unique_name}.custom"
+    processor = StreamingDataProcessor({"bootstrap_servers": kafka_bootstrap, "topics": [topic],
+                                        "consumer_group": f"{unique_name}-custom"},
+                                       settings=Settings.model_validate({"dev_mode": True}))
+    create_topics.delete_later([topic])
+    assert processor.create_kafka_topic(topic, partitions=2) is True  # from sync code too
+    at = datetime.now(UTC).isoformat()
+    async with processor:
+        await processor.stream_data(data={"user_id": "u-1", "metric": "steps", "value": 5, "unit": "steps",
+                                          "timestamp": at, "source": "garmin"})
+        await processor.stream_data(data={"user_id": "u-1", "metric": "steps", "value": -5, "unit": "steps",
+                                          "timestamp": at, "source": "garmin"})  # impossible: not passed on
+        with pytest.raises(ValueError):
+            await processor.stream_data(data={"metric": "steps"})  # no user id, no partition key
+
+    def boom(data):  # type: ignore[no-untyped-def]
+        raise RuntimeError("processor bug")
+
+    with pytest.raises(RuntimeError):
+        await processor.process_streaming_data(processor_func=boom, timeout=20)
+    seen: list[dict] = []
+    started = asyncio.get_running_loop().time()
+    counts = await processor.process_streaming_data(processor_func=seen.append, timeout=3)  # sync function
+    assert asyncio.get_running_loop().time() - started < 10  # the timeout ends it
+    assert counts == {"messages": 2, "readings": 1, "dead_letters": 1, "published": 0}  # seen again
+    assert [(d["metric"], d["value"], d["unit"]) for d in seen] == [("steps", 5.0, "{steps}")]
+    assert await processor.process_streaming_data(processor_func=seen.append, timeout=2) == {
+        "messages": 0, "readings": 0, "dead_letters": 0, "published": 0}  # committed

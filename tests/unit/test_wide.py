@@ -119,10 +119,17 @@ def test_bad_user_id_rejects_every_metric(user_id, code, ctx, rules) -> None:
     ((), {"timestamp": "2030-01-01T00:00:00Z"}, RejectReason.FUTURE_TIMESTAMP),
     ((), {"units": {"heart_rate": None}}, RejectReason.MISSING_FIELD),
     ((), {"units": {"heart_rate": 5}}, RejectReason.INVALID_TYPE),
+    # The bounds on text apply to every form (streams.domain.text).
+    ((), {"source": "s" * 65}, RejectReason.TEXT_TOO_LONG),
+    ((), {"user_id": "u" * 257}, RejectReason.TEXT_TOO_LONG),
+    ((), {"device_id": "d\u0007"}, RejectReason.CONTROL_CHARACTER),
+    ((), {"event_id": "e" * 195}, RejectReason.TEXT_TOO_LONG),  # + ":heart_rate" passes 200
+    ((), {"units": {"heart_rate": "b" * 65}}, RejectReason.TEXT_TOO_LONG),
+    ((), {"timestamp": "1969-12-31T23:59:59Z"}, RejectReason.TIMESTAMP_OUT_OF_RANGE),
 ])
 def test_shared_fields_are_judged_per_reading(drop, fields, code, ctx, rules) -> None:
     out = process_message(orjson.dumps(wide(drop=drop, **fields)), ctx, rules)
-    expected = 1 if "units" in fields else 2
+    expected = 1 if "units" in fields else 2  # units name one metric
     assert [d.code for d in out.dead_letters] == [code] * expected
     assert len(out.readings) == 2 - expected
 

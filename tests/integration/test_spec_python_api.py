@@ -90,8 +90,11 @@ async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_b
         stored = await pg.fetch(f"SELECT user_key, metric, value, unit, original_unit, device_id FROM"
                                 f" {s}.health_readings WHERE metric = 'heart_rate'")
         assert [tuple(r) for r in stored] == [(one, "heart_rate", 75.0, "/min", "/min", None)]  # once
-        profiles = await _eventually(pg, f"SELECT user_key, timezone, birth_year, age_over_89, sex"
-                                         f" FROM {s}.user_profiles")
+        sentinel = user_key(settings.pseudonym_key_bytes, "4")
+        await _eventually(pg, f"SELECT 1 FROM {s}.user_profiles WHERE user_key = $1", sentinel)
+        profiles = await pg.fetch(f"SELECT user_key, timezone, birth_year, age_over_89, sex"
+                                  f" FROM {s}.user_profiles WHERE user_key <> $1", sentinel)
+        # "1" keeps its newer profile, "3" was deleted, "2" was refused; ages over 89: a band.
         assert [tuple(r) for r in profiles] == [(one, "Europe/Paris", None, True, "female")]
         assert "1" not in {r["user_key"] for r in profiles}
         dead = await _eventually(pg, f"SELECT reason FROM {s}.dead_letters WHERE topic = $1",
@@ -183,12 +186,21 @@ async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_b
 
 
 async def _publish_profiles(bootstrap: str, topic: str) -> None:
+    """On one partition, so that the sentinel "4" is stored only after everything before it."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(topic, orjson.dumps(
-            {"timezone": "Europe/Paris", "birth_year": 1930, "sex": "Female"}), key=b"1")
-        await producer.send_and_wait(topic, orjson.dumps({"timezone": "Mars/Olympus_Mons"}), key=b"2")
+        for key, value in [
+            (b"1", {"timezone": "Europe/Paris", "birth_year": 1930, "sex": "Female",
+                    "updated_at": "2026-01-01T00:00:00Z"}),
+            (b"2", {"timezone": "Mars/Olympus_Mons"}),                                   # bad
+            (b"3", {"timezone": "Asia/Tokyo"}),
+            (b"1", {"timezone": "America/New_York", "updated_at": "2025-01-01T00:00:00Z"}),  # older
+            (b"3", None),                                                                # tombstone
+            (b"4", {}),                                                                  # sentinel
+        ]:
+            await producer.send_and_wait(topic, None if value is None else orjson.dumps(value), key=key,
+                                         partition=0)
     finally:
         await producer.stop()
 

@@ -135,7 +135,4 @@ def _updated_at(doc: dict[str, Any], default: datetime) -> datetime:
     raw = doc.get("updated_at")
     if raw is None:
         return default.astimezone(UTC)
-    try:
-        return parse_timestamp(raw)
-    except Rejected as exc:
-        raise Rejected(exc.code, exc.message.replace("'timestamp'", "'updated_at'")) from None
+    return parse_timestamp(raw, "updated_at")

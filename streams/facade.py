@@ -256,7 +256,7 @@ class StreamingDataProcessor:
                    output_topic: str | None, counts: dict[str, int]) -> None:
         produced = datetime.fromtimestamp(record.timestamp / 1000, tz=UTC) if record.timestamp else None
         ctx = MessageContext(record.topic, record.partition, record.offset, self.clock(), produced)
-        outcome = process_message(record.value, ctx, self.rules)
+        outcome = process_message(record.value, ctx, self.rules, record.key)
         counts["messages"] += 1
         counts["dead_letters"] += len(outcome.dead_letters)
         for reading in outcome.readings:

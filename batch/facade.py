@@ -21,10 +21,10 @@ from batch.registry import RunRecord
 from batch.runner import JobRunner, RunOptions
 from batch.targets import TARGETS
 from streams.config import Settings
+from streams.connections import warehouse_from_settings
 from streams.errors import ConfigurationError
 from streams.setup import coming_months, create_topics
 from streams.sink.migrations import apply_migrations, quote_ident
-from streams.sink.warehouse import Warehouse
 
 
 def settings_from(kafka_config: Mapping[str, Any] | None = None,
@@ -82,8 +82,7 @@ class DataWarehouseManager:
     def __init__(self, settings: Settings | None = None, *, warehouse_config: Mapping[str, Any] | None = None
                  ) -> None:
         self.settings = settings or settings_from(warehouse_config=warehouse_config)
-        self.warehouse = Warehouse(self.settings.pg_dsn_value, self.settings.warehouse_schema,
-                                   pool_max=self.settings.pg_pool_max)
+        self.warehouse = warehouse_from_settings(self.settings)
 
     async def start(self) -> None:
         await self.warehouse.start()

@@ -29,6 +29,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from streams.domain.quality import ALL_METRICS, DataQualityMetrics, QualityConfig
 from streams.domain.quality import DataValidator as _DomainValidator
 from streams.domain.validate import Rules, process_message
@@ -163,6 +164,8 @@ class StreamingDataProcessor:
         self.bootstrap = ",".join(servers) if isinstance(servers, list | tuple) else str(servers)
         self.topics = list(config.get("topics") or [self.settings.raw_topic])
         self.consumer_group = str(config.get("consumer_group") or f"{self.settings.app_id}-processors")
+        # TLS/SASL from the settings; the servers from the config
+        self.kafka = {**kafka_kwargs(self.settings), "bootstrap_servers": self.bootstrap}
         self._rules, self.clock = rules, clock
         self._producer: AIOKafkaProducer | None = None
 
@@ -180,7 +183,7 @@ class StreamingDataProcessor:
         return _run_blocking(self._create(topic))
 
     async def _create(self, topic: NewTopic) -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(**self.kafka)
         await admin.start()
         try:
             if topic.name in set(await admin.list_topics()):
@@ -199,7 +202,7 @@ class StreamingDataProcessor:
         if data is None:
             raise ValueError("give the data to publish")
         if self._producer is None:
-            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            self._producer = AIOKafkaProducer(**self.kafka, acks="all")
             await self._producer.start()
         await stream_data(self._producer, topic or self.topics[0], data)
 
@@ -222,14 +225,13 @@ class StreamingDataProcessor:
         if processor_func is None:
             raise ValueError("give a processor_func")
         counts = {"messages": 0, "readings": 0, "dead_letters": 0, "published": 0}
-        consumer = AIOKafkaConsumer(topic or self.topics[0], bootstrap_servers=self.bootstrap,
-                                    group_id=self.consumer_group, enable_auto_commit=False,
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(topic or self.topics[0], **self.kafka, group_id=self.consumer_group,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
         producer = None
         if output_topic:
             await self._create(NewTopic(output_topic, self.settings.topic_partitions,
                                         self.settings.topic_replication))
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            producer = AIOKafkaProducer(**self.kafka, acks="all")
         await consumer.start()
         scope = asyncio.timeout(timeout)
         try:

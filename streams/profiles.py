@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaError
 from mode import Service
 
 from streams.config import Settings
+from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, dead_letter_record
 from streams.domain.profiles import ProfileDeleted, judge_profile
 from streams.domain.validate import Rules
@@ -42,7 +43,7 @@ class ProfileAgent(Service):
                  clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.settings, self.rules, self.warehouse, self.clock = settings, rules, warehouse, clock
-        self.dlq = DeadLetterPublisher(settings.kafka_bootstrap, settings.dlq_topic,
+        self.dlq = DeadLetterPublisher(kafka_kwargs(settings), settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
         self.topic = app.topic(settings.profiles_topic, key_serializer="raw", value_serializer="raw",
                                partitions=settings.topic_partitions)

@@ -7,10 +7,12 @@ from datetime import date, datetime
 
 from batch_support import batch_settings, normalise, reading, store, table_rows  # noqa: F401
 from batch_support import warehouse as warehouse  # noqa: F401 - a fixture
+from prometheus_client import CollectorRegistry
 
 from batch import api
 from streams.domain.profiles import UserProfile
 from streams.domain.pseudonym import user_key
+from streams.metrics import Metrics
 from streams.sink.migrations import quote_ident
 from streams.sink.profiles import upsert_profile
 
@@ -93,9 +95,12 @@ async def test_rerunning_a_local_day_job_gives_the_same_rows(batch_settings, war
     doc = reading("kiri", "steps", 7, "steps", at("2026-06-15T10:30:00Z"))
     await store(warehouse, normalise(settings, [doc]))
     first = await _steps(settings, warehouse, "again", True, "2026-06-14T00:00:00Z", "2026-06-17T00:00:00Z")
-    run = await api.run_job(settings, "again", warehouse=warehouse,
+    metrics = Metrics(CollectorRegistry())
+    run = await api.run_job(settings, "again", warehouse=warehouse, metrics=metrics,
                             interval=(at("2026-06-14T00:00:00Z"), at("2026-06-17T00:00:00Z")))
     assert run.status == "succeeded" and run.rows_loaded == 2
+    labels = {s.labels["etl_job"] for m in metrics.etl_runs.collect() for s in m.samples}
+    assert labels == {"again"}  # the job id, never its name "Steps again"
     s = quote_ident(warehouse.schema)
     agg = await table_rows(warehouse.pool, s, "aggregated_health_metrics")
     again = {(r["day"], r["user_key"]): (r["count"], r["mean"] * r["count"], r["timezone"]) for r in agg}

@@ -142,9 +142,9 @@ async def test_the_specifications_python_examples(spec_env, monkeypatch, kafka_b
         again = await pipeline_manager.run_complete_pipeline(job_config)  # an upsert, not a second job
         assert again["status"] == "succeeded" and again["run_id"] != results["run_id"]
         assert await pg.fetchval(f"SELECT count(*) FROM {s}.etl_jobs") == 1
-        dag_label = await pg.fetchval(f"SELECT job_id FROM {s}.etl_job_runs WHERE run_id = $1::uuid",
-                                      results["run_id"])
-        assert dag_label == "health_metrics_etl"
+        run_job_id = await pg.fetchval(f"SELECT job_id FROM {s}.etl_job_runs WHERE run_id = $1::uuid",
+                                       results["run_id"])
+        assert run_job_id == "health_metrics_etl"
     finally:
         worker.stop()
         if streaming_processor is not None:

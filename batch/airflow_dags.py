@@ -1,7 +1,7 @@
 """Airflow glue: build the DAGs and run their tasks. The files in ``batch/dags/`` only call this.
 
 - One DAG per enabled job in ``etl_jobs`` (read when Airflow parses the folder), id
-  ``HEALTHMATE_AIRFLOW_DAG_PREFIX + job_name``, scheduled by the job's cron (``None``:
+  ``HEALTHMATE_AIRFLOW_DAG_PREFIX + job_id``, scheduled by the job's cron (``None``:
   manual). Airflow owns the retries (``retry_count``, exponential backoff from
   ``HEALTHMATE_AIRFLOW_RETRY_DELAY_S``) and the task timeout (``timeout_minutes`` plus a
   minute, so the runner's own timeout fires first and records ``timed_out``); each try is
@@ -55,7 +55,7 @@ def build_job_dags() -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a parse must not crash on a missing registry
         log.error("no HealthMate job DAGs: the job registry could not be read (%s)", type(exc).__name__)
         return {}
-    return {settings.airflow_dag_prefix + job.job_name: job_dag(job, settings) for job in jobs}
+    return {settings.airflow_dag_prefix + job.job_id: job_dag(job, settings) for job in jobs}
 
 
 def job_dag(job: ETLJobConfig, settings: Any) -> Any:
@@ -64,7 +64,7 @@ def job_dag(job: ETLJobConfig, settings: Any) -> Any:
     from airflow.sdk import DAG, Param
 
     with DAG(
-        dag_id=settings.airflow_dag_prefix + job.job_name, schedule=job.schedule, start_date=START_DATE,
+        dag_id=settings.airflow_dag_prefix + job.job_id, schedule=job.schedule, start_date=START_DATE,
         catchup=False, max_active_runs=1, tags=["healthmate", "etl", str(job.pipeline_type)],
         description=f"HealthMate ETL job {job.job_name} ({job.job_id})",
         params={"interval_start": Param(None, type=["null", "string"]),

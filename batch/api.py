@@ -1,8 +1,9 @@
 """The batch module's public async API: what the web layer, the CLI and Airflow call.
 
 Conventions: ``warehouse`` is a started :class:`~streams.sink.warehouse.Warehouse` (its
-pool and schema are used; migrations are applied by ``start``). Ids may be ``UUID`` or
-their string form (a malformed id raises ``JobNotFound``/``RunNotFound``). Errors:
+pool and schema are used; migrations are applied by ``start``). Job ids are strings
+(``batch.config.JOB_ID_PATTERN``), run ids ``UUID`` or their string form (a malformed id
+raises ``JobNotFound``/``RunNotFound``). Errors:
 ``pydantic.ValidationError`` (invalid config, field-level ``errors()``), ``JobNotFound``,
 ``RunNotFound``, ``JobNameTaken``, ``InvalidRange`` (all in :mod:`batch.errors`). A run
 that fails does not raise: its :class:`RunRecord` says ``failed`` or ``timed_out``.
@@ -10,6 +11,7 @@ that fails does not raise: its :class:`RunRecord` says ``failed`` or ``timed_out
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,7 @@ from uuid import UUID
 import orjson
 
 from batch import registry
-from batch.config import ETLJobConfig, PipelineType
+from batch.config import JOB_ID_PATTERN, ETLJobConfig, PipelineType
 from batch.errors import JobNotFound, RunNotFound
 from batch.graph import lineage_graph
 from batch.registry import RunRecord
@@ -40,6 +42,14 @@ def _uuid(value: UUID | str, missing: type[Exception]) -> UUID:
         raise missing(f"no such id {str(value)[:64]!r}") from None
 
 
+def _job_id(value: UUID | str) -> str:
+    """A job id as stored (UUIDs of older jobs included); one that no job can have raises JobNotFound."""
+    text = str(value)
+    if not re.match(JOB_ID_PATTERN, text):
+        raise JobNotFound(f"no such id {text[:64]!r}")
+    return text
+
+
 async def create_job(warehouse: Warehouse, config: ETLJobConfig | Mapping[str, Any]) -> ETLJobConfig:
     """Validate and register a job; returns it with its (possibly generated) ``job_id``.
 
@@ -57,7 +67,7 @@ async def update_job(warehouse: Warehouse, job_id: UUID | str,
     Raises ``ValidationError``, ``JobNotFound``, or ``JobNameTaken`` for another job's name.
     """
     fields = config.to_json_dict() if isinstance(config, ETLJobConfig) else dict(config)
-    job = ETLJobConfig.model_validate({**fields, "job_id": _uuid(job_id, JobNotFound)})
+    job = ETLJobConfig.model_validate({**fields, "job_id": _job_id(job_id)})
     return await registry.replace_job(warehouse.pool, warehouse.schema, job)
 
 
@@ -68,13 +78,13 @@ async def list_jobs(warehouse: Warehouse, *, enabled: bool | None = None) -> lis
 
 async def get_job(warehouse: Warehouse, job_id: UUID | str) -> ETLJobConfig:
     """One job; raises ``JobNotFound``."""
-    return await registry.fetch_job(warehouse.pool, warehouse.schema, _uuid(job_id, JobNotFound))
+    return await registry.fetch_job(warehouse.pool, warehouse.schema, _job_id(job_id))
 
 
 async def delete_job(warehouse: Warehouse, job_id: UUID | str) -> None:
     """Remove a job from the registry; its runs stay in the history with ``job_id`` NULL.
     Raises ``JobNotFound``. Its DAG disappears at Airflow's next parse."""
-    await registry.remove_job(warehouse.pool, warehouse.schema, _uuid(job_id, JobNotFound))
+    await registry.remove_job(warehouse.pool, warehouse.schema, _job_id(job_id))
 
 
 async def run_job(settings: Settings, job_id: UUID | str, *, warehouse: Warehouse | None = None,
@@ -107,7 +117,8 @@ async def backfill(settings: Settings, topic: str, start: str, end: str | None =
     ``end`` None: to the current end) as an ad-hoc run named ``healthmate_backfill``.
     Raises ``InvalidRange`` for bad positions; the run is recorded with ``job_id`` NULL."""
     spec = replay_range_of(topic, start, end, publish_dead_letters=publish_dead_letters)
-    job = ETLJobConfig(job_name=BACKFILL_JOB_NAME, pipeline_type=PipelineType.REPLAY, replay=spec,
+    job = ETLJobConfig(job_id=BACKFILL_JOB_NAME, job_name=BACKFILL_JOB_NAME,
+                       pipeline_type=PipelineType.REPLAY, replay=spec,
                        timeout_minutes=timeout_minutes, notification_on_failure=False)
     async with _warehouse(settings, None) as wh:
         runner = JobRunner(settings, wh, progress=progress)
@@ -119,7 +130,7 @@ async def list_runs(warehouse: Warehouse, job_id: UUID | str | None = None, *, l
                     offset: int = 0) -> list[RunRecord]:
     """Run history, newest first; all jobs' runs (backfills included) when ``job_id`` is None.
     An unknown job id gives an empty list."""
-    jid = None if job_id is None else _uuid(job_id, JobNotFound)
+    jid = None if job_id is None else _job_id(job_id)
     return await registry.fetch_runs(warehouse.pool, warehouse.schema, jid, limit=limit, offset=offset)
 
 

@@ -11,13 +11,22 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from croniter import croniter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
 
-#: Warehouse tables a batch job may read.
-SOURCE_TABLES: Final = ("health_readings", "dead_letters")
+#: Warehouse tables a batch job may read. ``user_profiles`` is optional: with it, the daily
+#: targets count days in each user's own time zone (see :mod:`batch.transform`).
+SOURCE_TABLES: Final = ("health_readings", "dead_letters", "user_profiles")
+#: Other accepted names of source tables (the specification's), replaced on validation.
+SOURCE_ALIASES: Final = {"health_metrics": "health_readings"}
+#: A caller's ``job_id``: it becomes part of the DAG id and a metric label, so letters,
+#: digits, '_', '.' and '-' only, starting with a letter or digit, at most 64 characters.
+JOB_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+MAX_JOB_NAME: Final = 200
+#: C0 and C1 control characters and DEL: refused in display names.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 #: Built-in batch targets and the source tables each one reads.
 TARGET_SOURCES: Final = {
     "aggregated_health_metrics": ("health_readings",),
@@ -89,7 +98,16 @@ class ReplayRange(BaseModel):
 
 
 class ETLJobConfig(BaseModel):
-    """One ETL job. ``job_id`` is generated when absent; ``job_name`` names its DAG and metrics.
+    """One ETL job, identified by ``job_id``; ``job_name`` is for people.
+
+    - ``job_id``: any identifier matching :data:`JOB_ID_PATTERN` (``health_metrics_etl``),
+      or a generated UUID string when absent. The DAG id (``HEALTHMATE_AIRFLOW_DAG_PREFIX``
+      + ``job_id``) and the ``etl_job`` metric label are derived from it, never from the name.
+    - ``job_name``: a free display name ("Health Metrics Daily ETL"), 1 to
+      :data:`MAX_JOB_NAME` characters, surrounding whitespace stripped, no control
+      characters; unique among registered jobs.
+    - ``source_tables`` accept the aliases of :data:`SOURCE_ALIASES` (``health_metrics``),
+      stored under the table's real name.
 
     - ``batch`` jobs read ``source_tables`` and rebuild ``target_tables`` for an interval;
       ``source_tables`` defaults to what the targets need, and must cover it.
@@ -101,9 +119,9 @@ class ETLJobConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    job_id: UUID = Field(default_factory=uuid4)
-    job_name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]{0,62}$",
-                          description="lower-case letters, digits and '_' (part of the DAG id)")
+    job_id: str = Field(default_factory=lambda: str(uuid4()), pattern=JOB_ID_PATTERN,
+                        description="letters, digits, '_', '.', '-' (in the DAG id); generated if absent")
+    job_name: str = Field(min_length=1, max_length=MAX_JOB_NAME, description="a display name")
     pipeline_type: PipelineType = PipelineType.BATCH
     source_tables: list[str] | None = Field(default=None, validate_default=True)
     target_tables: list[str] | None = Field(default=None, validate_default=True)
@@ -122,6 +140,16 @@ class ETLJobConfig(BaseModel):
     notification_webhook_url: HttpUrl | None = None
     replay: ReplayRange | None = Field(default=None, validate_default=True)
 
+    @field_validator("job_name")
+    @classmethod
+    def _display_name(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("must not be blank")
+        if _CONTROL.search(v):
+            raise ValueError("must not contain control characters")
+        return v
+
     @field_validator("source_tables")
     @classmethod
     def _sources(cls, v: list[str] | None, info: ValidationInfo) -> list[str]:
@@ -131,10 +159,12 @@ class ETLJobConfig(BaseModel):
             return []
         if v is None:
             return []  # filled from the targets below
+        v = [SOURCE_ALIASES.get(name, name) for name in v]
         _no_duplicates(v)
         unknown = sorted(set(v) - set(SOURCE_TABLES))
         if unknown:
-            raise ValueError(f"unknown source tables {unknown}; allowed: {list(SOURCE_TABLES)}")
+            allowed = [*SOURCE_TABLES, *SOURCE_ALIASES]
+            raise ValueError(f"unknown source tables {unknown}; allowed: {allowed}")
         return v
 
     @field_validator("target_tables")
@@ -181,6 +211,11 @@ class ETLJobConfig(BaseModel):
         if not is_replay and v is not None:
             raise ValueError("only replay jobs take a topic range")
         return v
+
+    @property
+    def local_days(self) -> bool:
+        """Whether the daily targets count days in each user's time zone (UTC otherwise)."""
+        return "user_profiles" in (self.source_tables or ())
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON form stored in ``etl_jobs.config`` and returned by the API."""

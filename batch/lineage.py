@@ -128,7 +128,8 @@ def datasets(job: ETLJobConfig, settings: Settings) -> tuple[list[InputDataset],
             namespace=pg, name=table.format(src), field=f,
             transformations=[cl.Transformation(type=typ, subtype=sub, description=desc)])
             for f in src_fields])
-            for col, (src, src_fields, typ, sub, desc) in target.lineage.items()}
+            for col, (src, src_fields, typ, sub, desc) in target.lineage.items()
+            if src in (job.source_tables or ())}  # timezone is the constant UTC without user_profiles
         outputs.append(OutputDataset(namespace=pg, name=table.format(name), facets={
             "schema": _schema(target.schema), "columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)}))
     return inputs, outputs

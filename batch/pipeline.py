@@ -1,11 +1,15 @@
 """One attempt of a batch job: extract -> transform -> quality gate -> load.
 
-Work is cut into day slices (UTC); each slice reads its rows with a server-side cursor in
+Work is cut into day slices; each slice reads its rows with a server-side cursor in
 ``batch_size`` chunks, and ``parallel_workers`` slices run at once, each on its own pooled
-connection. Nothing is written until every slice is transformed and the quality gate
-passed. The load is one transaction per run: for each target, delete the interval's rows
-and COPY the new ones in, under a per-target advisory lock. Loading the same interval
-twice therefore leaves identical target rows.
+connection. Days are UTC days, or local days when the job reads ``user_profiles``: a
+slice then reads the widest UTC span any zone's day can cover and keeps the readings whose
+local day it is (:func:`batch.transform.on_day`), and the days before and after the
+interval are rebuilt too, since in some zone they have already begun or not yet ended.
+Nothing is written until every slice is transformed and the quality gate passed. The load
+is one transaction per run: for each target, delete the interval's rows and COPY the new
+ones in, under a per-target advisory lock. Loading the same interval twice therefore leaves
+identical target rows.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import orjson
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed
 from batch.quality_gate import QualityTally, QualityVerdict
-from batch.targets import STREAK_LOOKBACK_DAYS, TARGETS, Sql
-from batch.transform import EngagementAccumulator, HourlyPerformance, MetricAggregator
+from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET, STREAK_LOOKBACK_DAYS, TARGETS, Sql
+from batch.transform import EngagementAccumulator, HourlyPerformance, MetricAggregator, on_day
 from streams.domain.quality import DimensionCounts
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
@@ -69,11 +73,19 @@ class BatchPipeline:
         self.tally = tally
         self.progress = progress
 
+    def local_days(self, days: list[date]) -> list[date]:
+        """The local days a local-day job rebuilds for the UTC ``days``: one more on each side,
+        as somewhere it is already tomorrow (or still yesterday). Each is rebuilt whole."""
+        if not days:
+            return []
+        return [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]
+
     async def run(self, days: list[date]) -> AttemptResult:
         out = Extracted()
         targets = list(self.job.target_tables or ())
         daily = [t for t in targets if t in DAILY]
-        work: list[tuple[str, date]] = [("daily", d) for d in days if daily]
+        daily_days = self.local_days(days) if self.job.local_days else days
+        work: list[tuple[str, date]] = [("daily", d) for d in daily_days if daily]
         if "system_performance" in targets:
             work += [("performance", d) for d in days]
         gate = asyncio.Semaphore(self.job.parallel_workers)
@@ -95,7 +107,7 @@ class BatchPipeline:
         except QualityGateFailed as exc:
             exc.extracted, exc.rejected = out.extracted, out.rejected
             raise
-        loaded = await self._load(days, out)
+        loaded = await self._load(days, daily_days, out)
         self.progress(1.0)
         return AttemptResult(out.extracted, loaded, out.rejected, verdict)
 
@@ -109,7 +121,14 @@ class BatchPipeline:
         agg = MetricAggregator(day, include_statistics=self.job.include_statistics)
         engaged = EngagementAccumulator(day)
         rows: list[tuple] = []
-        async for chunk in self._chunks(conn, self.sql.day_readings, _at(day), _at(day + timedelta(days=1))):
+        local = self.job.local_days
+        start, end = _at(day), _at(day + timedelta(days=1))
+        query, history = self.sql.day_readings, self.sql.active_days
+        if local:
+            start, end = start - EARLIEST_OFFSET, end + LATEST_OFFSET
+            query, history = self.sql.local_day_readings, self.sql.local_active_days
+        async for records in self._chunks(conn, query, start, end):
+            chunk = on_day(records, day) if local else records
             out.extracted += len(chunk)
             self.tally.readings(chunk)
             rows.extend(agg.feed(chunk))
@@ -119,9 +138,11 @@ class BatchPipeline:
         if "aggregated_health_metrics" in targets:
             out.rows["aggregated_health_metrics"].extend(rows)
         if "user_engagement" in targets and engaged.users:
-            history = await conn.fetch(self.sql.active_days, engaged.users,
-                                       _at(day - timedelta(days=STREAK_LOOKBACK_DAYS)), _at(day))
-            out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in history}))
+            # Local: the earlier days are local too; days on or after ``day`` never extend a streak.
+            lookback = _at(day - timedelta(days=STREAK_LOOKBACK_DAYS))
+            lookback -= EARLIEST_OFFSET if local else timedelta()
+            earlier = await conn.fetch(history, engaged.users, lookback, end if local else _at(day))
+            out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in earlier}))
 
     async def _performance(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
         perf = HourlyPerformance()
@@ -145,7 +166,7 @@ class BatchPipeline:
         perf.quality = {hour: self.tally.score_of(c) for hour, c in counts.items()}
         out.rows["system_performance"].extend(perf.rows())
 
-    async def _load(self, days: list[date], out: Extracted) -> int:
+    async def _load(self, days: list[date], daily_days: list[date], out: Extracted) -> int:
         if not days:
             return 0
         loaded = 0
@@ -153,7 +174,8 @@ class BatchPipeline:
             for name in sorted(self.job.target_tables or ()):
                 target = TARGETS[name]
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")
-                lo, hi = days[0], days[-1] + timedelta(days=1)
+                covered = daily_days if name in DAILY else days
+                lo, hi = covered[0], covered[-1] + timedelta(days=1)
                 bounds = (lo, hi) if target.time_column == "day" else (_at(lo), _at(hi))
                 await conn.execute(self.sql.delete_range(target), *bounds)
                 rows = out.rows.get(name, [])

@@ -34,7 +34,7 @@ class RunRecord:
     """
 
     run_id: UUID
-    job_id: UUID | None
+    job_id: str | None
     job_name: str
     pipeline_type: str
     trigger: str
@@ -97,7 +97,7 @@ async def replace_job(db: Executor, schema: str, job: ETLJobConfig) -> ETLJobCon
     return job
 
 
-async def fetch_job(db: Executor, schema: str, job_id: UUID) -> ETLJobConfig:
+async def fetch_job(db: Executor, schema: str, job_id: str) -> ETLJobConfig:
     row = await db.fetchrow(f"SELECT config FROM {_s(schema)}.etl_jobs WHERE job_id = $1", job_id)
     if row is None:
         raise JobNotFound(f"no ETL job {job_id}")
@@ -111,7 +111,7 @@ async def fetch_jobs(db: Executor, schema: str, *, enabled: bool | None = None) 
     return [_job(r) for r in rows]
 
 
-async def remove_job(db: Executor, schema: str, job_id: UUID) -> None:
+async def remove_job(db: Executor, schema: str, job_id: str) -> None:
     done = await db.execute(f"DELETE FROM {_s(schema)}.etl_jobs WHERE job_id = $1", job_id)
     if done.endswith(" 0"):
         raise JobNotFound(f"no ETL job {job_id}")
@@ -150,16 +150,15 @@ async def fetch_run(db: Executor, schema: str, run_id: UUID) -> RunRecord:
     return _run(row)
 
 
-async def fetch_runs(db: Executor, schema: str, job_id: UUID | None, *, limit: int = 50,
+async def fetch_runs(db: Executor, schema: str, job_id: str | None, *, limit: int = 50,
                      offset: int = 0) -> list[RunRecord]:
     rows = await db.fetch(
-        f"SELECT * FROM {_s(schema)}.etl_job_runs WHERE ($1::uuid IS NULL OR job_id = $1)"
+        f"SELECT * FROM {_s(schema)}.etl_job_runs WHERE ($1::text IS NULL OR job_id = $1)"
         " ORDER BY started_at DESC, run_id LIMIT $2 OFFSET $3", job_id, limit, offset)
     return [_run(r) for r in rows]
 
 
 def _run(row: asyncpg.Record) -> RunRecord:
     values = {c: row[c] for c in RUN_COLUMNS}
-    for key in ("run_id", "job_id"):  # asyncpg's own UUID type -> uuid.UUID
-        values[key] = None if values[key] is None else UUID(str(values[key]))
+    values["run_id"] = UUID(str(values["run_id"]))  # asyncpg's own UUID type -> uuid.UUID
     return RunRecord(**values)

@@ -193,8 +193,9 @@ class JobRunner:
             state, job, run_id, self.settings, at=finished, interval=interval, quality=quality, error=error),
             session)
         if self.metrics is not None:
-            self.metrics.etl_runs.labels(job.job_name, status).inc()
-            self.metrics.etl_run_duration.labels(job.job_name).observe((finished - started).total_seconds())
+            # The label is the job id, never its free-text name (ad-hoc backfills share one id).
+            self.metrics.etl_runs.labels(job.job_id, status).inc()
+            self.metrics.etl_run_duration.labels(job.job_id).observe((finished - started).total_seconds())
         record = await registry.fetch_run(pool, schema, run_id)
         wanted = job.notification_on_success if status == "succeeded" else job.notification_on_failure
         if wanted and job.notification_webhook_url is not None:

@@ -7,6 +7,7 @@ name is quoted: no identifier is ever built from a request. Values are parameter
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Final
 
 from streams.sink.migrations import quote_ident
@@ -40,15 +41,23 @@ def _agg(desc: str) -> tuple[str, tuple[str, ...], str, str, str]:
 
 
 _IDENT = "DIRECT", "IDENTITY", "copied"
-_DAY = ("health_readings", ("measured_at",), "DIRECT", "TRANSFORMATION", "UTC day of measured_at")
+_DAY = ("health_readings", ("measured_at",), "DIRECT", "TRANSFORMATION",
+        "calendar day of measured_at in `timezone`")
+_ZONE = ("user_profiles", ("timezone",), "INDIRECT", "TRANSFORMATION",
+         "the user's profile time zone when the job reads user_profiles, else UTC")
+#: Widest UTC offsets of any zone (Pacific/Kiritimati +14, Etc/GMT+12 -12): a local day
+#: lies within [UTC midnight - 14 h, next UTC midnight + 12 h).
+EARLIEST_OFFSET: Final = timedelta(hours=14)
+LATEST_OFFSET: Final = timedelta(hours=12)
 
 TARGETS: Final = {
     "aggregated_health_metrics": Target(
         "aggregated_health_metrics", "day",
         (("day", "date"), ("user_key", "text"), ("metric", "text"), ("unit", "text"), ("count", "bigint"),
          ("min", "double precision"), ("max", "double precision"), ("mean", "double precision"),
-         ("stddev", "double precision"), ("p50", "double precision"), ("p95", "double precision")),
-        {"day": _DAY, "user_key": ("health_readings", ("user_key",), *_IDENT),
+         ("stddev", "double precision"), ("p50", "double precision"), ("p95", "double precision"),
+         ("timezone", "text")),
+        {"day": _DAY, "timezone": _ZONE, "user_key": ("health_readings", ("user_key",), *_IDENT),
          "metric": ("health_readings", ("metric",), *_IDENT),
          "unit": ("health_readings", ("unit",), "DIRECT", "IDENTITY", "canonical unit only"),
          "count": _agg("count of readings"), "min": _agg("minimum"), "max": _agg("maximum"),
@@ -58,8 +67,8 @@ TARGETS: Final = {
         "user_engagement", "day",
         (("day", "date"), ("user_key", "text"), ("readings", "bigint"), ("metrics_tracked", "integer"),
          ("sources", "text[]"), ("first_reading", "timestamptz"), ("last_reading", "timestamptz"),
-         ("active_days_streak", "integer")),
-        {"day": _DAY, "user_key": ("health_readings", ("user_key",), *_IDENT),
+         ("active_days_streak", "integer"), ("timezone", "text")),
+        {"day": _DAY, "timezone": _ZONE, "user_key": ("health_readings", ("user_key",), *_IDENT),
          "readings": ("health_readings", ("event_id",), "DIRECT", "AGGREGATION", "count of readings"),
          "metrics_tracked": ("health_readings", ("metric",), "DIRECT", "AGGREGATION", "distinct metrics"),
          "sources": ("health_readings", ("source",), "DIRECT", "AGGREGATION", "sorted distinct sources"),
@@ -93,6 +102,8 @@ SOURCE_SCHEMAS: Final = {
                         ("produced_at", "timestamptz"), ("stored_at", "timestamptz"),
                         ("quality_flags", "text[]"), ("measured_until", "timestamptz"),
                         ("statistic", "text")),
+    "user_profiles": (("user_key", "text"), ("timezone", "text"), ("birth_year", "smallint"),
+                      ("age_over_89", "boolean"), ("sex", "text"), ("updated_at", "timestamptz")),
     "dead_letters": (("topic", "text"), ("partition", "integer"), ("offset", "bigint"), ("reason", "text"),
                      ("metric", "text"), ("source", "text"), ("created_at", "timestamptz")),
 }
@@ -109,6 +120,17 @@ class Sql:
             " ORDER BY user_key, metric, measured_at, event_id")
         self.committed_readings = (
             f"SELECT {fields} FROM {self.s}.health_readings WHERE stored_at >= $1 AND stored_at < $2")
+        local = [f"r.{f}" for f in READING_FIELDS]
+        profiles = f" LEFT JOIN {self.s}.user_profiles p ON p.user_key = r.user_key"
+        self.local_day_readings = (
+            f"SELECT {', '.join(local)}, coalesce(p.timezone, 'UTC') AS timezone"
+            f" FROM {self.s}.health_readings r{profiles} WHERE r.measured_at >= $1 AND r.measured_at < $2"
+            " ORDER BY r.user_key, r.metric, r.measured_at, r.event_id")
+        self.local_active_days = (
+            "SELECT r.user_key, array_agg(DISTINCT"
+            " (r.measured_at AT TIME ZONE coalesce(p.timezone, 'UTC'))::date) AS days"
+            f" FROM {self.s}.health_readings r{profiles} WHERE r.user_key = ANY($1::text[])"
+            " AND r.measured_at >= $2 AND r.measured_at < $3 GROUP BY r.user_key")
         self.active_days = (
             "SELECT user_key, array_agg(DISTINCT (measured_at AT TIME ZONE 'UTC')::date) AS days"
             f" FROM {self.s}.health_readings WHERE user_key = ANY($1::text[])"

@@ -1,7 +1,10 @@
 """The transform step of the built-in targets: pure functions over warehouse rows, no I/O.
 
-Rows are mappings with ``health_readings`` column names (asyncpg records or dicts).
-Definitions (every day and hour is UTC):
+Rows are mappings with ``health_readings`` column names (asyncpg records or dicts), plus
+``timezone`` (an IANA name) when the job reads ``user_profiles``. Days are UTC days, except
+when the job reads ``user_profiles``: then each reading's day is its calendar day in the
+user's profile time zone (:func:`local_day`; no profile: UTC), and every daily row says
+in its ``timezone`` column which zone its ``day`` belongs to. Hours are UTC. Definitions:
 
 - ``aggregated_health_metrics``: per day of ``measured_at``, ``user_key`` and ``metric``:
   count, min, max, mean, sample standard deviation (``None`` for one reading), and the
@@ -25,8 +28,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule
 
@@ -58,6 +63,34 @@ def is_canonical(row: Row, catalogue: Mapping[str, MetricRule] = DEFAULT_CATALOG
             and isinstance(value, float | int) and math.isfinite(value))
 
 
+@lru_cache(maxsize=4096)
+def _zone(name: str | None) -> tzinfo:
+    if not name or name == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC  # profiles are validated on ingest; never fail a job on a stray name
+
+
+def zone_of(row: Row) -> str:
+    """The zone a row's day is counted in: its ``timezone`` field, else UTC."""
+    return row.get("timezone") or "UTC"
+
+
+def local_day(measured_at: datetime, zone: str | None) -> date:
+    """The calendar day of the aware ``measured_at`` in IANA ``zone`` (None, unknown: UTC).
+
+    DST is the zone's own: 00:30 local on the morning clocks change belongs to that day.
+    """
+    return measured_at.astimezone(_zone(zone)).date()
+
+
+def on_day(rows: Iterable[Row], day: date) -> list[Row]:
+    """The rows whose local day (:func:`local_day` in :func:`zone_of`) is ``day``, order kept."""
+    return [r for r in rows if local_day(r["measured_at"], zone_of(r)) == day]
+
+
 class MetricAggregator:
     """Streams rows ordered by ``(user_key, metric)`` of one day into aggregate rows.
 
@@ -71,6 +104,7 @@ class MetricAggregator:
         self.include_statistics = include_statistics
         self.rejected = 0
         self._key: tuple[str, str] | None = None
+        self._zone = "UTC"
         self._values: list[float] = []
 
     def feed(self, rows: Iterable[Row]) -> list[tuple]:
@@ -84,7 +118,7 @@ class MetricAggregator:
             key = (row["user_key"], row["metric"])
             if key != self._key:
                 done.extend(self.finish())
-                self._key = key
+                self._key, self._zone = key, zone_of(row)
             self._values.append(float(row["value"]))
         return done
 
@@ -93,7 +127,7 @@ class MetricAggregator:
             return []
         user_key, metric = self._key
         unit = DEFAULT_CATALOGUE[metric].canonical_unit
-        out = (self.day, user_key, metric, unit, *describe_values(self._values))
+        out = (self.day, user_key, metric, unit, *describe_values(self._values), self._zone)
         self._key, self._values = None, []
         return [out]
 
@@ -111,7 +145,8 @@ class EngagementAccumulator:
             ts = row["measured_at"]
             if u is None:
                 self._users[row["user_key"]] = {"n": 1, "metrics": {row["metric"]},
-                                                "sources": {row["source"]}, "first": ts, "last": ts}
+                                                "sources": {row["source"]}, "first": ts, "last": ts,
+                                                "zone": zone_of(row)}
                 continue
             u["n"] += 1
             u["metrics"].add(row["metric"])
@@ -129,7 +164,7 @@ class EngagementAccumulator:
         for user_key in self.users:
             u = self._users[user_key]
             out.append((self.day, user_key, u["n"], len(u["metrics"]), sorted(u["sources"]),
-                        u["first"], u["last"], streak(self.day, active_days.get(user_key, ()))))
+                        u["first"], u["last"], streak(self.day, active_days.get(user_key, ())), u["zone"]))
         return out
 
 

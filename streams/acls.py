@@ -19,8 +19,6 @@ from enum import IntEnum
 
 from streams.config import Settings
 
-PROFILE_TOPIC = "health.users.profiles"
-
 
 class Resource(IntEnum):  # Kafka protocol codes
     TOPIC = 2
@@ -51,11 +49,11 @@ class Acl:
     operation: Operation
 
 
-def worker_acls(settings: Settings, principal: str, *, profile_topic: str = PROFILE_TOPIC) -> list[Acl]:
+def worker_acls(settings: Settings, principal: str) -> list[Acl]:
     """What the worker's principal needs, for the topics and groups ``settings`` name."""
     acls = []
     for topic, operations in ((settings.raw_topic, (Operation.READ, Operation.DESCRIBE)),
-                              (profile_topic, (Operation.READ, Operation.DESCRIBE)),
+                              (settings.profiles_topic, (Operation.READ, Operation.DESCRIBE)),
                               (settings.dlq_topic, (Operation.WRITE, Operation.DESCRIBE))):
         acls += [Acl(principal, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in operations]
     acls.append(Acl(principal, Resource.TOPIC, f"{settings.app_id}-", Pattern.PREFIXED, Operation.ALL))

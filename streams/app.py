@@ -17,6 +17,7 @@ from streams.domain.validate import TRANSFORMATION_VERSION, Rules
 from streams.ingest import Clock, IngestService, ReadingProcessor, utc_now
 from streams.logs import logging_config
 from streams.metrics import Metrics
+from streams.profiles import ProfileAgent
 from streams.quality.stream import QualityStream
 
 
@@ -31,6 +32,7 @@ def rules_from_settings(settings: Settings) -> Rules:
         max_message_bytes=settings.max_message_bytes,
         max_batch_readings=settings.max_batch_readings,
         transformation_version=TRANSFORMATION_VERSION,
+        naive_timestamps=settings.naive_timestamps,
     )
 
 
@@ -71,12 +73,16 @@ def create_app(
     app.quality = (  # type: ignore[attr-defined]
         QualityStream(app, settings, app.metrics, clock)  # type: ignore[attr-defined]
         if settings.quality_enabled else None)
+    rules = rules_from_settings(settings)
     app.ingest = IngestService(  # type: ignore[attr-defined]
-        settings, rules_from_settings(settings), warehouse, app.metrics,  # type: ignore[attr-defined]
+        settings, rules, warehouse, app.metrics,  # type: ignore[attr-defined]
         clock=clock, processors=processors, beacon=app.beacon,
         batch_observers=[app.quality.observe] if app.quality else [],  # type: ignore[attr-defined]
     )
     app.service(app.ingest)  # type: ignore[arg-type, attr-defined]
+    # The user_profiles dimension, from the compacted profiles topic.
+    app.profiles = ProfileAgent(app, settings, rules, warehouse, clock)  # type: ignore[attr-defined]
+    app.service(app.profiles)  # type: ignore[attr-defined]
 
     # The factory is the composition root: batch/ and web/ build on streams/, so they are
     # imported here, late, rather than by the streaming modules themselves.

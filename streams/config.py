@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:29092"
     raw_topic: str = "health.readings.raw"
     dlq_topic: str = "health.readings.dlq"
+    profiles_topic: str = Field(
+        "health.users.profiles", description="Compacted topic of user profiles (key: user id).")
     topic_partitions: int = Field(4, ge=1)
     topic_replication: int = Field(1, ge=1)
     consumer_group: str = "healthmate-sink"
@@ -138,6 +140,9 @@ class Settings(BaseSettings):
         description='Metric catalogue changes, JSON: {"heart_rate": {"outlier_high": 200}}; '
         "see streams.domain.catalogue.build_catalogue.",
     )
+    naive_timestamps: Literal["reject", "utc"] = Field(
+        "reject", description="A timestamp without an offset: 'reject' dead-letters it as "
+        "naive_timestamp; 'utc' reads it as UTC (e.g. Python's datetime.utcnow().isoformat()).")
     outlier_strategy: dict[str, str] = Field(
         default_factory=dict,
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',
@@ -225,7 +230,7 @@ class Settings(BaseSettings):
     etl_http_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one webhook or OpenLineage POST; a failure never fails a job.")
     airflow_dag_prefix: str = Field(
-        "healthmate_etl_", pattern=r"^[a-z][a-z0-9_]*$", description="DAG id = prefix + job_name.")
+        "healthmate_etl_", pattern=r"^[a-z][a-z0-9_]*$", description="DAG id = prefix + job_id.")
     airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
     airflow_retry_delay_s: float = Field(
         60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")
@@ -262,6 +267,10 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "HEALTHMATE_DLQ_TOPIC equals HEALTHMATE_RAW_TOPIC: dead letters would be consumed again. "
                 "Give the dead-letter topic its own name.")
+        if self.profiles_topic in (self.raw_topic, self.dlq_topic):
+            raise ConfigurationError(
+                "HEALTHMATE_PROFILES_TOPIC equals the raw or dead-letter topic: profiles would be read as "
+                "readings. Give the profiles topic its own name.")
         if self.sink_retry_initial_s > self.sink_retry_max_s:
             raise ConfigurationError(
                 "HEALTHMATE_SINK_RETRY_INITIAL_S is larger than HEALTHMATE_SINK_RETRY_MAX_S; "

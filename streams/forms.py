@@ -1,6 +1,6 @@
 """The input forms of ``health.readings.raw``, described for producers. Pure data.
 
-The pydantic models are the JSON Schema of our own two forms (served by the API for
+The pydantic models are the JSON Schema of our own three forms (served by the API for
 producers who validate on their side); the hot path does not use them (it checks plain
 dicts, see :mod:`streams.domain.validate`), so they describe the contract of
 :mod:`streams.records` and a test keeps them in step with it. :data:`FORMS` lists every
@@ -36,7 +36,8 @@ class _Form(BaseModel):
 class ReadingFields(_Form):
     """What every reading carries, alone or in an envelope."""
 
-    event_id: NonEmpty = Field(description="Unique id; a repeated id is stored once")
+    event_id: NonEmpty | None = Field(
+        None, description="Unique id; a repeated id is stored once; derived when absent")
     metric: NonEmpty = Field(description="A catalogue metric, e.g. heart_rate")
     value: float = Field(description="A finite JSON number (not a boolean)")
     unit: NonEmpty = Field(description="A unit the metric accepts, e.g. bpm")
@@ -64,14 +65,34 @@ class BatchEnvelope(_Form):
     readings: list[ReadingFields]
 
 
+class WideMessage(BaseModel):
+    """Several metrics of one instant: every other key is a catalogue metric with its value
+    (see :mod:`streams.domain.wide`)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float] = Field(init=False)  # metric -> value
+
+    user_id: NonEmpty | int = Field(description="A string, or an integer taken as its decimal string")
+    device_id: str | None = None
+    source: NonEmpty
+    timestamp: Timestamp
+    timestamp_end: Timestamp | None = None
+    statistic: Statistic | None = None
+    event_id: NonEmpty | None = Field(None, description="Each reading gets <event_id>:<metric>")
+    units: dict[str, NonEmpty] | None = Field(None, description="Unit per metric; default: canonical")
+    metadata: dict[str, Any] | None = None
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema (2020-12) of a message value in one of our own forms."""
     single = SingleReading.model_json_schema(ref_template="#/$defs/{model}")
     envelope = BatchEnvelope.model_json_schema(ref_template="#/$defs/{model}")
-    defs = {**single.pop("$defs", {}), **envelope.pop("$defs", {}), "SingleReading": single,
-            "BatchEnvelope": envelope}
+    wide = WideMessage.model_json_schema(ref_template="#/$defs/{model}")
+    defs = {**single.pop("$defs", {}), **envelope.pop("$defs", {}), **wide.pop("$defs", {}),
+            "SingleReading": single, "BatchEnvelope": envelope, "WideMessage": wide}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "HealthMate reading message",
-            "oneOf": [{"$ref": "#/$defs/SingleReading"}, {"$ref": "#/$defs/BatchEnvelope"}], "$defs": defs}
+            "oneOf": [{"$ref": "#/$defs/SingleReading"}, {"$ref": "#/$defs/BatchEnvelope"},
+                      {"$ref": "#/$defs/WideMessage"}], "$defs": defs}
 
 
 _VALUE_CHECKS = (R.MISSING_FIELD, R.INVALID_TYPE, R.TEXT_TOO_LONG, R.CONTROL_CHARACTER, R.UNKNOWN_UNIT,
@@ -84,6 +105,8 @@ FORMS: Final[tuple[dict[str, Any], ...]] = (
     {"form": "single", "recognised_by": "no batch_id/readings, header/body or resourceType",
      "reasons": [R.UNKNOWN_METRIC, *_VALUE_CHECKS]},
     {"form": "envelope", "recognised_by": "a batch_id or readings field",
+     "reasons": [R.OVERSIZED, R.UNKNOWN_METRIC, *_VALUE_CHECKS]},
+    {"form": "wide", "recognised_by": "no metric field, and a catalogue metric as a key",
      "reasons": [R.OVERSIZED, R.UNKNOWN_METRIC, *_VALUE_CHECKS]},
     {"form": "openmhealth", "recognised_by": "header and body fields",
      "reasons": [R.SCHEMA_VIOLATION, R.UNSUPPORTED_SCHEMA, *_VALUE_CHECKS],

@@ -30,12 +30,15 @@ log = logging.getLogger(__name__)
 async def stream_data(producer: AIOKafkaProducer, topic: str, payload: Mapping[str, Any]) -> None:
     """Publish one reading or batch envelope (see ``streams.records``) keyed by its user.
 
-    Returns once the broker has acknowledged the message. Raises ``ValueError`` when the
-    payload has no string ``user_id`` (it would have no partition key).
+    Returns once the broker has acknowledged the message. An integer ``user_id`` (the wide
+    form allows one) is keyed by its decimal string, like the worker reads it. Raises
+    ``ValueError`` when the payload has no such ``user_id`` (it would have no partition key).
     """
     user_id = payload.get("user_id")
+    if user_id.__class__ is int:
+        user_id = str(user_id)
     if not isinstance(user_id, str) or not user_id:
-        raise ValueError("payload needs a non-empty string user_id (the partition key)")
+        raise ValueError("payload needs a non-empty string or integer user_id (the partition key)")
     await producer.send_and_wait(topic, orjson.dumps(payload), key=user_id.encode())
 
 

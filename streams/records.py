@@ -3,22 +3,31 @@
 Input: the Kafka message value
 ------------------------------
 Each message value is UTF-8 JSON (at most ``max_message_bytes`` bytes, counted before
-decoding) holding exactly one JSON object of one of two shapes below, or an Open mHealth data
-point (:mod:`streams.domain.omh`) or a FHIR R4 Observation or Bundle
+decoding) holding exactly one JSON object of one of three shapes below, or an Open
+mHealth data point (:mod:`streams.domain.omh`) or a FHIR R4 Observation or Bundle
 (:mod:`streams.domain.fhir`), which are mapped to readings and judged by the same rules.
 
 Single reading::
 
-    {"event_id": str, "user_id": str, "device_id": str | null (optional),
+    {"event_id": str (optional), "user_id": str, "device_id": str | null (optional),
      "source": str, "metric": str, "value": number, "unit": str,
      "timestamp": str | int, "metadata": object | null (optional)}
 
 Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
 
     {"batch_id": str, "user_id": str, "device_id": str | null (optional), "source": str,
-     "readings": [{"event_id": str, "metric": str, "value": number, "unit": str,
+     "readings": [{"event_id": str (optional), "metric": str, "value": number, "unit": str,
                    "timestamp": str | int, "metadata": object | null (optional)}, ...]}
 
+Wide form (no ``metric`` key, at least one catalogue metric named as a key; the full
+contract is in :mod:`streams.domain.wide`)::
+
+    {"user_id": str | int, "<metric>": number, ..., "timestamp": str | int, "source": str,
+     "device_id": str | null (optional), "units": {"<metric>": str} (optional), ...}
+
+- ``event_id`` is optional in every form; when absent it is derived from (user pseudonym,
+  device, source, metric, instant) by :func:`streams.domain.event_ids.derive_event_id`, so
+  a redelivered reading keeps its id. When given it must be a non-empty string.
 - Every member of ``readings`` inherits ``user_id``, ``device_id`` and ``source`` from the
   envelope; the envelope is authoritative (member-level copies of those fields are
   ignored). An envelope holds at most ``max_batch_readings`` members.
@@ -26,7 +35,7 @@ Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
   the batch. A problem with the envelope itself (missing or mistyped ``batch_id``,
   ``user_id``, ``source``, ``device_id`` or ``readings``, too many members) dead-letters
   the whole message.
-- Strings marked ``str`` above (``event_id``, ``user_id``, ``source``, ``metric``,
+- Strings marked ``str`` above (``event_id`` when given, ``user_id``, ``source``, ``metric``,
   ``unit``, ``batch_id``) must be non-empty. A required field that is absent or ``null``
   is *missing*. ``value`` must be a JSON number (``true``/``false`` are not numbers) and
   finite; ``NaN``/``Infinity`` literals, and numbers too large for a double, are rejected.
@@ -36,7 +45,8 @@ Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
   :data:`DESCRIPTIVE_STATISTICS`, else ``invalid_type``) marks a summary value.
 - ``timestamp`` is an ISO-8601 string carrying an offset or ``Z``
   (``"2024-05-01T07:30:00+02:00"``), or an integer count of milliseconds since the Unix
-  epoch (``1714541400000``). Strings without an offset are rejected as naive.
+  epoch (``1714541400000``). Strings without an offset are rejected as naive, unless
+  ``HEALTHMATE_NAIVE_TIMESTAMPS=utc`` (``Rules.naive_timestamps``) reads them as UTC.
 - ``metric`` is matched after stripping whitespace and lower-casing; ``unit`` is matched
   exactly, then after stripping, then case-insensitively where that is unambiguous
   (see :mod:`streams.domain.catalogue`).
@@ -45,7 +55,8 @@ Batch envelope (recognised by the presence of ``batch_id`` or ``readings``)::
   of compact JSON) and may hold no control character (metadata: no U+0000), so that no
   reading can make PostgreSQL refuse a batch: ``text_too_long``, ``control_character``.
 - ``timestamp`` before 1970-01-01T00:00:00Z is ``timestamp_out_of_range``.
-- Unknown extra fields are ignored.
+- Unknown extra fields of a single reading or envelope are ignored (a wide message
+  dead-letters them, see :mod:`streams.domain.wide`).
 
 Output
 ------

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs, warehouse_from_settings
+from streams.sink.warehouse import month_start, next_month
 
 
 async def create_topics(settings: Settings) -> list[str]:
-    """Create the raw and dead-letter topics if missing; return the ones created now."""
+    """Create the raw, dead-letter and (compacted) profiles topics if missing; return the ones
+    created now."""
     wanted = [
         NewTopic(settings.raw_topic, settings.topic_partitions, settings.topic_replication,
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024)}),
         NewTopic(settings.dlq_topic, settings.topic_partitions, settings.topic_replication,
                  topic_configs={"max.message.bytes": str(4 * 1024 * 1024),
                                 "retention.ms": str(int(settings.dlq_retention_hours * 3600 * 1000))}),
+        NewTopic(settings.profiles_topic, settings.topic_partitions, settings.topic_replication,
+                 topic_configs={"cleanup.policy": "compact"}),
     ]
     admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
     await admin.start()
@@ -31,6 +37,14 @@ async def create_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+def coming_months(now: datetime, ahead: int) -> list[datetime]:
+    """The current month and the ``ahead`` following ones (month starts, UTC)."""
+    months = [month_start(now)]
+    for _ in range(ahead):
+        months.append(next_month(months[-1]))
+    return months
 
 
 async def setup_pipeline(settings: Settings) -> dict[str, list]:

@@ -21,7 +21,7 @@ from mode import Service
 from pydantic import AwareDatetime, Field, model_validator
 
 from batch import api as batch
-from batch.config import ETLJobConfig, PipelineType
+from batch.config import JOB_ID_PATTERN, ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
 from batch.registry import RunRecord
 from streams.domain.outbound import check_outbound_url, mask_url
@@ -42,11 +42,11 @@ RECENT_RUNS = 10
 
 
 class JobPath(Strict):
-    job_id: uuid.UUID
+    job_id: str = Field(pattern=JOB_ID_PATTERN, description="The job's id (given at creation, or generated).")
 
 
 class RunPath(Strict):
-    job_id: uuid.UUID
+    job_id: str = Field(pattern=JOB_ID_PATTERN)
     run_id: uuid.UUID
 
 
@@ -140,7 +140,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 
 async def delete_job(api: Api, call: Call) -> dict[str, Any]:
     await batch.delete_job(api.warehouse, call.path.job_id)
-    return {"deleted": str(call.path.job_id)}
+    return {"deleted": call.path.job_id}
 
 
 async def run(api: Api, call: Call) -> Reply:
@@ -154,7 +154,7 @@ async def run(api: Api, call: Call) -> Reply:
     release, call.release = call.release, None  # the slot stays taken until the run ends
     api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval, release))
     location = f"{API_PREFIX}/etl-jobs/{job.job_id}/runs/{run_id}"
-    return Reply({"run_id": str(run_id), "job_id": str(job.job_id), "job_name": job.job_name,
+    return Reply({"run_id": str(run_id), "job_id": job.job_id, "job_name": job.job_name,
                   "status": "accepted", "location": location}, status=202, headers={"Location": location})
 
 
@@ -179,7 +179,7 @@ class BackgroundRuns(Service):
             await asyncio.wait(pending, timeout=10)
 
 
-async def _run_in_background(api: Api, job_id: uuid.UUID, run_id: uuid.UUID,
+async def _run_in_background(api: Api, job_id: str, run_id: uuid.UUID,
                              interval: tuple[datetime, datetime] | None,
                              release: Callable[[], None] | None = None) -> None:
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.setup import setup_pipeline
+from streams.setup import coming_months, setup_pipeline
 from streams.sink.warehouse import month_start, next_month
 from web import queries
 from web.api import Api, Call, Route
@@ -17,14 +17,6 @@ from web.status import pipeline_status
 def months_back(start: datetime, months: int) -> datetime:
     index = start.year * 12 + start.month - 1 - months
     return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
-
-
-def coming_months(now: datetime, ahead: int) -> list[datetime]:
-    """The current month and the ``ahead`` following ones (month starts, UTC)."""
-    months = [month_start(now)]
-    for _ in range(ahead):
-        months.append(next_month(months[-1]))
-    return months
 
 
 async def ensure_coming_partitions(api: Api, *, dry_run: bool = False) -> dict[str, list[str]]:

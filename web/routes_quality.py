@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from pydantic import Field
 
-from streams.quality.analysis import MAX_SAMPLE_SIZE, InvalidAnalysisRequest, analyze_quality
+from streams.quality.analysis import (
+    MAX_SAMPLE_SIZE,
+    InvalidAnalysisRequest,
+    ReportNotFound,
+    analyze_quality,
+    get_report,
+)
 from web.api import Api, Call, Route
 from web.auth import Permission
-from web.errors import InvalidInput, register_domain_error
+from web.errors import InvalidInput, NotFound, register_domain_error
 from web.models import NoBody, Strict
 
-register_domain_error(InvalidAnalysisRequest, InvalidInput, message="data_type is not a catalogue metric",
+register_domain_error(InvalidAnalysisRequest, InvalidInput,
+                      message="data_type is not a catalogue metric or health_metrics",
                       loc=("query", "data_type"))
+register_domain_error(ReportNotFound, NotFound)
 
 
 class AnalyzeQuery(Strict):
-    data_type: str = Field(min_length=1, max_length=64, description="A catalogue metric, e.g. heart_rate.")
+    data_type: str = Field(min_length=1, max_length=64,
+                           description="A catalogue metric (heart_rate), or health_metrics for every metric.")
     sample_size: int = Field(1000, ge=1, le=MAX_SAMPLE_SIZE, description="Most recent readings analysed.")
 
 
@@ -29,6 +39,16 @@ async def analyze(api: Api, call: Call) -> dict[str, Any]:
     config = quality.config if quality is not None else None
     return await analyze_quality(api.warehouse, api.settings.warehouse_schema, query.data_type,
                                  query.sample_size, config=config, clock=api.clock)
+
+
+class ReportPath(Strict):
+    report_id: uuid.UUID
+
+
+async def report(api: Api, call: Call) -> dict[str, Any]:
+    """A stored report, exactly as the analysis answered it."""
+    call.target = f"report_id={call.path.report_id}"
+    return await get_report(api.warehouse, api.settings.warehouse_schema, str(call.path.report_id))
 
 
 async def current_levels(api: Api) -> dict[str, Any] | None:
@@ -64,4 +84,6 @@ ROUTES = [
           "Analyse the quality of the latest readings of one metric; the report is stored.",
           analyze, Permission.ANALYZE_QUALITY, query_model=AnalyzeQuery, body_model=NoBody,
           tag="quality", heavy=True),
+    Route("GET", "/data-quality/reports/{report_id}", "quality.report", "A stored quality report.",
+          report, Permission.ANALYZE_QUALITY, path_model=ReportPath, tag="quality"),
 ]

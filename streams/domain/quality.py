@@ -67,12 +67,14 @@ from streams.domain.quality_rules import (
 from streams.errors import ConfigurationError
 
 __all__ = [
-    "DIMENSIONS", "LEVELS", "REJECT_DIMENSION", "REQUIRED_FIELDS", "UNKNOWN", "UNUSABLE",
+    "ALL_METRICS", "DIMENSIONS", "LEVELS", "REJECT_DIMENSION", "REQUIRED_FIELDS", "UNKNOWN", "UNUSABLE",
     "DataQualityMetrics", "DataValidator", "DimensionCounts", "QualityConfig", "Verdict",
     "conflicting", "count_batch", "judge_reading", "judge_readings", "judge_rejection", "label",
     "meets_threshold", "quality_level", "tally",
 ]
 
+#: The ``data_type`` that means every metric (the specification's name of the fact table).
+ALL_METRICS: Final = "health_metrics"
 LEVELS: Final = (("excellent", 0.95), ("good", 0.85), ("fair", 0.70), ("poor", 0.50))
 UNUSABLE: Final = "unusable"
 
@@ -158,7 +160,8 @@ class DataValidator:
 
     def validate_data_quality(self, data: Sequence[Any], data_type: str, *,
                               rejected: Mapping[Any, int] | None = None) -> DataQualityMetrics:
-        """Score the readings of ``data`` whose metric is ``data_type``.
+        """Score the readings of ``data`` whose metric is ``data_type`` (:data:`ALL_METRICS`:
+        every reading; issues are then given metric by metric).
 
         ``data``: readings as mappings (``health_readings`` columns) or objects with the
         :class:`~streams.records.NormalisedReading` attributes. Readings of other metrics
@@ -171,7 +174,9 @@ class DataValidator:
         metric = label(data_type)
         rows = list(data)
         verdicts = judge_readings(rows, self.config)
-        mine = [(r, v) for r, v in zip(rows, verdicts, strict=True) if label(field_of(r, "metric")) == metric]
+        every = metric == ALL_METRICS
+        mine = [(r, v) for r, v in zip(rows, verdicts, strict=True)
+                if every or label(field_of(r, "metric")) == metric]
         rejections: Counter[tuple[str, str]] = Counter()
         for key, n in (rejected or {}).items():
             reason, source = key if isinstance(key, tuple) else (key, None)
@@ -179,7 +184,14 @@ class DataValidator:
         counts = tally([v for _, v in mine]) + tally(
             judge_rejection(reason) for (reason, _), n in rejections.items() for _ in range(n))
         overall = counts.overall(self.config.weights)
-        issues, recommendations = describe(metric, mine, rejections, self.config)
+        if every:
+            issues, recommendations = describe(metric, [], rejections, self.config)
+            for m in sorted({label(field_of(r, "metric")) for r, _ in mine}):
+                more = describe(m, [(r, v) for r, v in mine if label(field_of(r, "metric")) == m], {},
+                                self.config)
+                issues, recommendations = issues + more[0], recommendations + more[1]
+        else:
+            issues, recommendations = describe(metric, mine, rejections, self.config)
         return DataQualityMetrics(
             data_type=metric, sample_size=len(mine), overall_score=overall,
             quality_level=quality_level(overall), **counts.scores(),

@@ -13,15 +13,16 @@ from streams.errors import Rejected, RejectReason
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def parse_timestamp(raw: object, name: str = "timestamp") -> datetime:
+def parse_timestamp(raw: object, name: str = "timestamp", *, naive_is_utc: bool = False) -> datetime:
     """``raw`` as an aware UTC datetime.
 
     Accepts an ISO-8601 string with an offset or ``Z`` (anything
     ``datetime.fromisoformat`` of Python 3.11 reads), or an ``int`` of milliseconds since
-    the Unix epoch (exact, no float rounding). Raises ``Rejected(NAIVE_TIMESTAMP)`` for a
-    string without an offset, ``Rejected(INVALID_TYPE)`` for anything else (bool, float,
-    unparseable or out-of-range). Messages name the field ``name`` and never include the
-    timestamp itself.
+    the Unix epoch (exact, no float rounding). A string without an offset raises
+    ``Rejected(NAIVE_TIMESTAMP)``, unless ``naive_is_utc`` (the setting
+    ``HEALTHMATE_NAIVE_TIMESTAMPS=utc``), which reads it as UTC. Anything else (bool,
+    float, unparseable or out-of-range) raises ``Rejected(INVALID_TYPE)``. Messages name
+    the field ``name`` and never include the timestamp itself.
     """
     cls = raw.__class__
     if cls is str:
@@ -34,6 +35,8 @@ def parse_timestamp(raw: object, name: str = "timestamp") -> datetime:
         tz = dt.tzinfo
         if tz is UTC:
             return dt
+        if tz is None and naive_is_utc:
+            return dt.replace(tzinfo=UTC)
         if tz is None or dt.utcoffset() is None:
             raise Rejected(RejectReason.NAIVE_TIMESTAMP, f"field {name!r} has no timezone offset")
         try:

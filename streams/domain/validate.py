@@ -6,12 +6,18 @@ precomputed lookup tables and no per-reading model validation.
 
 Checks for one reading run in this order; the first failure wins:
 
-1. shape: ``event_id``, ``metric``, ``value``, ``unit``, ``timestamp`` (present, typed,
-   timestamp parseable and carrying an offset), ``metadata``; for a single reading
-   ``user_id``, ``device_id`` and ``source`` come first;
-2. ``unknown_metric``, 3. ``unknown_unit``, 4. ``out_of_range`` (canonical value),
-5. ``future_timestamp``, 6. outlier policy (``outlier_dropped``), then the ``late`` flag.
+1. shape: ``event_id`` (optional), ``metric``, ``value``, ``unit``, ``timestamp`` (present,
+   typed, timestamp parseable and carrying an offset unless ``Rules.naive_timestamps`` is
+   ``"utc"``), ``metadata``; for a single reading ``user_id``, ``device_id`` and ``source``
+   come first;
+2. ``unknown_metric`` (then a missing ``event_id`` is derived:
+   :func:`~streams.domain.event_ids.derive_event_id`), 3. ``unknown_unit``,
+4. ``out_of_range`` (canonical value), 5. ``future_timestamp``, 6. outlier policy
+(``outlier_dropped``), then the ``late`` flag.
 For an interval (``timestamp_end``) the future and late checks judge its end.
+
+The wide form (no ``metric`` key, at least one catalogue metric as a key) is expanded by
+:mod:`streams.domain.wide` into single readings.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import orjson
 from streams.domain import fhir, omh
 from streams.domain.catalogue import DEFAULT_CATALOGUE, MetricRule, resolve_unit
 from streams.domain.decode import decode, dumps_member, has_nonfinite
+from streams.domain.event_ids import derive_event_id
 from streams.domain.mapped import Mapped
 from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
 from streams.domain.pseudonym import Pseudonymiser, device_pseudonym_key
@@ -55,6 +62,8 @@ _MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
 #: Readings measured before this are refused: no wearable or EHR reading is that old, and a
 #: year-1 timestamp is a producer bug, not a late reading.
 OLDEST_MEASURED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
+#: What a timestamp without an offset gets (``Rules.naive_timestamps``).
+NAIVE_TIMESTAMP_POLICIES: Final = ("reject", "utc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,8 @@ class Rules:
     max_message_bytes: int
     max_batch_readings: int
     transformation_version: str
+    #: ``"reject"`` (dead-letter ``naive_timestamp``) or ``"utc"`` (read as UTC).
+    naive_timestamps: str = "reject"
     pseudonymise: Pseudonymiser = field(init=False, repr=False, compare=False)
     pseudonymise_device: Pseudonymiser = field(init=False, repr=False, compare=False)
 
@@ -96,6 +107,8 @@ class Rules:
                 raise ConfigurationError(f"{name} must be a positive integer")
         if not isinstance(self.transformation_version, str) or not self.transformation_version:
             raise ConfigurationError("transformation_version must be a non-empty string")
+        if self.naive_timestamps not in NAIVE_TIMESTAMP_POLICIES:
+            raise ConfigurationError(f"naive_timestamps must be one of {list(NAIVE_TIMESTAMP_POLICIES)}")
         strategies: dict[str, OutlierStrategy] = {}
         for raw_name, raw_strategy in self.outlier_strategies.items():
             name = str(raw_name).strip().lower()
@@ -171,6 +184,10 @@ def process_message(
         return _standard(value, [omh.map_data_point(doc, _key_text(key))], ctx, rules, limits)
     if fhir.is_resource(doc):
         return _standard(value, fhir.map_resource(doc, _key_text(key), rules.catalogue), ctx, rules, limits)
+    if "metric" not in doc and not rules.catalogue.keys().isdisjoint(doc):
+        from streams.domain.wide import process_wide  # wide.py builds on this module
+
+        return process_wide(value, doc, nonfinite, ctx, rules, limits)
     try:
         if nonfinite and has_nonfinite(doc):
             raise Rejected(_INVALID, "the reading holds a NaN or infinite number")
@@ -330,10 +347,11 @@ def _normalise(
     limits: tuple[datetime, datetime],
 ) -> NormalisedReading:
     """Validate, convert, judge and pseudonymise one reading whose identity is already known."""
-    event_id = f.get("event_id")
-    if event_id.__class__ is not str or not event_id:
-        _reject_str("event_id", event_id)
-    check_text("event_id", event_id)
+    event_id = f.get("event_id")  # optional: derived below when absent
+    if event_id is not None:
+        if event_id.__class__ is not str or not event_id:
+            _reject_type("event_id", "a non-empty string or absent", event_id)
+        check_text("event_id", event_id)
     raw_metric = f.get("metric")
     if raw_metric.__class__ is not str or not raw_metric:
         _reject_str("metric", raw_metric)
@@ -358,9 +376,10 @@ def _normalise(
     raw_ts = f.get("timestamp")
     if raw_ts is None:
         raise Rejected(_MISSING, "required field 'timestamp' is missing")
-    measured_at = parse_timestamp(raw_ts)
+    naive_utc = rules.naive_timestamps == "utc"
+    measured_at = parse_timestamp(raw_ts, naive_is_utc=naive_utc)
     raw_end = f.get("timestamp_end")
-    measured_until = None if raw_end is None else _interval_end(measured_at, raw_end)
+    measured_until = None if raw_end is None else _interval_end(measured_at, raw_end, naive_utc)
     statistic = f.get("statistic")
     if statistic is not None and statistic not in DESCRIPTIVE_STATISTICS:
         _reject_type("statistic", "a descriptive statistic (see the contract)", statistic)
@@ -377,6 +396,9 @@ def _normalise(
     rule = catalogue.get(raw_metric) or catalogue.get(raw_metric.strip().lower())
     if rule is None:
         raise Rejected(RejectReason.UNKNOWN_METRIC, f"metric {_shown(raw_metric)} is not in the catalogue")
+    if event_id is None:
+        event_id = derive_event_id(ukey, device_id, source, rule.name, measured_at,
+                                   measured_until=measured_until, statistic=statistic)
     conv = resolve_unit(rule, unit)
     canonical = (value + conv.offset) * conv.factor / conv.divisor
     if not rule.is_possible(canonical):
@@ -414,8 +436,8 @@ def _normalise(
     )
 
 
-def _interval_end(measured_at: datetime, raw_end: object) -> datetime:
-    end = parse_timestamp(raw_end, "timestamp_end")
+def _interval_end(measured_at: datetime, raw_end: object, naive_utc: bool) -> datetime:
+    end = parse_timestamp(raw_end, "timestamp_end", naive_is_utc=naive_utc)
     if end < measured_at:
         raise Rejected(RejectReason.OUT_OF_RANGE, "field 'timestamp_end' is before 'timestamp'")
     return end

@@ -228,6 +228,31 @@ END $$;
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON {s}.audit_log
     FOR EACH ROW EXECUTE FUNCTION {s}.audit_log_append_only();
 """),
+    (5, "user_profiles dimension, caller-chosen ETL job ids, time zone of daily aggregates", """
+-- Fed from the compacted topic health.users.profiles (streams/profiles.py); one row per
+-- user, the latest updated_at wins. Safe Harbor: an age over 89 keeps no birth year.
+CREATE TABLE {s}.user_profiles (
+    user_key    text        PRIMARY KEY,
+    timezone    text        NOT NULL DEFAULT 'UTC',
+    birth_year  smallint    CHECK (birth_year >= 1900),
+    age_over_89 boolean     NOT NULL DEFAULT false,
+    sex         text        NOT NULL DEFAULT 'unknown'
+                            CHECK (sex IN ('female', 'male', 'other', 'unknown')),
+    updated_at  timestamptz NOT NULL,
+    CHECK (NOT (age_over_89 AND birth_year IS NOT NULL))
+);
+
+-- job_id: any safe identifier the caller gives (existing UUIDs keep their text form).
+ALTER TABLE {s}.etl_job_runs DROP CONSTRAINT etl_job_runs_job_id_fkey;
+ALTER TABLE {s}.etl_jobs ALTER COLUMN job_id TYPE text USING job_id::text;
+ALTER TABLE {s}.etl_job_runs ALTER COLUMN job_id TYPE text USING job_id::text;
+ALTER TABLE {s}.etl_job_runs ADD CONSTRAINT etl_job_runs_job_id_fkey
+    FOREIGN KEY (job_id) REFERENCES {s}.etl_jobs (job_id) ON DELETE SET NULL;
+
+-- The zone whose calendar `day` is: the user's own when the job reads user_profiles.
+ALTER TABLE {s}.aggregated_health_metrics ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
+ALTER TABLE {s}.user_engagement ADD COLUMN timezone text NOT NULL DEFAULT 'UTC';
+"""),
     (6, "interval readings and descriptive statistics", """
 -- measured_at is the start of an interval reading (or the instant); statistic is NULL for
 -- a raw sample, else an Open mHealth descriptive_statistic ('minimum', 'average', ...).

@@ -50,7 +50,8 @@ async def test_airflow_runs_a_job_dag_and_the_backfill_dag(batch_settings, wareh
                                                            kafka_bootstrap) -> None:
     settings = batch_settings
     job = await api.create_job(warehouse, {
-        "job_name": "airflow_daily", "target_tables": ["aggregated_health_metrics", "user_engagement"],
+        "job_id": "airflow_daily", "job_name": "Airflow daily",
+        "target_tables": ["aggregated_health_metrics", "user_engagement"],
         "schedule": "0 3 * * *", "retry_count": 2, "timeout_minutes": 5})
     await api.create_job(warehouse, {"job_name": "switched_off", "target_tables": ["user_engagement"],
                                      "enabled": False})

@@ -30,6 +30,7 @@ def pipeline_env(kafka_bootstrap: str, pg_dsn: str, unique_name: str) -> dict[st
         "HEALTHMATE_PG_DSN": pg_dsn,
         "HEALTHMATE_RAW_TOPIC": f"{unique_name}.raw",
         "HEALTHMATE_DLQ_TOPIC": f"{unique_name}.dlq",
+        "HEALTHMATE_PROFILES_TOPIC": f"{unique_name}.profiles",
         "HEALTHMATE_CONSUMER_GROUP": f"{unique_name}-sink",
         "HEALTHMATE_WAREHOUSE_SCHEMA": unique_name.lower(),
         "HEALTHMATE_TOPIC_PARTITIONS": "3",

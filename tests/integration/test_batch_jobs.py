@@ -73,8 +73,8 @@ async def test_targets_equal_values_computed_from_the_fact_rows(batch_settings, 
     expected = await pool.fetch(
         "SELECT (measured_at AT TIME ZONE 'UTC')::date, user_key, metric, min(unit), count(*), min(value),"
         " max(value), avg(value), stddev_samp(value), percentile_cont(0.5) WITHIN GROUP (ORDER BY value),"
-        f" percentile_cont(0.95) WITHIN GROUP (ORDER BY value) FROM {s}.health_readings GROUP BY 1, 2, 3"
-        " ORDER BY 1, 2, 3")
+        f" percentile_cont(0.95) WITHIN GROUP (ORDER BY value), 'UTC' FROM {s}.health_readings"
+        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
     got = await table_rows(pool, s, "aggregated_health_metrics")
     assert len(got) == len(expected) == 9
     for g, e in zip(got, expected, strict=True):
@@ -89,7 +89,7 @@ async def test_targets_equal_values_computed_from_the_fact_rows(batch_settings, 
         "       row_number() OVER (PARTITION BY user_key, grp ORDER BY day) AS streak FROM g)"
         " SELECT r.day, r.user_key, count(*), count(DISTINCT metric),"
         " array_agg(DISTINCT source ORDER BY source),"
-        " min(measured_at), max(measured_at), min(k.streak) FROM r JOIN k USING (user_key, day)"
+        " min(measured_at), max(measured_at), min(k.streak), 'UTC' FROM r JOIN k USING (user_key, day)"
         " GROUP BY 1, 2 ORDER BY 1, 2")
     got = await table_rows(pool, s, "user_engagement")
     assert [tuple(r) for r in got] == [tuple(r) for r in expected]

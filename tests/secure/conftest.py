@@ -15,12 +15,11 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from conftest import create_topics
 from pipeline_support import ROOT, drop_pipeline_resources, free_port
 
 from streams.acls import create_acls, producer_acls, worker_acls
 from streams.config import Settings
-from streams.connections import kafka_kwargs, warehouse_from_settings
+from streams.connections import warehouse_from_settings
 from streams.setup import create_topics as create_pipeline_topics
 
 SECURE = ROOT / ".stack" / "secure"
@@ -89,6 +88,7 @@ async def secure_pipeline(secure_env: dict[str, dict[str, str]], unique_name: st
         "HEALTHMATE_PSEUDONYM_KEY": f"test-key-{unique_name}",
         "HEALTHMATE_RAW_TOPIC": f"{unique_name}.raw",
         "HEALTHMATE_DLQ_TOPIC": f"{unique_name}.dlq",
+        "HEALTHMATE_PROFILES_TOPIC": f"{unique_name}.profiles",
         "HEALTHMATE_CONSUMER_GROUP": f"{unique_name}-sink",
         "HEALTHMATE_WAREHOUSE_SCHEMA": unique_name,
         "HEALTHMATE_TOPIC_PARTITIONS": "2",
@@ -96,9 +96,8 @@ async def secure_pipeline(secure_env: dict[str, dict[str, str]], unique_name: st
     }
     pipeline = SecurePipeline(secure_env, names, profile_topic=f"{unique_name}.profiles")
     admin = pipeline.settings("admin")
-    await create_pipeline_topics(admin)
-    await create_topics(kafka_kwargs(admin), [pipeline.profile_topic])
-    acls = worker_acls(admin, "User:healthmate-worker", profile_topic=pipeline.profile_topic)
+    await create_pipeline_topics(admin)  # the profiles topic too
+    acls = worker_acls(admin, "User:healthmate-worker")
     await create_acls(admin, acls + producer_acls(admin, "User:healthmate-producer"))
     warehouse = warehouse_from_settings(admin, pool_max=1)
     await warehouse.start()

@@ -21,8 +21,8 @@ def errors(**fields) -> dict[tuple, str]:  # type: ignore[no-untyped-def]
 
 def test_defaults_and_generated_id() -> None:
     job = ETLJobConfig(job_name="daily_metrics", target_tables=["system_performance", "user_engagement"])
-    assert isinstance(job.job_id, UUID) and job.job_id != ETLJobConfig(job_name="x", target_tables=[
-        "user_engagement"]).job_id
+    other = ETLJobConfig(job_name="x", target_tables=["user_engagement"])
+    assert isinstance(job.job_id, str) and UUID(job.job_id) and job.job_id != other.job_id
     assert job.pipeline_type == PipelineType.BATCH and job.enabled and job.schedule is None
     assert job.source_tables == ["health_readings", "dead_letters"]  # what the targets need
     assert (job.retry_count, job.timeout_minutes, job.batch_size, job.parallel_workers) == (3, 60, 10_000, 2)
@@ -42,7 +42,18 @@ def test_defaults_and_generated_id() -> None:
     ({"schedule": "61 * * * *"}, ("schedule",), "cron"),
     ({"schedule": "0 0 * * * *"}, ("schedule",), "5-field"),
     ({"schedule": "@fortnightly"}, ("schedule",), "cron"),
-    ({"job_name": "Daily Metrics; DROP"}, ("job_name",), "pattern"),
+    ({"job_name": "Daily\nMetrics"}, ("job_name",), "control characters"),
+    ({"job_name": "Daily\x85Metrics"}, ("job_name",), "control characters"),
+    ({"job_name": "   "}, ("job_name",), "blank"),
+    ({"job_name": "x" * 201}, ("job_name",), "at most 200"),
+    ({"job_id": "has space"}, ("job_id",), "pattern"),
+    ({"job_id": "../etc"}, ("job_id",), "pattern"),
+    ({"job_id": "_leading"}, ("job_id",), "pattern"),
+    ({"job_id": "a" * 65}, ("job_id",), "pattern"),
+    ({"job_id": ""}, ("job_id",), "pattern"),
+    ({"job_id": 5}, ("job_id",), "string"),
+    ({"source_tables": ["user_profiles"], "target_tables": ["user_engagement"]}, ("target_tables",),
+     "user_engagement needs source tables ['health_readings']"),
     ({"retry_count": 11}, ("retry_count",), "less than or equal"),
     ({"timeout_minutes": 0}, ("timeout_minutes",), "greater than 0"),
     ({"batch_size": 0}, ("batch_size",), "greater than or equal to 1"),
@@ -56,6 +67,28 @@ def test_defaults_and_generated_id() -> None:
 def test_invalid_fields_are_reported_by_name(fields, loc, fragment) -> None:  # type: ignore[no-untyped-def]
     found = errors(**{"job_name": "j", "target_tables": ["user_engagement"], **fields})
     assert loc in found and fragment in found[loc], found
+
+
+def test_the_spec_job_is_valid_as_written() -> None:
+    job = ETLJobConfig(job_id="health_metrics_etl", job_name="  Health Metrics Daily ETL ",
+                       pipeline_type=PipelineType.BATCH, source_tables=["health_metrics", "user_profiles"],
+                       target_tables=["aggregated_health_metrics"], schedule="0 2 * * *")
+    assert (job.job_id, job.job_name) == ("health_metrics_etl", "Health Metrics Daily ETL")
+    assert job.source_tables == ["health_readings", "user_profiles"]  # the alias, by its real name
+    assert job.local_days
+    assert not ETLJobConfig(job_name="j", target_tables=["user_engagement"]).local_days
+
+
+@pytest.mark.parametrize("job_id", ["a", "health_metrics_etl", "Job-1.v2", "0" * 64,
+                                    "123e4567-e89b-12d3-a456-426614174000"])
+def test_safe_job_ids_are_kept(job_id: str) -> None:
+    assert ETLJobConfig(job_id=job_id, job_name="j", target_tables=["user_engagement"]).job_id == job_id
+
+
+def test_alias_and_real_name_together_are_a_duplicate() -> None:
+    found = errors(job_name="j", source_tables=["health_metrics", "health_readings"],
+                   target_tables=["user_engagement"])
+    assert "twice" in found[("source_tables",)]
 
 
 def test_all_field_errors_are_reported_at_once() -> None:

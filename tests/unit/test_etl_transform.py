@@ -89,8 +89,8 @@ def test_engagement_and_streaks() -> None:
     earlier = {"a": [T0.date() - timedelta(days=d) for d in (1, 2, 4)]}
     (a, b) = acc.rows(earlier)
     h = timedelta(hours=1)
-    assert a == (T0.date(), "a", 3, 2, ["fitbit", "garmin"], T0 + h, T0 + 9 * h, 3)
-    assert b[2:4] == (1, 1) and b[-1] == 1
+    assert a == (T0.date(), "a", 3, 2, ["fitbit", "garmin"], T0 + h, T0 + 9 * h, 3, "UTC")
+    assert b[2:4] == (1, 1) and b[-2:] == (1, "UTC")
     assert streak(date(2026, 1, 1), []) == 1 and streak(date(2026, 1, 1), [date(2025, 12, 31)]) == 2
 
 

@@ -30,8 +30,9 @@ OURS = [e for e in EXAMPLES if "header" not in e and "resourceType" not in e]
 
 
 def test_the_readme_shows_every_form() -> None:
-    assert len(OURS) == 3  # single, envelope, interval with a statistic
+    assert len(OURS) == 4  # single, envelope, wide, interval with a statistic
     assert any("readings" in e for e in OURS) and any("timestamp_end" in e for e in OURS)
+    assert any("units" in e for e in OURS)
     assert sum("header" in e for e in EXAMPLES) == 1 and sum("resourceType" in e for e in EXAMPLES) == 1
 
 
@@ -50,6 +51,8 @@ def test_the_json_schema_accepts_our_forms_only(example) -> None:
 
 @pytest.mark.parametrize("change", [
     {"statistic": "mode"}, {"event_id": ""}, {"value": "72"}, {"timestamp_end": 1.5}, {"user_id": None},
+    {"metric": None, "value": None, "heart_rate": "72"},  # wide, with a value that is not a number
+    {"metric": None, "value": None, "heart_rate": 72, "units": []},
 ])
 def test_the_json_schema_refuses_what_the_pipeline_refuses(change) -> None:
     doc = {k: v for k, v in {**OURS[0], **change}.items() if v is not None}
@@ -61,4 +64,4 @@ def test_the_json_schema_refuses_what_the_pipeline_refuses(change) -> None:
 def test_every_reason_code_belongs_to_some_form() -> None:
     listed = set(MESSAGE_REASONS) | {r for form in FORMS for r in form["reasons"]}
     assert listed == set(RejectReason)
-    assert [f["form"] for f in FORMS] == ["single", "envelope", "openmhealth", "fhir"]
+    assert [f["form"] for f in FORMS] == ["single", "envelope", "wide", "openmhealth", "fhir"]

@@ -39,7 +39,7 @@ def _cases(
     return [
         ("truncated json", enc(good)[:-10], RejectReason.MALFORMED_JSON),
         ("not an object", enc([good["user_id"], good["device_id"], VALUE_OK]), RejectReason.INVALID_TYPE),
-        ("missing event_id", enc(reading(drop=("event_id",), **base)), RejectReason.MISSING_FIELD),
+        ("missing metric", enc(reading(drop=("metric",), **base)), RejectReason.MISSING_FIELD),
         ("bool value", enc(reading(timestamp=TIMESTAMP, value=True)), RejectReason.INVALID_TYPE),
         ("string value", enc(reading(timestamp=TIMESTAMP, value="71.123457")), RejectReason.INVALID_TYPE),
         ("NaN value", nan(reading(timestamp=TIMESTAMP, value="PLACEHOLDER")), RejectReason.INVALID_TYPE),

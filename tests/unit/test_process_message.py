@@ -118,7 +118,7 @@ def test_non_object_is_invalid_type(payload, ctx, rules) -> None:
     assert (dead.code, dead.payload) == (RejectReason.INVALID_TYPE, payload)
 
 
-@pytest.mark.parametrize("name", ["event_id", "user_id", "source", "metric", "value", "unit", "timestamp"])
+@pytest.mark.parametrize("name", ["user_id", "source", "metric", "value", "unit", "timestamp"])
 @pytest.mark.parametrize("how", ["absent", "null"])
 def test_missing_required_field(name, how, reading, encode, ctx, rules) -> None:
     fields = reading(drop=(name,)) if how == "absent" else reading(**{name: None})

@@ -55,6 +55,8 @@ def test_worker_command_exits_with_a_clear_message_without_a_key():
 @pytest.mark.parametrize("env, says", [
     ({"HEALTHMATE_APP_ID": "same", "HEALTHMATE_CONSUMER_GROUP": "same"}, "Set HEALTHMATE_CONSUMER_GROUP"),
     ({"HEALTHMATE_RAW_TOPIC": "t", "HEALTHMATE_DLQ_TOPIC": "t"}, "HEALTHMATE_DLQ_TOPIC equals"),
+    ({"HEALTHMATE_RAW_TOPIC": "t", "HEALTHMATE_PROFILES_TOPIC": "t"}, "HEALTHMATE_PROFILES_TOPIC equals"),
+    ({"HEALTHMATE_PROFILES_TOPIC": "health.readings.dlq"}, "HEALTHMATE_PROFILES_TOPIC equals"),
     ({"HEALTHMATE_SINK_RETRY_INITIAL_S": "20", "HEALTHMATE_SINK_RETRY_MAX_S": "5"}, "lower the first"),
 ])
 def test_colliding_settings_are_refused_with_what_to_change(monkeypatch, env, says):
@@ -74,3 +76,12 @@ def test_worker_refuses_a_consumer_group_equal_to_the_app_id_in_one_line():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "HEALTHMATE_CONSUMER_GROUP" in lines[0], result.stderr
+
+
+def test_naive_timestamps_setting_reaches_the_rules(monkeypatch) -> None:
+    assert rules_from_settings(Settings(dev_mode=True)).naive_timestamps == "reject"
+    monkeypatch.setenv("HEALTHMATE_NAIVE_TIMESTAMPS", "utc")
+    assert rules_from_settings(Settings(dev_mode=True)).naive_timestamps == "utc"
+    monkeypatch.setenv("HEALTHMATE_NAIVE_TIMESTAMPS", "local")
+    with pytest.raises(ValueError):
+        Settings(dev_mode=True)

@@ -64,7 +64,8 @@ def _env(kafka_bootstrap: str, pg_dsn: str, name: str, data_dir: Path) -> dict[s
         # the API runs as the runtime role: it must manage with the least-privilege grants
         "HEALTHMATE_PG_DSN": runtime_dsn(pg_dsn), "HEALTHMATE_PG_MIGRATION_DSN": pg_dsn,
         "HEALTHMATE_RAW_TOPIC": f"{name}.raw",
-        "HEALTHMATE_DLQ_TOPIC": f"{name}.dlq", "HEALTHMATE_CONSUMER_GROUP": f"{name}-sink",
+        "HEALTHMATE_DLQ_TOPIC": f"{name}.dlq", "HEALTHMATE_PROFILES_TOPIC": f"{name}.profiles",
+        "HEALTHMATE_CONSUMER_GROUP": f"{name}-sink",
         "HEALTHMATE_WAREHOUSE_SCHEMA": name, "HEALTHMATE_TOPIC_PARTITIONS": "2",
         "HEALTHMATE_WEB_PORT": str(free_port()), "HEALTHMATE_DATA_DIR": str(data_dir),
         "HEALTHMATE_API_JWT_SECRET": secrets.token_urlsafe(48), "HEALTHMATE_API_JWT_ISSUER": ISSUER,

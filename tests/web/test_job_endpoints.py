@@ -86,7 +86,8 @@ async def test_job_lifecycle_create_list_get_run_lineage_delete(
 
 @pytest.mark.parametrize(("body", "field"), [
     ({"target_tables": ["aggregated_health_metrics"]}, "job_name"),
-    (job_body("Bad Name"), "job_name"),
+    (job_body("bad\u0007name"), "job_name"),
+    ({**job_body("ok_name"), "job_id": "no spaces allowed"}, "job_id"),
     (job_body("ok_name", target_tables=["users"]), "target_tables"),
     (job_body("ok_name", retry_count=11), "retry_count"),
     (job_body("ok_name", schedule="every day"), "schedule"),
@@ -98,7 +99,8 @@ async def test_invalid_job_configs_answer_field_errors(client, body, field) -> N
     assert any(f["loc"][:2] == ["body", field] for f in reply.body["fields"]), reply.body
 
 
-@pytest.mark.parametrize("path", ["/etl-jobs/not-a-uuid", "/data-lineage/1%27%20OR%20%271%27%3D%271",
+@pytest.mark.parametrize("path", ["/etl-jobs/not%20an%20id", "/etl-jobs/..%2Fetc",
+                                  "/data-lineage/1%27%20OR%20%271%27%3D%271",
                                   "/etl-jobs/00000000-0000-0000-0000-000000000007/runs/nope"])
 async def test_malformed_ids_are_rejected(client, path) -> None:  # type: ignore[no-untyped-def]
     reply = await client.call("GET", path, role="viewer")

@@ -34,6 +34,7 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("DELETE", "/data-pipeline/etl-jobs/{job_id}"): ("admin", {}),
     ("POST", "/data-pipeline/data-quality/analyze"): (
         "analyst", {"params": {"data_type": "heart_rate", "sample_size": "5"}}),
+    ("GET", "/data-pipeline/data-quality/reports/{report_id}"): ("analyst", {}),
     ("POST", "/data-pipeline/dlq/redrive"): ("operator", {"json": {"reason": "oversized", "dry_run": True}}),
     ("POST", "/data-pipeline/pipeline/setup"): ("admin", {}),
     ("POST", "/data-pipeline/warehouse/optimize"): ("admin", {"json": {"dry_run": True}}),
@@ -47,7 +48,8 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 
 def _path(template: str) -> str:
     return (template.replace("{job_id}", UNKNOWN_JOB).replace("{run_id}", UNKNOWN_JOB)
-            .replace("{user_id}", "u-matrix-nobody"))
+            .replace("{user_id}", "u-matrix-nobody")
+            .replace("{report_id}", UNKNOWN_JOB))
 
 
 async def test_matrix_covers_every_documented_route(client) -> None:  # type: ignore[no-untyped-def]

@@ -291,10 +291,11 @@ async def test_schemas_list_the_forms_and_serve_the_json_schema(client) -> None:
     reply = await client.call("GET", "/schemas", role="viewer")
     assert reply.status == 200
     forms = {f["form"]: f for f in reply.body["forms"]}
-    assert set(forms) == {"single", "envelope", "openmhealth", "fhir"}
+    assert set(forms) == {"single", "envelope", "wide", "openmhealth", "fhir"}
     assert (
         "omh:heart-rate:2.0" in forms["openmhealth"]["schemas"] and len(forms["openmhealth"]["schemas"]) == 28
     )
     assert "schema_violation" in forms["fhir"]["reasons"]
     schema = await client.call("GET", "/schemas/healthmate-reading.json", role="viewer")
-    assert schema.status == 200 and {"SingleReading", "BatchEnvelope"} <= set(schema.body["$defs"])
+    assert schema.status == 200
+    assert {"SingleReading", "BatchEnvelope", "WideMessage"} <= set(schema.body["$defs"])

@@ -43,7 +43,7 @@ async def test_sql_injection_is_stored_verbatim_or_rejected(client, api_worker, 
     assert row["subject"] == evil and evil in row["target"] and row["outcome"] == "invalid"
 
     # Body text fields with a pattern, enums, path ids: rejected.
-    for body in ({"job_name": evil, "target_tables": ["aggregated_health_metrics"]},
+    for body in ({"job_id": evil, "job_name": "ok", "target_tables": ["aggregated_health_metrics"]},
                  {"job_name": "ok_name", "target_tables": [evil]},
                  {"job_name": "ok_name", "target_tables": ["aggregated_health_metrics"], "schedule": evil}):
         assert (await client.call("POST", "/etl-jobs", role="operator", json=body, echoes=evil)).status == 422
@@ -54,13 +54,14 @@ async def test_sql_injection_is_stored_verbatim_or_rejected(client, api_worker, 
 
     # A free-text field that is accepted: stored and read back as sent.
     url = f"https://hooks.example.org/notify?tag={quote(evil, safe='')}"
-    name = f"inj_{uuid.uuid4().hex[:8]}"
+    name = f"{evil} inj_{uuid.uuid4().hex[:8]}"  # the display name is free text too
     created = await client.call("POST", "/etl-jobs", role="operator", json={
         "job_name": name, "target_tables": ["aggregated_health_metrics"], "notification_webhook_url": url})
     assert created.status == 201, created.body
     # as an operator: viewers see it masked (test_job_endpoints.py)
     fetched = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="operator")
     assert unquote(fetched.body["job"]["notification_webhook_url"]) == unquote(url)
+    assert fetched.body["job"]["job_name"] == name.strip()
     shown = await client.call("GET", f"/etl-jobs/{created.body['job_id']}", role="viewer")
     assert shown.body["job"]["notification_webhook_url"] == "https://hooks.example.org/notify?tag=***"
     assert (await client.call("DELETE", f"/etl-jobs/{created.body['job_id']}", role="admin")).status == 200

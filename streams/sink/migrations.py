@@ -333,12 +333,16 @@ GRANT EXECUTE ON FUNCTION {s}.create_reading_partition(timestamptz),
 """
 
 
+#: Every migration version, the Python step (migration 8, device ids) included.
+ALL_VERSIONS: tuple[int, ...] = tuple(sorted({v for v, _, _ in MIGRATIONS} | {device_migration.VERSION}))
+
+
 async def _up_to_date(conn: asyncpg.Connection, schema: str) -> bool:
     table = f"{quote_ident(schema)}.schema_migrations"
     if await conn.fetchval("SELECT to_regclass($1)", table) is None:
         return False
     done = {r["version"] for r in await conn.fetch(f"SELECT version FROM {table}")}
-    return done >= {version for version, _, _ in MIGRATIONS} | {device_migration.VERSION}
+    return done >= set(ALL_VERSIONS)
 
 
 async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_role: str | None = None,
@@ -380,7 +384,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_rol
             applied_now.append(device_migration.VERSION)
         if runtime_role is not None:
             await conn.execute(RUNTIME_GRANTS.replace("{s}", s).replace("{r}", quote_ident(runtime_role)))
-    return applied_now
+    return sorted(applied_now)
 
 
 def quote_ident(name: str) -> str:

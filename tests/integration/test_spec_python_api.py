@@ -24,9 +24,9 @@ from batch import BatchDataProcessor, DataPipelineManager, DataWarehouseManager,
 from streams import DataTransformer, DataValidator, StreamingDataProcessor
 from streams.config import Settings
 from streams.domain.pseudonym import user_key
-from streams.sink.migrations import MIGRATIONS, quote_ident
+from streams.sink.migrations import ALL_VERSIONS, quote_ident
 
-ALL_MIGRATIONS = sorted(v for v, _, _ in MIGRATIONS)
+ALL_MIGRATIONS = list(ALL_VERSIONS)
 
 
 @pytest.fixture

@@ -161,7 +161,9 @@ def test_given_event_id_is_suffixed_with_the_metric(ctx, rules) -> None:
 
 def test_metadata_goes_to_every_reading(ctx, rules) -> None:
     out = process_message(orjson.dumps(wide(metadata={"fw": "2"}, device_id="d")), ctx, rules)
-    assert [(r.metadata, r.device_id) for r in out.readings] == [({"fw": "2"}, "d")] * 2
+    # device_id is stored as its keyed pseudonym, like the user id
+    device = rules.pseudonymise_device("d")
+    assert [(r.metadata, r.device_id) for r in out.readings] == [({"fw": "2"}, device)] * 2
 
 
 def test_a_metric_key_is_needed_and_metric_means_a_single_reading(ctx, rules) -> None:

@@ -39,7 +39,7 @@ from streams.domain.event_ids import derive_event_id
 from streams.domain.mapped import Mapped
 from streams.domain.outliers import OutlierStrategy, apply_outlier_policy
 from streams.domain.pseudonym import Pseudonymiser, device_pseudonym_key
-from streams.domain.text import check_metadata_json, check_text
+from streams.domain.text import MAX_LENGTHS, check_metadata_json, check_text
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import ConfigurationError, Rejected, RejectReason
 from streams.records import (
@@ -59,6 +59,10 @@ _MISSING = RejectReason.MISSING_FIELD
 _INVALID = RejectReason.INVALID_TYPE
 _MAX_DATETIME = datetime.max.replace(tzinfo=UTC)
 _MIN_DATETIME = datetime.min.replace(tzinfo=UTC)
+# The hot path tests the common case inline (short and printable); only then does
+# check_text decide precisely (it accepts some non-printable text, e.g. a no-break space).
+_MAX_EVENT_ID, _MAX_USER_ID = MAX_LENGTHS["event_id"], MAX_LENGTHS["user_id"]
+_MAX_SOURCE, _MAX_NAME = MAX_LENGTHS["source"], min(MAX_LENGTHS["metric"], MAX_LENGTHS["unit"])
 #: Readings measured before this are refused: no wearable or EHR reading is that old, and a
 #: year-1 timestamp is a producer bug, not a late reading.
 OLDEST_MEASURED_AT: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -220,7 +224,12 @@ def _whole(
 
 
 def _limits(now: datetime, rules: Rules) -> tuple[datetime, datetime]:
-    """``(latest accepted measured_at, earliest measured_at that is not late)`` for ``now``."""
+    """``(latest accepted measured_at, earliest measured_at that is not late)`` for ``now``.
+
+    Every message of a fetch shares one ``now``: the last answer is kept (a pure memo)."""
+    last = _last_limits
+    if last[0] is now and last[1] is rules:
+        return last[2]
     try:
         future_limit = now + rules.future_skew
     except OverflowError:
@@ -229,7 +238,12 @@ def _limits(now: datetime, rules: Rules) -> tuple[datetime, datetime]:
         late_limit = now - rules.late_after
     except OverflowError:
         late_limit = _MIN_DATETIME
-    return future_limit, late_limit
+    limits = future_limit, late_limit
+    _last_limits[:] = (now, rules, limits)
+    return limits
+
+
+_last_limits: list[Any] = [None, None, None]
 
 
 def _single(
@@ -253,8 +267,10 @@ def judge_identity(doc: Mapping[str, Any]) -> tuple[str, str | None, str]:
     source = doc.get("source")
     if source.__class__ is not str or not source:
         _reject_str("source", source)
-    check_text("user_id", user_id)
-    check_text("source", source)
+    if len(user_id) > _MAX_USER_ID or not user_id.isprintable():
+        check_text("user_id", user_id)
+    if len(source) > _MAX_SOURCE or not source.isprintable():
+        check_text("source", source)
     return user_id, device_id, source
 
 
@@ -351,11 +367,13 @@ def _normalise(
     if event_id is not None:
         if event_id.__class__ is not str or not event_id:
             _reject_type("event_id", "a non-empty string or absent", event_id)
-        check_text("event_id", event_id)
+        if len(event_id) > _MAX_EVENT_ID or not event_id.isprintable():
+            check_text("event_id", event_id)
     raw_metric = f.get("metric")
     if raw_metric.__class__ is not str or not raw_metric:
         _reject_str("metric", raw_metric)
-    check_text("metric", raw_metric)
+    if len(raw_metric) > _MAX_NAME or not raw_metric.isprintable():
+        check_text("metric", raw_metric)
     raw_value: Any = f.get("value")
     cls = raw_value.__class__
     if cls is float or (cls is not bool and isinstance(raw_value, float)):
@@ -372,7 +390,8 @@ def _normalise(
     unit = f.get("unit")
     if unit.__class__ is not str or not unit:
         _reject_str("unit", unit)
-    check_text("unit", unit)
+    if len(unit) > _MAX_NAME or not unit.isprintable():
+        check_text("unit", unit)
     raw_ts = f.get("timestamp")
     if raw_ts is None:
         raise Rejected(_MISSING, "required field 'timestamp' is missing")

@@ -1,15 +1,20 @@
-"""One attempt of a batch job: extract -> transform -> quality gate -> load.
+"""One attempt of a batch job: quality gate, then load, day by day, in bounded memory.
 
-Work is cut into day slices; each slice reads its rows with a server-side cursor in
-``batch_size`` chunks, and ``parallel_workers`` slices run at once, each on its own pooled
-connection. Days are UTC days, or local days when the job reads ``user_profiles``: a
-slice then reads the widest UTC span any zone's day can cover and keeps the readings whose
-local day it is (:func:`batch.transform.on_day`), and the days before and after the
-interval are rebuilt too, since in some zone they have already begun or not yet ended.
-Nothing is written until every slice is transformed and the quality gate passed. The load
-is one transaction per run: for each target, delete the interval's rows and COPY the new
-ones in, under a per-target advisory lock. Loading the same interval twice therefore leaves
-identical target rows.
+The aggregates are computed by PostgreSQL (:class:`batch.targets.DailySql`); Python holds
+only what SQL cannot express, the quality scoring, which it reads in ``batch_size`` chunks
+through a server-side cursor. Work is cut into day slices and ``parallel_workers`` slices
+are scored at once, each on its own pooled connection. Days are UTC days, or local days
+when the job reads ``user_profiles``: a slice then reads the widest UTC span any zone's
+day can cover and keeps (in SQL) the readings whose local day it is, and the days before
+and after the interval are rebuilt too, since in some zone they have already begun or not
+yet ended. Nothing is written until every slice is scored and the quality gate passed.
+
+The load is one transaction per run: for each target, under a per-target advisory lock,
+delete the interval's rows, then insert the new ones: daily targets with one
+``INSERT ... SELECT`` per day (the rows never leave the server), ``system_performance``
+(24 rows a day, scored in Python) by COPY. Loading the same interval twice therefore
+leaves identical target rows. Memory does not grow with the number of readings or days
+(except the ``system_performance`` rows, 24 a day).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import orjson
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed
 from batch.quality_gate import QualityTally, QualityVerdict
-from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET, STREAK_LOOKBACK_DAYS, TARGETS, Sql
-from batch.transform import EngagementAccumulator, HourlyPerformance, MetricAggregator, on_day
+from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET, STREAK_LOOKBACK_DAYS, TARGETS, DailySql, Sql
+from batch.transform import performance_rows
+from streams.domain.catalogue import DEFAULT_CATALOGUE
 from streams.domain.quality import DimensionCounts
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
@@ -35,9 +41,9 @@ DAILY = ("aggregated_health_metrics", "user_engagement")
 
 @dataclass(slots=True)
 class Extracted:
-    """What an attempt extracted and transformed, before the gate."""
+    """What an attempt extracted and scored, before the gate (``system_performance`` rows)."""
 
-    rows: dict[str, list[tuple]] = field(default_factory=lambda: defaultdict(list))
+    performance: list[tuple] = field(default_factory=list)
     extracted: int = 0
     rejected: int = 0
 
@@ -72,6 +78,7 @@ class BatchPipeline:
         self.job = job
         self.tally = tally
         self.progress = progress
+        self._steps = (0, 0)  # daily loads done, of all
 
     def local_days(self, days: list[date]) -> list[date]:
         """The local days a local-day job rebuilds for the UTC ``days``: one more on each side,
@@ -79,6 +86,15 @@ class BatchPipeline:
         if not days:
             return []
         return [days[0] - timedelta(days=1), *days, days[-1] + timedelta(days=1)]
+
+    @property
+    def daily_sql(self) -> DailySql:
+        return self.sql.local_days if self.job.local_days else self.sql.utc_days
+
+    def _span(self, day: date) -> tuple[datetime, datetime]:
+        """The ``measured_at`` span that holds every reading of ``day`` (UTC or local)."""
+        start, end = _at(day), _at(day + timedelta(days=1))
+        return (start - EARLIEST_OFFSET, end + LATEST_OFFSET) if self.job.local_days else (start, end)
 
     async def run(self, days: list[date]) -> AttemptResult:
         out = Extracted()
@@ -95,11 +111,11 @@ class BatchPipeline:
             nonlocal done
             async with gate, self.pool.acquire() as conn:
                 if kind == "daily":
-                    await self._daily(conn, day, daily, out)
+                    await self._daily(conn, day, out)
                 else:
                     await self._performance(conn, day, out)
             done += 1
-            self.progress(0.9 * done / len(work))
+            self.progress(0.5 * done / len(work))
 
         await asyncio.gather(*(one(kind, day) for kind, day in work))
         try:
@@ -117,59 +133,45 @@ class BatchPipeline:
             while rows := await cursor.fetch(self.job.batch_size):
                 yield rows
 
-    async def _daily(self, conn: asyncpg.Connection, day: date, targets: list[str], out: Extracted) -> None:
-        agg = MetricAggregator(day, include_statistics=self.job.include_statistics)
-        engaged = EngagementAccumulator(day)
-        rows: list[tuple] = []
-        local = self.job.local_days
-        start, end = _at(day), _at(day + timedelta(days=1))
-        query, history = self.sql.day_readings, self.sql.active_days
-        if local:
-            start, end = start - EARLIEST_OFFSET, end + LATEST_OFFSET
-            query, history = self.sql.local_day_readings, self.sql.local_active_days
-        async for records in self._chunks(conn, query, start, end):
-            chunk = on_day(records, day) if local else records
+    def _catalogue(self) -> tuple[bool, list[str], list[str]]:
+        """``$4``-``$6`` of the aggregating statements: statistics wanted, metrics, units."""
+        return (self.job.include_statistics, list(DEFAULT_CATALOGUE),
+                [rule.canonical_unit for rule in DEFAULT_CATALOGUE.values()])
+
+    async def _daily(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
+        """Score one day's readings for the gate and count its rejects; aggregates come at load."""
+        sql, bounds = self.daily_sql, (*self._span(day), day)
+        async for chunk in self._chunks(conn, sql.readings, *bounds):
             out.extracted += len(chunk)
             self.tally.readings(chunk)
-            rows.extend(agg.feed(chunk))
-            engaged.feed(chunk)
-        rows.extend(agg.finish())
-        out.rejected += agg.rejected
-        if "aggregated_health_metrics" in targets:
-            out.rows["aggregated_health_metrics"].extend(rows)
-        if "user_engagement" in targets and engaged.users:
-            # Local: the earlier days are local too; days on or after ``day`` never extend a streak.
-            lookback = _at(day - timedelta(days=STREAK_LOOKBACK_DAYS))
-            lookback -= EARLIEST_OFFSET if local else timedelta()
-            earlier = await conn.fetch(history, engaged.users, lookback, end if local else _at(day))
-            out.rows["user_engagement"].extend(engaged.rows({r["user_key"]: r["days"] for r in earlier}))
+        out.rejected += await conn.fetchval(sql.rejected, *bounds, *self._catalogue())
 
     async def _performance(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
-        perf = HourlyPerformance()
         counts: dict[datetime, DimensionCounts] = defaultdict(DimensionCounts)
         start, end = _at(day), _at(day + timedelta(days=1))
         async for chunk in self._chunks(conn, self.sql.committed_readings, start, end):
             out.extracted += len(chunk)
-            perf.feed(chunk)
             by_hour: dict[datetime, list] = defaultdict(list)
             for row in chunk:
                 by_hour[row["stored_at"].replace(minute=0, second=0, microsecond=0)].append(row)
             for hour, rows in by_hour.items():
                 counts[hour] = counts[hour] + self.tally.readings(rows)
+        commits = {r["hour"]: r for r in await conn.fetch(self.sql.hourly_commits, start, end)}
+        by_reason: dict[datetime, dict[str, int]] = defaultdict(dict)
         by_hour_reason: dict[datetime, dict[tuple[str, str | None], int]] = defaultdict(dict)
         for r in await conn.fetch(self.sql.rejections, start, end):
             out.extracted += r["n"]
-            perf.add_rejections(r["hour"], r["reason"], r["n"])
+            by_reason[r["hour"]][r["reason"]] = by_reason[r["hour"]].get(r["reason"], 0) + r["n"]
             by_hour_reason[r["hour"]][(r["reason"], r["metric"])] = r["n"]
         for hour, rejected in by_hour_reason.items():
             counts[hour] = counts[hour] + self.tally.rejections(rejected)
-        perf.quality = {hour: self.tally.score_of(c) for hour, c in counts.items()}
-        out.rows["system_performance"].extend(perf.rows())
+        quality = {hour: self.tally.score_of(c) for hour, c in counts.items()}
+        out.performance.extend(performance_rows(commits, by_reason, quality))
 
     async def _load(self, days: list[date], daily_days: list[date], out: Extracted) -> int:
         if not days:
             return 0
-        loaded = 0
+        loaded, self._steps = 0, (0, len(daily_days) * sum(t in DAILY for t in self.job.target_tables or ()))
         async with self.pool.acquire() as conn, conn.transaction():
             for name in sorted(self.job.target_tables or ()):
                 target = TARGETS[name]
@@ -178,11 +180,29 @@ class BatchPipeline:
                 lo, hi = covered[0], covered[-1] + timedelta(days=1)
                 bounds = (lo, hi) if target.time_column == "day" else (_at(lo), _at(hi))
                 await conn.execute(self.sql.delete_range(target), *bounds)
-                rows = out.rows.get(name, [])
-                if name == "system_performance":
-                    rows = [(*r[:4], orjson.dumps(r[4]).decode(), *r[5:]) for r in rows]
+                if name in DAILY:
+                    loaded += await self._load_daily(conn, name, daily_days)
+                    continue
+                rows = [(*r[:4], orjson.dumps(r[4]).decode(), *r[5:]) for r in out.performance]
                 if rows:
                     await conn.copy_records_to_table(name, records=rows, columns=target.columns,
                                                      schema_name=self.schema)
                 loaded += len(rows)
+        return loaded
+
+    async def _load_daily(self, conn: asyncpg.Connection, name: str, days: list[date]) -> int:
+        """Insert a daily target's rows, day by day, inside the load transaction."""
+        sql, loaded = self.daily_sql, 0
+        for day in days:
+            bounds = (*self._span(day), day)
+            if name == "aggregated_health_metrics":
+                status = await conn.execute(sql.metric_aggregates, *bounds, *self._catalogue())
+            else:
+                # Local: the earlier days are local too; days after ``day`` never extend a streak.
+                lookback = self._span(day - timedelta(days=STREAK_LOOKBACK_DAYS))[0]
+                status = await conn.execute(sql.engagement, *bounds, lookback, bounds[1])
+            loaded += int(status.rsplit(" ", 1)[1])
+            done, total = self._steps[0] + 1, self._steps[1]
+            self._steps = (done, total)
+            self.progress(0.5 + 0.5 * done / total)
         return loaded

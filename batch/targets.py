@@ -109,32 +109,83 @@ SOURCE_SCHEMAS: Final = {
 }
 
 
+class DailySql:
+    """The SQL of the daily targets for one schema, by UTC days or by local days.
+
+    Every statement reads the readings of one day: ``$1``/``$2`` bound ``measured_at`` (the
+    day in UTC, or the widest span any zone's day can cover), ``$3`` is the day, and the
+    reading's day is ``(measured_at AT TIME ZONE zone)::date``. The zone is ``'UTC'``, or
+    for local days the user's profile zone (no profile, or a name PostgreSQL does not know:
+    ``'UTC'``). Aggregated readings are those in their metric's canonical unit with a
+    finite value (the catalogue is passed as ``$5`` metrics / ``$6`` units) and, unless
+    ``$4`` (``include_statistics``), raw samples only.
+    """
+
+    def __init__(self, s: str, *, local: bool) -> None:
+        zone = "coalesce(p.timezone, 'UTC')" if local else "'UTC'"
+        join = (f" LEFT JOIN (SELECT user_key, timezone FROM {s}.user_profiles"
+                " WHERE timezone IN (SELECT name FROM pg_timezone_names)) p ON p.user_key = r.user_key"
+                if local else "")
+        fields = ", ".join(f"r.{f}" for f in READING_FIELDS)
+        day = (f"SELECT {fields}, {zone} AS timezone FROM {s}.health_readings r{join}"
+               " WHERE r.measured_at >= $1 AND r.measured_at < $2"
+               f" AND (r.measured_at AT TIME ZONE {zone})::date = $3")
+        canonical = ("c.metric IS NOT NULL AND d.value IS NOT NULL"
+                     " AND d.value NOT IN ('NaN', 'Infinity', '-Infinity')")
+        catalogue = "unnest($5::text[], $6::text[]) AS c(metric, unit)"
+        wanted = "($4::boolean OR d.statistic IS NULL)"
+        #: Every reading of the day, for the quality gate (read with a cursor, in chunks).
+        self.readings = f"SELECT * FROM ({day}) d ORDER BY user_key, metric, measured_at, event_id"
+        #: The day's readings left out of the aggregates for not being in canonical form.
+        self.rejected = (f"SELECT count(*) FROM ({day}) d LEFT JOIN {catalogue}"
+                         f" ON c.metric = d.metric AND c.unit = d.unit WHERE {wanted} AND NOT ({canonical})")
+        metrics = ", ".join(quote_ident(c) for c in TARGETS["aggregated_health_metrics"].columns)
+        #: ``percentile_cont`` interpolates linearly; ``stddev_samp`` is NULL for one reading.
+        self.metric_aggregates = (
+            f"INSERT INTO {s}.aggregated_health_metrics ({metrics})"
+            " SELECT $3::date, d.user_key, d.metric, d.unit, count(*), min(d.value), max(d.value),"
+            " avg(d.value), stddev_samp(d.value), percentile_cont(0.5) WITHIN GROUP (ORDER BY d.value),"
+            " percentile_cont(0.95) WITHIN GROUP (ORDER BY d.value), d.timezone"
+            f" FROM ({day}) d JOIN {catalogue} ON c.metric = d.metric AND c.unit = d.unit"
+            f" WHERE {wanted} AND {canonical} GROUP BY d.user_key, d.metric, d.unit, d.timezone")
+        engagement = ", ".join(quote_ident(c) for c in TARGETS["user_engagement"].columns)
+        #: The streak counts the island of consecutive active days (gaps and islands: a day
+        #: minus its rank is constant along a run) that ends on ``$3``; ``$4``/``$5`` bound the
+        #: ``measured_at`` of the history it looks at.
+        self.engagement = (
+            f"WITH d AS ({day}),"
+            " users AS (SELECT user_key, count(*) AS readings, count(DISTINCT metric) AS metrics,"
+            ' array_agg(DISTINCT source COLLATE "C" ORDER BY source COLLATE "C") AS sources,'
+            " min(measured_at) AS first, max(measured_at) AS last, min(timezone) AS timezone"
+            " FROM d GROUP BY user_key),"
+            f" active AS (SELECT DISTINCT r.user_key, (r.measured_at AT TIME ZONE {zone})::date AS day"
+            f" FROM {s}.health_readings r{join} WHERE r.user_key IN (SELECT user_key FROM users)"
+            " AND r.measured_at >= $4 AND r.measured_at < $5),"
+            " islands AS (SELECT user_key, day,"
+            " day - (row_number() OVER (PARTITION BY user_key ORDER BY day))::int AS island"
+            " FROM active WHERE day <= $3),"
+            " streaks AS (SELECT user_key, count(*) AS streak FROM islands GROUP BY user_key, island"
+            " HAVING max(day) = $3)"
+            f" INSERT INTO {s}.user_engagement ({engagement})"
+            " SELECT $3::date, u.user_key, u.readings, u.metrics, u.sources, u.first, u.last,"
+            " coalesce(k.streak, 1), u.timezone FROM users u LEFT JOIN streaks k USING (user_key)")
+
+
 class Sql:
     """The batch module's SQL for one warehouse schema."""
 
     def __init__(self, schema: str) -> None:
         self.s = quote_ident(schema)
+        self.utc_days = DailySql(self.s, local=False)
+        self.local_days = DailySql(self.s, local=True)
         fields = ", ".join(READING_FIELDS)
-        self.day_readings = (
-            f"SELECT {fields} FROM {self.s}.health_readings WHERE measured_at >= $1 AND measured_at < $2"
-            " ORDER BY user_key, metric, measured_at, event_id")
         self.committed_readings = (
             f"SELECT {fields} FROM {self.s}.health_readings WHERE stored_at >= $1 AND stored_at < $2")
-        local = [f"r.{f}" for f in READING_FIELDS]
-        profiles = f" LEFT JOIN {self.s}.user_profiles p ON p.user_key = r.user_key"
-        self.local_day_readings = (
-            f"SELECT {', '.join(local)}, coalesce(p.timezone, 'UTC') AS timezone"
-            f" FROM {self.s}.health_readings r{profiles} WHERE r.measured_at >= $1 AND r.measured_at < $2"
-            " ORDER BY r.user_key, r.metric, r.measured_at, r.event_id")
-        self.local_active_days = (
-            "SELECT r.user_key, array_agg(DISTINCT"
-            " (r.measured_at AT TIME ZONE coalesce(p.timezone, 'UTC'))::date) AS days"
-            f" FROM {self.s}.health_readings r{profiles} WHERE r.user_key = ANY($1::text[])"
-            " AND r.measured_at >= $2 AND r.measured_at < $3 GROUP BY r.user_key")
-        self.active_days = (
-            "SELECT user_key, array_agg(DISTINCT (measured_at AT TIME ZONE 'UTC')::date) AS days"
-            f" FROM {self.s}.health_readings WHERE user_key = ANY($1::text[])"
-            " AND measured_at >= $2 AND measured_at < $3 GROUP BY user_key")
+        lag = "greatest(0, extract(epoch FROM stored_at - coalesce(produced_at, ingested_at)))::float8"
+        self.hourly_commits = (
+            "SELECT date_trunc('hour', stored_at, 'UTC') AS hour, count(*) AS stored,"
+            f" avg({lag}) AS mean_lag, percentile_cont(0.95) WITHIN GROUP (ORDER BY {lag}) AS p95_lag"
+            f" FROM {self.s}.health_readings WHERE stored_at >= $1 AND stored_at < $2 GROUP BY 1")
         self.rejections = (
             "SELECT date_trunc('hour', created_at, 'UTC') AS hour, reason, metric, count(*) AS n"
             f" FROM {self.s}.dead_letters WHERE created_at >= $1 AND created_at < $2 GROUP BY 1, 2, 3")

@@ -1,5 +1,6 @@
-"""Pure parts of the ETL runner: statistics, streaks, intervals, the quality gate, backoff,
-offline lineage events and the progress bar. No event loop, no database."""
+"""Pure parts of the ETL runner: the Python reference of the statistics and streaks (which
+the SQL path is checked against), intervals, the quality gate, backoff, offline lineage
+events and the progress bar. No event loop, no database."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ import statistics
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from etl_reference import (
+    EngagementAccumulator,
+    HourlyPerformance,
+    MetricAggregator,
+    describe_values,
+    percentile,
+    streak,
+)
 from lineage_check import validate
 from openlineage.client.event_v2 import RunState
 from openlineage.client.serde import Serde
@@ -22,14 +31,7 @@ from batch.pipeline import day_bounds
 from batch.quality_gate import QualityTally
 from batch.runner import JobRunner
 from batch.schedule import resolve_interval
-from batch.transform import (
-    EngagementAccumulator,
-    HourlyPerformance,
-    MetricAggregator,
-    describe_values,
-    percentile,
-    streak,
-)
+from batch.transform import performance_rows
 from streams.config import Settings
 from streams.domain.quality import DataValidator
 
@@ -105,6 +107,9 @@ def test_hourly_performance() -> None:
     (h3, h5) = perf.rows()
     assert h3 == (T0 + timedelta(hours=3), 6, 4, 2, {"unknown_unit": 2}, 2.5, pytest.approx(3.85), 0.9)
     assert h5[:6] == (T0 + timedelta(hours=5), 1, 0, 1, {"out_of_range": 1}, None)
+    # The production assembly, fed what SQL computes per hour, gives the same rows.
+    commits = {T0 + timedelta(hours=3): {"stored": 4, "mean_lag": 2.5, "p95_lag": h3[6]}}
+    assert performance_rows(commits, perf.rejected, perf.quality) == [h3, h5]
 
 
 def test_intervals_are_whole_utc_days() -> None:

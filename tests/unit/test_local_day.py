@@ -1,15 +1,16 @@
-"""Local days of the daily ETL targets: DST changes and the date line. Pure, no database."""
+"""Local days of the daily ETL targets in the Python reference (which the SQL path is checked
+against, tests/integration/test_etl_sql.py): DST changes and the date line. Pure, no database."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from etl_reference import EngagementAccumulator, MetricAggregator, local_day, on_day
 
 from batch.config import ETLJobConfig
 from batch.graph import lineage_graph
 from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET
-from batch.transform import EngagementAccumulator, MetricAggregator, local_day, on_day
 from streams.config import Settings
 
 

@@ -144,7 +144,8 @@ class BatchPipeline:
         async for chunk in self._chunks(conn, sql.readings, *bounds):
             out.extracted += len(chunk)
             self.tally.readings(chunk)
-        out.rejected += await conn.fetchval(sql.rejected, *bounds, *self._catalogue())
+        rejected = await conn.fetchval(sql.rejected, *bounds, *self._catalogue())
+        out.rejected += rejected  # not ``+= await``: other slices add to it meanwhile
 
     async def _performance(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
         counts: dict[datetime, DimensionCounts] = defaultdict(DimensionCounts)

@@ -79,6 +79,7 @@ class BatchPipeline:
         self.tally = tally
         self.progress = progress
         self._steps = (0, 0)  # daily loads done, of all
+        self._zones: list[str] = []  # profile zones PostgreSQL knows, for local days
 
     def local_days(self, days: list[date]) -> list[date]:
         """The local days a local-day job rebuilds for the UTC ``days``: one more on each side,
@@ -96,6 +97,14 @@ class BatchPipeline:
         start, end = _at(day), _at(day + timedelta(days=1))
         return (start - EARLIEST_OFFSET, end + LATEST_OFFSET) if self.job.local_days else (start, end)
 
+    def _day_args(self, day: date) -> tuple:
+        """The first parameters of every :class:`DailySql` statement for ``day``."""
+        return (*self._span(day), day, self._zones) if self.job.local_days else (*self._span(day), day)
+
+    async def _known_zones(self, conn: asyncpg.Connection) -> None:
+        if self.job.local_days:
+            self._zones = await conn.fetchval(self.sql.known_zones)
+
     async def run(self, days: list[date]) -> AttemptResult:
         out = Extracted()
         targets = list(self.job.target_tables or ())
@@ -106,6 +115,8 @@ class BatchPipeline:
             work += [("performance", d) for d in days]
         gate = asyncio.Semaphore(self.job.parallel_workers)
         done = 0
+        async with self.pool.acquire() as conn:
+            await self._known_zones(conn)
 
         async def one(kind: str, day: date) -> None:
             nonlocal done
@@ -140,7 +151,7 @@ class BatchPipeline:
 
     async def _daily(self, conn: asyncpg.Connection, day: date, out: Extracted) -> None:
         """Score one day's readings for the gate and count its rejects; aggregates come at load."""
-        sql, bounds = self.daily_sql, (*self._span(day), day)
+        sql, bounds = self.daily_sql, self._day_args(day)
         async for chunk in self._chunks(conn, sql.readings, *bounds):
             out.extracted += len(chunk)
             self.tally.readings(chunk)
@@ -174,6 +185,7 @@ class BatchPipeline:
             return 0
         loaded, self._steps = 0, (0, len(daily_days) * sum(t in DAILY for t in self.job.target_tables or ()))
         async with self.pool.acquire() as conn, conn.transaction():
+            await self._known_zones(conn)  # again: profiles may have changed since the gate
             for name in sorted(self.job.target_tables or ()):
                 target = TARGETS[name]
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")
@@ -195,7 +207,7 @@ class BatchPipeline:
         """Insert a daily target's rows, day by day, inside the load transaction."""
         sql, loaded = self.daily_sql, 0
         for day in days:
-            bounds = (*self._span(day), day)
+            bounds = self._day_args(day)
             if name == "aggregated_health_metrics":
                 status = await conn.execute(sql.metric_aggregates, *bounds, *self._catalogue())
             else:

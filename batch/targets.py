@@ -112,28 +112,30 @@ SOURCE_SCHEMAS: Final = {
 class DailySql:
     """The SQL of the daily targets for one schema, by UTC days or by local days.
 
-    Every statement reads the readings of one day: ``$1``/``$2`` bound ``measured_at`` (the
-    day in UTC, or the widest span any zone's day can cover), ``$3`` is the day, and the
-    reading's day is ``(measured_at AT TIME ZONE zone)::date``. The zone is ``'UTC'``, or
-    for local days the user's profile zone (no profile, or a name PostgreSQL does not know:
-    ``'UTC'``). Aggregated readings are those in their metric's canonical unit with a
-    finite value (the catalogue is passed as ``$5`` metrics / ``$6`` units) and, unless
-    ``$4`` (``include_statistics``), raw samples only.
+    Every statement reads the readings of one day; its first parameters (:attr:`day_params`
+    of them) are ``$1``/``$2``, which bound ``measured_at`` (the day in UTC, or the widest
+    span any zone's day can cover), ``$3``, the day, and for local days ``$4``, the profile
+    zones PostgreSQL knows (:attr:`Sql.known_zones`; looked up once, not per statement, as
+    ``pg_timezone_names`` is slow). A reading's day is ``(measured_at AT TIME ZONE zone)::date``
+    with the zone ``'UTC'``, or for local days the user's profile zone (no profile, or a zone
+    not known: ``'UTC'``). Aggregated readings are those in their metric's canonical unit
+    with a finite value, and, unless the job includes statistics, raw samples only: the
+    statements that need it take ``include_statistics``, metrics and canonical units next.
     """
 
     def __init__(self, s: str, *, local: bool) -> None:
+        self.day_params = n = 4 if local else 3
         zone = "coalesce(p.timezone, 'UTC')" if local else "'UTC'"
         join = (f" LEFT JOIN (SELECT user_key, timezone FROM {s}.user_profiles"
-                " WHERE timezone IN (SELECT name FROM pg_timezone_names)) p ON p.user_key = r.user_key"
-                if local else "")
+                " WHERE timezone = ANY($4::text[])) p ON p.user_key = r.user_key" if local else "")
         fields = ", ".join(f"r.{f}" for f in READING_FIELDS)
         day = (f"SELECT {fields}, {zone} AS timezone FROM {s}.health_readings r{join}"
                " WHERE r.measured_at >= $1 AND r.measured_at < $2"
                f" AND (r.measured_at AT TIME ZONE {zone})::date = $3")
         canonical = ("c.metric IS NOT NULL AND d.value IS NOT NULL"
                      " AND d.value NOT IN ('NaN', 'Infinity', '-Infinity')")
-        catalogue = "unnest($5::text[], $6::text[]) AS c(metric, unit)"
-        wanted = "($4::boolean OR d.statistic IS NULL)"
+        catalogue = f"unnest(${n + 2}::text[], ${n + 3}::text[]) AS c(metric, unit)"
+        wanted = f"(${n + 1}::boolean OR d.statistic IS NULL)"
         #: Every reading of the day, for the quality gate (read with a cursor, in chunks).
         self.readings = f"SELECT * FROM ({day}) d ORDER BY user_key, metric, measured_at, event_id"
         #: The day's readings left out of the aggregates for not being in canonical form.
@@ -150,8 +152,8 @@ class DailySql:
             f" WHERE {wanted} AND {canonical} GROUP BY d.user_key, d.metric, d.unit, d.timezone")
         engagement = ", ".join(quote_ident(c) for c in TARGETS["user_engagement"].columns)
         #: The streak counts the island of consecutive active days (gaps and islands: a day
-        #: minus its rank is constant along a run) that ends on ``$3``; ``$4``/``$5`` bound the
-        #: ``measured_at`` of the history it looks at.
+        #: minus its rank is constant along a run) that ends on ``$3``; the two parameters
+        #: after the day's bound the ``measured_at`` of the history it looks at.
         self.engagement = (
             f"WITH d AS ({day}),"
             " users AS (SELECT user_key, count(*) AS readings, count(DISTINCT metric) AS metrics,"
@@ -160,7 +162,7 @@ class DailySql:
             " FROM d GROUP BY user_key),"
             f" active AS (SELECT DISTINCT r.user_key, (r.measured_at AT TIME ZONE {zone})::date AS day"
             f" FROM {s}.health_readings r{join} WHERE r.user_key IN (SELECT user_key FROM users)"
-            " AND r.measured_at >= $4 AND r.measured_at < $5),"
+            f" AND r.measured_at >= ${n + 1} AND r.measured_at < ${n + 2}),"
             " islands AS (SELECT user_key, day,"
             " day - (row_number() OVER (PARTITION BY user_key ORDER BY day))::int AS island"
             " FROM active WHERE day <= $3),"
@@ -176,6 +178,8 @@ class Sql:
 
     def __init__(self, schema: str) -> None:
         self.s = quote_ident(schema)
+        self.known_zones = ("SELECT coalesce(array_agg(DISTINCT timezone), '{}') FROM"
+                            f" {self.s}.user_profiles WHERE timezone IN (SELECT name FROM pg_timezone_names)")
         self.utc_days = DailySql(self.s, local=False)
         self.local_days = DailySql(self.s, local=True)
         fields = ", ".join(READING_FIELDS)

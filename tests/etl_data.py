@@ -52,9 +52,9 @@ def readings(n: int, start: datetime, days: int, users: int, seed: int = 7) -> I
             value = rng.choice((math.nan, math.inf, -math.inf))
         statistic = "average" if rng.random() < 0.02 else None
         stored = at + timedelta(seconds=rng.randrange(1, 900))
-        yield (f"e{seed}-{i}", user(u), "d-1", rng.choice(SOURCES), metric, "0000-0", value, unit, value, unit,
-               at, stored - timedelta(seconds=1), stored - timedelta(seconds=2), stored, "seed", 0, i, "1",
-               statistic)
+        yield (f"e{seed}-{i}", user(u), "d-1", rng.choice(SOURCES), metric, "0000-0", value, unit, value,
+               unit, at, stored - timedelta(seconds=1), stored - timedelta(seconds=2), stored, "seed", 0, i,
+               "1", statistic)
 
 
 async def copy_readings(conn: asyncpg.Connection, schema: str, rows: Iterator[tuple], start: datetime,

@@ -51,8 +51,9 @@ async def facts(warehouse) -> None:
 async def test_sql_targets_equal_the_python_reference(warehouse, facts, local: bool, statistics: bool,
                                                       batch_size: int) -> None:
     sources = ["health_metrics", "user_profiles"] if local else ["health_metrics"]
-    job = ETLJobConfig(job_name="eq", source_tables=sources, target_tables=DAILY, include_statistics=statistics,
-                       batch_size=batch_size, parallel_workers=3, data_quality_threshold=0.0)
+    job = ETLJobConfig(job_name="eq", source_tables=sources, target_tables=DAILY,
+                       include_statistics=statistics, batch_size=batch_size, parallel_workers=3,
+                       data_quality_threshold=0.0)
     # Mid-span, so that streaks reach back before the interval and local days spill over.
     days = day_bounds(START + timedelta(days=3), START + timedelta(days=DAYS - 2))
     tally = QualityTally()

@@ -11,8 +11,10 @@ yet ended. Nothing is written until every slice is scored and the quality gate p
 
 The load is one transaction per run: for each target, under a per-target advisory lock,
 delete the interval's rows, then insert the new ones: daily targets with one
-``INSERT ... SELECT`` per day (the rows never leave the server), ``system_performance``
-(24 rows a day, scored in Python) by COPY. Loading the same interval twice therefore
+``INSERT ... SELECT`` per day, in day order (the rows never leave the server; the first
+day's streaks read the history, each later day's extend the day before's, so the cost of
+a day does not grow with the history), ``system_performance`` (24 rows a day, scored in
+Python) by COPY. Loading the same interval twice therefore
 leaves identical target rows. Memory does not grow with the number of readings or days
 (except the ``system_performance`` rows, 24 a day).
 """
@@ -210,10 +212,12 @@ class BatchPipeline:
             bounds = self._day_args(day)
             if name == "aggregated_health_metrics":
                 status = await conn.execute(sql.metric_aggregates, *bounds, *self._catalogue())
-            else:
+            elif day == days[0]:
                 # Local: the earlier days are local too; days after ``day`` never extend a streak.
                 lookback = self._span(day - timedelta(days=STREAK_LOOKBACK_DAYS))[0]
-                status = await conn.execute(sql.engagement, *bounds, lookback, bounds[1])
+                status = await conn.execute(sql.engagement_first, *bounds, lookback, bounds[1])
+            else:
+                status = await conn.execute(sql.engagement_next, *bounds)
             loaded += int(status.rsplit(" ", 1)[1])
             done, total = self._steps[0] + 1, self._steps[1]
             self._steps = (done, total)

@@ -16,8 +16,9 @@ from streams.sink.migrations import quote_ident
 READING_FIELDS: Final = ("event_id", "user_key", "device_id", "source", "metric", "value", "unit",
                          "measured_at", "ingested_at", "produced_at", "stored_at", "quality_flags",
                          "measured_until", "statistic")
-#: How far back the active-days streak looks.
+#: How far back the active-days streak looks; a streak counts at most the day and these.
 STREAK_LOOKBACK_DAYS: Final = 400
+STREAK_CAP: Final = STREAK_LOOKBACK_DAYS + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,26 +152,33 @@ class DailySql:
             f" FROM ({day}) d JOIN {catalogue} ON c.metric = d.metric AND c.unit = d.unit"
             f" WHERE {wanted} AND {canonical} GROUP BY d.user_key, d.metric, d.unit, d.timezone")
         engagement = ", ".join(quote_ident(c) for c in TARGETS["user_engagement"].columns)
-        #: The streak counts the island of consecutive active days (gaps and islands: a day
-        #: minus its rank is constant along a run) that ends on ``$3``; the two parameters
-        #: after the day's bound the ``measured_at`` of the history it looks at.
-        self.engagement = (
-            f"WITH d AS ({day}),"
-            " users AS (SELECT user_key, count(*) AS readings, count(DISTINCT metric) AS metrics,"
-            ' array_agg(DISTINCT source COLLATE "C" ORDER BY source COLLATE "C") AS sources,'
-            " min(measured_at) AS first, max(measured_at) AS last, min(timezone) AS timezone"
-            " FROM d GROUP BY user_key),"
-            f" active AS (SELECT DISTINCT r.user_key, (r.measured_at AT TIME ZONE {zone})::date AS day"
-            f" FROM {s}.health_readings r{join} WHERE r.user_key IN (SELECT user_key FROM users)"
+        users = (f"WITH d AS ({day}),"
+                 " users AS (SELECT user_key, count(*) AS readings, count(DISTINCT metric) AS metrics,"
+                 ' array_agg(DISTINCT source COLLATE "C" ORDER BY source COLLATE "C") AS sources,'
+                 " min(measured_at) AS first, max(measured_at) AS last, min(timezone) AS timezone"
+                 " FROM d GROUP BY user_key)")
+        insert = (f" INSERT INTO {s}.user_engagement ({engagement})"
+                  " SELECT $3::date, u.user_key, u.readings, u.metrics, u.sources, u.first, u.last,")
+        #: The first day of a run: the streak is the island of consecutive active days (gaps
+        #: and islands: a day minus its rank is constant along a run) that ends on ``$3``; the
+        #: two parameters after the day's bound the ``measured_at`` of the history it reads.
+        self.engagement_first = (
+            f"{users}, active AS (SELECT DISTINCT r.user_key,"
+            f" (r.measured_at AT TIME ZONE {zone})::date AS day FROM {s}.health_readings r{join}"
+            " WHERE r.user_key IN (SELECT user_key FROM users)"
             f" AND r.measured_at >= ${n + 1} AND r.measured_at < ${n + 2}),"
             " islands AS (SELECT user_key, day,"
             " day - (row_number() OVER (PARTITION BY user_key ORDER BY day))::int AS island"
             " FROM active WHERE day <= $3),"
             " streaks AS (SELECT user_key, count(*) AS streak FROM islands GROUP BY user_key, island"
-            " HAVING max(day) = $3)"
-            f" INSERT INTO {s}.user_engagement ({engagement})"
-            " SELECT $3::date, u.user_key, u.readings, u.metrics, u.sources, u.first, u.last,"
-            " coalesce(k.streak, 1), u.timezone FROM users u LEFT JOIN streaks k USING (user_key)")
+            f" HAVING max(day) = $3){insert} least(coalesce(k.streak, 1), {STREAK_CAP}), u.timezone"
+            " FROM users u LEFT JOIN streaks k USING (user_key)")
+        #: Every later day: the day before was loaded just before, in the same transaction,
+        #: so its streak plus one, or 1 if the user was not active then. No history is read.
+        self.engagement_next = (
+            f"{users}{insert} least(coalesce(k.active_days_streak, 0) + 1, {STREAK_CAP}), u.timezone"
+            f" FROM users u LEFT JOIN {s}.user_engagement k ON k.user_key = u.user_key"
+            " AND k.day = $3::date - 1")
 
 
 class Sql:

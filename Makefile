@@ -32,9 +32,10 @@ test: deps ## install what is missing, start the stack, run every test, stop wha
 unit: venv ## fast tests that need neither Kafka nor PostgreSQL
 	$(PY) -m pytest tests/unit tests/deploy -q
 
-bench: venv ## worker vs a minimal consumer: rates, latency, RSS (BENCH_N=200000); writes bench/results.json
+bench: venv ## worker vs a minimal consumer, then the ETL old vs new (BENCH_N=200000, BENCH_ETL_N=1000000)
 	bash scripts/stack.sh up
 	$(PY) bench/run.py
+	$(PY) bench/etl.py
 
 stack-up: ## start the local Kafka + PostgreSQL (idempotent)
 	bash scripts/stack.sh up

@@ -147,7 +147,8 @@ class BatchPipeline:
                 yield rows
 
     def _catalogue(self) -> tuple[bool, list[str], list[str]]:
-        """``$4``-``$6`` of the aggregating statements: statistics wanted, metrics, units."""
+        """The parameters after the day's of the aggregating statements: statistics wanted,
+        metrics, their canonical units."""
         return (self.job.include_statistics, list(DEFAULT_CATALOGUE),
                 [rule.canonical_unit for rule in DEFAULT_CATALOGUE.values()])
 

@@ -15,7 +15,8 @@ profile, or a zone PostgreSQL does not know: UTC), and every daily row says in i
   of daily minimums is not a mean heart rate. Summary readings left out are not rejects.
 - ``user_engagement``: per day and ``user_key``: readings, distinct metrics, sorted
   distinct sources, first and last ``measured_at``, and the active-days streak: the number
-  of consecutive days with at least one reading, ending on that day.
+  of consecutive days with at least one reading, ending on that day (at most
+  :data:`batch.targets.STREAK_CAP`, the day and the 400 before it).
 - ``system_performance``: per hour of ``stored_at`` (commit time): stored readings,
   rejected records (dead letters by ``created_at``) in total and by reason, processed =
   stored + rejected, mean and 95th percentile of ingest lag

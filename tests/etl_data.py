@@ -31,14 +31,15 @@ def user(i: int) -> str:
 
 
 def readings(n: int, start: datetime, days: int, users: int, seed: int = 7) -> Iterator[tuple]:
-    """``n`` rows over ``days`` days from ``start`` for ``users`` users. Values are rounded to
+    """``n`` rows over ``days`` days from ``start`` for ``users`` users, roughly in time order
+    (a few shifted a day later). Values are rounded to
     one decimal (ties), instants to the minute (duplicates), and every user skips some days
     (streaks break); about 1% are in a non-canonical unit, 0.2% NaN or infinite, 2% summaries."""
     rng = random.Random(seed)
-    minutes = days * 24 * 60
-    for i in range(n):
+    minutes = sorted(rng.randrange(days * 24 * 60) for _ in range(n))  # in time order, as a stream
+    for i, minute in enumerate(minutes):
         u = rng.randrange(users)
-        at = start + timedelta(minutes=rng.randrange(minutes))
+        at = start + timedelta(minutes=minute)
         if (at - start).days % (u % 5 + 2) == 1:  # user u is idle on some days
             at += timedelta(days=1)
         metric = rng.choice(METRICS)

@@ -82,6 +82,12 @@ async def test_sql_targets_equal_the_python_reference(warehouse, facts, local: b
                                     if local else {"UTC"})
     assert any(r[4] == 1 and r[8] is None for r in agg)  # a lone reading has no stddev
 
+    # Idempotent: loading the same interval again replaces the rows with the same rows.
+    before = {name: [tuple(r) for r in await table_rows(warehouse.pool, s, name)] for name in DAILY}
+    again = await BatchPipeline(warehouse.pool, warehouse.schema, job, QualityTally()).run(days)
+    assert again.loaded == result.loaded
+    assert {name: [tuple(r) for r in await table_rows(warehouse.pool, s, name)] for name in DAILY} == before
+
 
 async def test_a_zone_postgresql_does_not_know_counts_in_utc(warehouse) -> None:
     async with warehouse.pool.acquire() as conn:

@@ -113,8 +113,8 @@ SOURCE_SCHEMAS: Final = {
 class DailySql:
     """The SQL of the daily targets for one schema, by UTC days or by local days.
 
-    Every statement reads the readings of one day; its first parameters (:attr:`day_params`
-    of them) are ``$1``/``$2``, which bound ``measured_at`` (the day in UTC, or the widest
+    ``s`` is the schema, quoted. Every statement reads the readings of one day; its first
+    parameters are ``$1``/``$2``, which bound ``measured_at`` (the day in UTC, or the widest
     span any zone's day can cover), ``$3``, the day, and for local days ``$4``, the profile
     zones PostgreSQL knows (:attr:`Sql.known_zones`; looked up once, not per statement, as
     ``pg_timezone_names`` is slow). A reading's day is ``(measured_at AT TIME ZONE zone)::date``
@@ -125,7 +125,7 @@ class DailySql:
     """
 
     def __init__(self, s: str, *, local: bool) -> None:
-        self.day_params = n = 4 if local else 3
+        n = 4 if local else 3  # the day's parameters; the statement's own come next
         zone = "coalesce(p.timezone, 'UTC')" if local else "'UTC'"
         join = (f" LEFT JOIN (SELECT user_key, timezone FROM {s}.user_profiles"
                 " WHERE timezone = ANY($4::text[])) p ON p.user_key = r.user_key" if local else "")

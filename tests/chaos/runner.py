@@ -82,8 +82,8 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.ERROR)  # aiokafka's retry chatter during broker faults
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     stack = PrivateStack()
-    stack.up()
     try:
+        stack.up()
         rows = asyncio.run(run(names, stack))
     finally:
         stack.down()

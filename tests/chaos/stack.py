@@ -32,7 +32,8 @@ class StackAddress:
 class PrivateStack:
     """``up()`` / ``down()`` a disposable stack; broker and database faults in between."""
 
-    def __init__(self, kafka_port: int = 39092, pg_port: int = 55433) -> None:
+    # Below the ephemeral range (32768-60999), where other tests' free ports come from.
+    def __init__(self, kafka_port: int = 19392, pg_port: int = 15433) -> None:
         self.dir = ROOT / ".stack" / "chaos"
         self.kafka_port = kafka_port
         self.pg_port = pg_port

@@ -32,7 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
     "overload": lambda p, s: scenarios.overload(p),
     "poison": lambda p, s: scenarios.poison(p),
 }
-HEADER = ("scenario", "sent", "stored", "dlq", "lost", "dup", "wrong", "deaths", "offsets", "s", "result")
+HEADER = ("scenario", "sent", "stored", "dlq", "lost", "dup", "wrong", "no-dlq", "deaths", "offsets", "s", "result")
 
 
 def table(rows: list[Row]) -> str:
@@ -40,7 +40,7 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         v = r.verdict
         lines.append((r.scenario, str(v.sent), str(v.stored), str(v.dlq), str(v.lost), str(v.duplicated),
-                      str(v.wrong), str(len(r.deaths)), "ok" if v.offsets_ok else "BAD",
+                      str(v.wrong), str(v.undead), str(len(r.deaths)), "ok" if v.offsets_ok else "BAD",
                       f"{r.seconds:.0f}", "PASS" if r.ok else "FAIL"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
     out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths,

@@ -127,45 +127,48 @@ async def rebalance(p: Pipeline, loops: int = 10, settle_s: float = 45) -> Row:
     timings: list[float] = []
 
     async def fault(row: Row, load: Load) -> None:
-        await _settled(p, fleet, row, "at start", settle_s)
+        members = await _settled(p, fleet, row, "at start", settle_s, frozenset())
         for i in range(loops):
+            if members is None:
+                return
             victim = fleet.workers[i % 2]
             started = time.monotonic()
             fleet.kill9(victim, restart=False)
             await asyncio.sleep(1)
             victim.start()
-            if not await _settled(p, fleet, row, f"loop {i + 1}", settle_s):
-                return
+            members = await _settled(p, fleet, row, f"loop {i + 1}", settle_s, members)
             timings.append(time.monotonic() - started)
         await load.stop()
         fleet.stop_watching()
         await p.caught_up(CATCH_UP_S)  # SIGTERM timing is measured on caught-up workers
         for w in fleet.workers:
-            took = w.sigterm_seconds(15)
-            if took is None:
+            if w.sigterm_seconds(15) is None:
                 row.problems.append(f"{w.log_path.name} ignored SIGTERM for 15 s")
         row.notes = f"rejoin max {max(timings, default=0):.0f}s"
 
     return await _run(f"2 workers, {loops} kill/rejoin loops", p, fleet, fault)
 
 
-async def _settled(p: Pipeline, fleet: Fleet, row: Row, when: str, limit: float) -> bool:
-    """Group stable with both members, both /health answering, and rows still arriving."""
+async def _settled(p: Pipeline, fleet: Fleet, row: Row, when: str, limit: float,
+                   before: frozenset[str]) -> frozenset[str] | None:
+    """The group's member ids once it is stable with two members other than ``before``
+    (the killed one has left), both /health answer and rows still arrive; else None."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limit
-    state = ("?", 0)
+    state: tuple[str, frozenset[str]] = ("?", frozenset())
     while loop.time() < deadline:
         state = await group_members(p.settings.kafka_bootstrap, p.settings.consumer_group)
-        if state == ("Stable", 2):
+        if state[0] == "Stable" and len(state[1]) == 2 and state[1] != before:
             answers = await asyncio.gather(*(w.health() for w in fleet.workers))
             if None in answers:
-                row.problems.append(f"/health did not answer {when}: {answers}")
-                return False
+                row.problems.append(f"/health did not answer within 5 s {when}: {answers}")
+                return None
             if await p.wait_for_progress(await p.stored(), timeout=max(1.0, deadline - loop.time())):
-                return True
+                return state[1]
         await asyncio.sleep(0.5)
-    row.problems.append(f"group not stable with 2 members and progress {limit:.0f}s {when} (last {state})")
-    return False
+    row.problems.append(f"group not stable with 2 new members and progress in {limit:.0f}s {when} "
+                        f"(last {state[0]}, {len(state[1])} members)")
+    return None
 
 
 async def overload(p: Pipeline, seconds: float = 120) -> Row:

@@ -27,6 +27,7 @@ class Verdict:
     lost: int = 0
     duplicated: int = 0
     wrong: int = 0
+    undead: int = 0  # bad messages not dead-lettered
     offsets_ok: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -75,7 +76,7 @@ async def verify(settings: Settings, ledger: Ledger) -> Verdict:
     dead_at = Counter((r["partition"], r["offset"]) for r in letters)
     v.dlq = len(letters)
     missing_dead, wrong_dead = _compare_dead(dead_expected, either, dead_at, stored)
-    v.lost += len(missing_dead)
+    v.undead = len(missing_dead)
     v.wrong = len(wrongly_stored) + len(wrong_dead)
     _note(v, "lost (not stored)", sorted(must_store - stored))
     _note(v, "bad messages not dead-lettered", missing_dead)

@@ -97,13 +97,13 @@ class Fleet:
         self._watch.cancel()
 
 
-async def group_members(bootstrap: str, group: str) -> tuple[str, int]:
-    """(state, member count) of a consumer group, as the broker's coordinator sees it."""
+async def group_members(bootstrap: str, group: str) -> tuple[str, frozenset[str]]:
+    """(state, member ids) of a consumer group, as the broker's coordinator sees it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         (response,) = await admin.describe_consumer_groups([group])
         (described,) = response.to_object()["groups"]
-        return described["group_state"], len(described["members"])
+        return described["state"], frozenset(m["member_id"] for m in described["members"])
     finally:
         await admin.close()

@@ -32,7 +32,8 @@ SCENARIOS: dict[str, Scenario] = {
     "overload": lambda p, s: scenarios.overload(p),
     "poison": lambda p, s: scenarios.poison(p),
 }
-HEADER = ("scenario", "sent", "stored", "dlq", "lost", "dup", "wrong", "no-dlq", "deaths", "offsets", "s", "result")
+HEADER = ("scenario", "sent", "stored", "dlq", "lost", "dup", "wrong", "no-dlq", "deaths", "offsets", "s",
+          "result")
 
 
 def table(rows: list[Row]) -> str:
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown scenarios {unknown}; choose from {list(SCENARIOS)}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupted)
-    logging.basicConfig(level=logging.ERROR)  # aiokafka's retry chatter during broker faults
+    logging.basicConfig(level=logging.CRITICAL)  # aiokafka logs every retry during broker faults
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     stack = PrivateStack()
     try:

@@ -105,7 +105,8 @@ class Load:
                 self.ledger.add(m.value, Expect(
                     "load", tuple(e for e, c in zip(m.event_ids, m.expected, strict=True) if c is None),
                     sum(c is not None for c in m.expected)))
-                self._pending.add(asyncio.ensure_future(send_surely(self.producer, self.topic, m.key, m.value)))
+                sending = send_surely(self.producer, self.topic, m.key, m.value)
+                self._pending.add(asyncio.ensure_future(sending))
                 self.readings += batch
                 due -= batch
             self._pending = {f for f in self._pending if not f.done()}

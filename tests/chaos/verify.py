@@ -83,7 +83,8 @@ async def verify(settings: Settings, ledger: Ledger) -> Verdict:
     _note(v, "wrongly stored", sorted(wrongly_stored))
     _note(v, "wrongly dead-lettered (offset, reason)", wrong_dead)
     if v.duplicated:
-        v.problems.append(f"{v.duplicated} duplicate rows, e.g. {[i for i, n in counts.items() if n > 1][:3]}")
+        twice = [i for i, n in counts.items() if n > 1][:3]
+        v.problems.append(f"{v.duplicated} duplicate rows, e.g. {twice}")
 
     ends = await end_offsets(settings.kafka_bootstrap, settings.raw_topic)
     v.offsets_ok = all(0 <= offsets.get(p, 0) <= end for p, end in ends.items()) and offsets == {
@@ -103,7 +104,7 @@ def _compare_dead(expected, either, dead_at, stored):
     for where, ids in either.items():
         outcomes = sum(i in stored for i in ids) + (where in dead_at)
         if outcomes == 0:
-            missing.append(f"duplicate-key message at {where[0]}/{where[1]}: neither stored nor dead-lettered")
+            missing.append(f"duplicate-key message at {where[0]}/{where[1]}: not stored, not dead-lettered")
         elif outcomes > 1:
             wrong.append(f"duplicate-key message at {where}: {outcomes} outcomes")
     for where in dead_at:

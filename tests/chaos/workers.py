@@ -24,11 +24,12 @@ class Worker(WorkerProcess):
 
     async def health(self, timeout: float = 5.0) -> int | None:
         """The HTTP status of /health, or None when it does not answer within ``timeout``."""
+        url = f"http://127.0.0.1:{self.port}/health"
         try:
             async with aiohttp.ClientSession() as session, session.get(
-                    f"http://127.0.0.1:{self.port}/health", timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                    url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 return r.status
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     def rss_mb(self) -> float:

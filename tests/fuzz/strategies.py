@@ -27,14 +27,18 @@ json_values = st.recursive(
     max_leaves=20)
 
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
-moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets)
+# st.datetimes takes naive bounds and attaches the drawn offsets itself
+moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+                       timezones=offsets)
 near_now = st.floats(-3 * 86400, 600).map(lambda s: NOW + timedelta(seconds=s))
 timestamps = st.one_of(
     st.one_of(moments, near_now).map(lambda d: d.isoformat()),
+    st.builds(lambda d, tail: d.isoformat() + tail, near_now, hostile_text),
     near_now.map(lambda d: int(d.timestamp() * 1000)),
     st.integers(), json_values)
 metrics = st.one_of(st.sampled_from(sorted(DEFAULT_CATALOGUE)), texts)
-units = st.one_of(st.sampled_from(sorted({u for r in DEFAULT_CATALOGUE.values() for u in r.conversions})), texts)
+units = st.one_of(
+    st.sampled_from(sorted({u for rule in DEFAULT_CATALOGUE.values() for u in rule.conversions})), texts)
 
 
 def _field(plausible: st.SearchStrategy) -> st.SearchStrategy:

@@ -7,14 +7,14 @@ import math
 from datetime import UTC, datetime
 
 import orjson
+from fuzz.strategies import NOW, encoded, envelope, json_values, message_values, single
 from hypothesis import given
 from hypothesis import strategies as st
-from fuzz.strategies import NOW, encoded, envelope, json_values, message_values, single
 
 from streams.domain import Rules
+from streams.domain.decode import decode
 from streams.domain.text import MAX_LENGTHS, MAX_METADATA_BYTES
 from streams.domain.validate import process_message
-from streams.domain.decode import decode
 from streams.errors import Rejected, RejectReason
 from streams.records import MessageContext
 

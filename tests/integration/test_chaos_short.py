@@ -5,10 +5,9 @@ On the shared stack: nothing here kills the broker or PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-
 from chaos.pipeline import Pipeline
-from chaos.scenarios import rebalance
 from chaos.scenarios import poison as poison_scenario
+from chaos.scenarios import rebalance
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

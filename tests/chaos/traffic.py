@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from streams.synthetic import SyntheticReadings
+from streams.synthetic import SyntheticMessage, SyntheticReadings
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,14 @@ async def send_surely(producer: AIOKafkaProducer, topic: str, key: bytes, value:
 class Load:
     """Valid traffic (2% spoilt the usual ways) at ``rate`` readings/s until stopped.
 
-    Three messages in ten are envelopes of 20 readings, the rest single readings.
+    ``envelope_share`` of the messages are envelopes of ``envelope_size`` readings, the rest
+    single readings.
     """
 
     def __init__(self, ledger: Ledger, producer: AIOKafkaProducer, topic: str, rate: float,
-                 *, seed: int = 11) -> None:
+                 *, seed: int = 11, envelope_share: float = 0.3, envelope_size: int = 20) -> None:
         self.ledger, self.producer, self.topic, self.rate = ledger, producer, topic, rate
+        self.envelope_share, self.envelope_size = envelope_share, envelope_size
         self.synthetic = SyntheticReadings(datetime.now(UTC), seed=seed)
         self.readings = 0
         self._task: asyncio.Task | None = None
@@ -94,20 +96,37 @@ class Load:
             pass
         await asyncio.gather(*self._pending)
 
+    async def backlog(self, readings: int) -> None:
+        """Send ``readings`` as fast as the broker takes them (no rate), and wait for the acks."""
+        while self.readings < readings:
+            await asyncio.gather(*(self._send(self._next()) for _ in range(500)))
+
+    def offered_rate(self, seconds: float) -> float:
+        return self.readings / seconds
+
+    def _next(self) -> SyntheticMessage:
+        batch = self.envelope_size if self.synthetic.rng.random() < self.envelope_share else 1
+        (m,) = self.synthetic.messages(batch, bad_ratio=0.02, batch_size=batch)
+        self.ledger.add(m.value, Expect(
+            "load", tuple(e for e, c in zip(m.event_ids, m.expected, strict=True) if c is None),
+            sum(c is not None for c in m.expected)))
+        self.readings += batch
+        return m
+
+    def _send(self, m: SyntheticMessage) -> asyncio.Future:
+        return asyncio.ensure_future(send_surely(self.producer, self.topic, m.key, m.value))
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        tick = 0.05
         while True:
-            due = self.rate * (loop.time() - started) - self.readings
+            # At most two ticks' worth per tick: a producer that falls behind offers less
+            # (see offered_rate) instead of starving the event loop.
+            due = min(self.rate * (loop.time() - started) - self.readings, 2 * tick * self.rate)
             while due > 0:
-                batch = 20 if self.synthetic.rng.random() < 0.3 else 1
-                (m,) = self.synthetic.messages(batch, bad_ratio=0.02, batch_size=batch)
-                self.ledger.add(m.value, Expect(
-                    "load", tuple(e for e, c in zip(m.event_ids, m.expected, strict=True) if c is None),
-                    sum(c is not None for c in m.expected)))
-                sending = send_surely(self.producer, self.topic, m.key, m.value)
-                self._pending.add(asyncio.ensure_future(sending))
-                self.readings += batch
-                due -= batch
+                m = self._next()
+                self._pending.add(self._send(m))
+                due -= len(m.expected)
             self._pending = {f for f in self._pending if not f.done()}
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(tick)

@@ -11,10 +11,11 @@ from fuzz.strategies import NOW, encoded, envelope, json_values, message_values,
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.domain import Rules
+from streams.domain import Rules, fhir, omh
 from streams.domain.decode import decode
 from streams.domain.text import MAX_LENGTHS, MAX_METADATA_BYTES
 from streams.domain.validate import process_message
+from streams.domain.wide import RESERVED_KEYS
 from streams.errors import Rejected, RejectReason
 from streams.records import MessageContext
 
@@ -51,10 +52,17 @@ def check(value: bytes) -> None:
     except Rejected:
         doc = None
     total = len(out.readings) + len(out.dead_letters)
-    if not (isinstance(doc, dict) and ("readings" in doc or "batch_id" in doc)):
-        assert total == 1  # a single reading, or anything else: exactly one outcome
-    elif not (total == 1 and out.dead_letters and not out.readings):  # not refused as a whole
-        assert total == len(doc["readings"])  # each member judged once: stored or dead-lettered
+    whole = total == 1 and out.dead_letters and not out.readings  # refused (or one member) as a whole
+    if not isinstance(doc, dict):
+        assert whole
+    elif "readings" in doc or "batch_id" in doc:
+        assert whole or total == len(doc["readings"])  # each member judged once
+    elif omh.is_data_point(doc) or fhir.is_resource(doc):
+        assert total >= 1
+    elif "metric" not in doc and not RULES.catalogue.keys().isdisjoint(doc):
+        assert whole or total == len(doc.keys() - RESERVED_KEYS)  # wide: one outcome per metric key
+    else:
+        assert total == 1  # a single reading, or any other object: exactly one outcome
 
 
 @given(message_values)

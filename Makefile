@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHON := $(PY)
 
-.PHONY: help venv deps run test unit bench stack-up stack-down stack-status stack-reset secure-up secure-down setup lint
+.PHONY: help venv deps run test unit bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,13 @@ bench: venv ## worker vs a minimal consumer, then the ETL old vs new (BENCH_N=20
 	bash scripts/stack.sh up
 	$(PY) bench/run.py
 	$(PY) bench/etl.py
+
+chaos: venv ## fault suite on a private Kafka + PostgreSQL (kill -9, restarts, rebalance, overload, poison)
+	$(PY) scripts/chaos.py $(SCENARIOS)
+
+fuzz: venv ## long Hypothesis run: process_message and the warehouse write (needs the stack)
+	bash scripts/stack.sh up
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/fuzz -q
 
 stack-up: ## start the local Kafka + PostgreSQL (idempotent)
 	bash scripts/stack.sh up

@@ -16,6 +16,10 @@
 #   HEALTHMATE_KAFKA_HEAP             JVM heap flags                  (default -Xms256m -Xmx512m)
 #   HEALTHMATE_KAFKA_READY_TIMEOUT    seconds to wait for metadata    (default 90)
 #   HEALTHMATE_PG_PORT                PostgreSQL port                 (default 5432)
+#   HEALTHMATE_PG_CLUSTER             Debian cluster name (15/<name>) (default main)
+#   HEALTHMATE_STACK_DIR              kafka/, logs/, pids/ go here    (default .stack; the
+#                                     jar cache stays in .stack/kafka-jars). `make chaos`
+#                                     runs a private stack this way (tests/chaos/stack.py).
 #   PYTHON                            python with aiokafka            (default .venv/bin/python)
 #
 # PostgreSQL port: the Debian cluster is configured for 5432. When HEALTHMATE_PG_PORT differs
@@ -38,7 +42,7 @@ KAFKA_CONTROLLER_PORT="${HEALTHMATE_KAFKA_CONTROLLER_PORT:-29093}"
 KAFKA_HEAP="${HEALTHMATE_KAFKA_HEAP:--Xms256m -Xmx512m}"
 KAFKA_READY_TIMEOUT="${HEALTHMATE_KAFKA_READY_TIMEOUT:-90}"
 PG_PORT="${HEALTHMATE_PG_PORT:-5432}"
-PG_CLUSTER_NAME=main
+PG_CLUSTER_NAME="${HEALTHMATE_PG_CLUSTER:-main}"
 PG_USER=healthmate
 PG_PASSWORD=healthmate
 PG_DB=healthmate
@@ -46,8 +50,8 @@ PG_APP_USER=healthmate_app
 PG_APP_PASSWORD=healthmate_app
 PYTHON="${PYTHON:-.venv/bin/python}"
 
-STACK="$ROOT/.stack"
-JARS="$STACK/kafka-jars/$KAFKA_VERSION"
+STACK="${HEALTHMATE_STACK_DIR:-$ROOT/.stack}"
+JARS="$ROOT/.stack/kafka-jars/$KAFKA_VERSION"
 KAFKA_DIR="$STACK/kafka"
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"

@@ -20,6 +20,8 @@ from streams.errors import ConfigurationError, OutboundRefused
 
 DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
 DEV_JWT_SECRET = "healthmate-dev-only-api-jwt-secret-not-for-production"
+KNOWN_SOURCES = ("fitbit", "apple_health", "garmin", "withings", "dexcom", "oura", "whoop", "polar",
+                 "samsung_health", "google_fit", "omron", "ihealth")
 
 
 ENV_PREFIX = "HEALTHMATE_"
@@ -204,6 +206,10 @@ class Settings(BaseSettings):
         default_factory=dict, description='Dimension weights, JSON: {"validity": 2}; unlisted weigh 1.')
     quality_timeliness_s: float = Field(
         3600.0, gt=0, description="Largest measured-to-ingested lag that counts as timely.")
+    known_sources: list[str] = Field(
+        default_factory=lambda: list(KNOWN_SOURCES), min_length=1,
+        description="Sources that get their own metric label and quality windows, JSON list; "
+        "any other source is counted as `other` (bounded label cardinality).")
     quality_timeliness_by_source_s: dict[str, float] = Field(
         default_factory=dict, description='Per-source timeliness threshold, JSON: {"withings": 86400}.')
 

@@ -140,6 +140,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 
 async def delete_job(api: Api, call: Call) -> dict[str, Any]:
     await batch.delete_job(api.warehouse, call.path.job_id)
+    api.metrics.forget_etl_job(call.path.job_id)
     return {"deleted": call.path.job_id}
 
 

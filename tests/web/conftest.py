@@ -72,11 +72,15 @@ def _env(kafka_bootstrap: str, pg_dsn: str, name: str, data_dir: Path) -> dict[s
         "HEALTHMATE_API_JWT_AUDIENCE": AUDIENCE, "HEALTHMATE_API_STALL_AFTER_S": "2",
         "HEALTHMATE_WAREHOUSE_RETENTION_MONTHS": "12", "HEALTHMATE_FUTURE_SKEW_SECONDS": "0",
         "HEALTHMATE_SINK_MAX_LATENCY_MS": "50",
+        # Quality windows that close within seconds, so gauges and the console show them.
+        "HEALTHMATE_QUALITY_WINDOWS_S": "[2, 3600]", "HEALTHMATE_QUALITY_WINDOW_GRACE_S": "0.5",
+        "HEALTHMATE_QUALITY_TICK_INTERVAL_S": "0.5",
     }
 
 
 def settings_from(env: dict[str, str]) -> Settings:
-    return Settings(**{k.removeprefix("HEALTHMATE_").lower(): v for k, v in env.items()})
+    return Settings(**{k.removeprefix("HEALTHMATE_").lower(): orjson.loads(v) if v.startswith("[") else v
+                       for k, v in env.items()})
 
 
 def _wait_ready(worker: ApiWorker, timeout: float = 90.0) -> None:

@@ -10,6 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -145,10 +146,20 @@ class Settings(BaseSettings):
     naive_timestamps: Literal["reject", "utc"] = Field(
         "reject", description="A timestamp without an offset: 'reject' dead-letters it as "
         "naive_timestamp; 'utc' reads it as UTC (e.g. Python's datetime.utcnow().isoformat()).")
-    outlier_strategy: dict[str, str] = Field(
+    outlier_strategy: dict[str, Literal["flag", "clip", "drop"]] = Field(
         default_factory=dict,
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',
     )
+
+    @model_validator(mode="after")
+    def _strategies_name_known_metrics(self) -> Settings:
+        from streams.domain.catalogue import build_catalogue
+
+        unknown = sorted(set(self.outlier_strategy) - set(build_catalogue(self.catalogue_overrides)))
+        if unknown:
+            raise ConfigurationError(f"HEALTHMATE_OUTLIER_STRATEGY names metrics outside the catalogue: "
+                                     f"{', '.join(unknown)}; use catalogue metric names")
+        return self
 
     data_dir: str = Field(".stack/faust-data", description="Faust table state; one folder per app id.")
 
@@ -324,3 +335,26 @@ class Settings(BaseSettings):
     @property
     def pg_migration_dsn_value(self) -> str:
         return (self.pg_migration_dsn or self.pg_dsn).get_secret_value()
+
+    @property
+    def on_local_stack(self) -> bool:
+        """Kafka and PostgreSQL are both on this machine's loopback (the local stack)."""
+        kafka_hosts = [h.strip().rsplit(":", 1)[0] for h in self.kafka_bootstrap.split(",")]
+        pg_host = urlsplit(self.pg_dsn_value).hostname or "localhost"
+        return all(h in _LOOPBACK for h in (*kafka_hosts, pg_host))
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def cli_settings() -> tuple[Settings, bool]:
+    """Settings for a command line, and whether the development configuration was chosen
+    for the caller: only when ``HEALTHMATE_DEV_MODE`` is not set at all, no pseudonym key is
+    set (nor its ``_FILE``), and Kafka and PostgreSQL are on loopback. Otherwise exactly ``Settings()``, so
+    outside dev mode a missing key is the usual ``ConfigurationError``."""
+    keyed = any(f"{ENV_PREFIX}PSEUDONYM_KEY{suffix}" in os.environ for suffix in ("", "_FILE"))
+    if f"{ENV_PREFIX}DEV_MODE" not in os.environ and not keyed:
+        local = Settings(dev_mode=True)
+        if local.on_local_stack:
+            return local, True
+    return Settings(), False

@@ -1,11 +1,12 @@
 """Every Prometheus metric of the pipeline, declared once, with its help text.
 
-Labels are bounded: metric names come from the catalogue (readings of a metric outside it are
-dead letters, counted by reason, never a metric label), sources are one of
-``HEALTHMATE_KNOWN_SOURCES`` or ``other`` (:func:`streams.domain.quality_rules.source_label`), reasons are ``RejectReason``
-values, ETL jobs are labelled ``etl_job`` with the job *id* (not ``job``: Prometheus' target
-label ``job`` would clash with it and rename it ``exported_job``), and a deleted job's
-series are removed (:meth:`Metrics.forget_etl_job`). A user id or user key never becomes a label.
+Labels are bounded: metric names come from the catalogue (readings of a metric outside it
+are dead letters, counted by reason, never a metric label), sources are one of
+``HEALTHMATE_KNOWN_SOURCES`` or ``other`` (``streams.domain.quality_rules.source_label``),
+reasons are ``RejectReason`` values, ETL jobs are labelled ``etl_job`` with the job *id*
+(not ``job``: Prometheus' target label ``job`` would clash with it and rename it
+``exported_job``), and a deleted job's series are removed (:meth:`Metrics.forget_etl_job`).
+A user id or user key never becomes a label.
 
 Build one ``Metrics`` per registry; the worker uses the process default registry, tests
 pass their own ``CollectorRegistry``.

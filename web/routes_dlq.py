@@ -37,7 +37,9 @@ async def redrive_letters(api: Api, call: Call) -> dict[str, Any]:
     call.target = " ".join(s for s in selector if s)
     report = await redrive(api.settings, body, call.request_id)
     result = asdict(report)
-    result["refed"] = report.refed_from_source + report.refed_from_dlq
+    # A dry run publishes nothing: it reports what it would re-feed, and refed stays 0.
+    result["would_refeed"] = report.refed_from_source + report.refed_from_dlq
+    result["refed"] = sum(len(offsets) for offsets in report.raw_offsets.values())
     result["dry_run"] = body.dry_run
     result["raw_topic"] = api.settings.raw_topic
     return result

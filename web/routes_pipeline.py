@@ -39,10 +39,10 @@ async def status(api: Api, call: Call) -> dict[str, Any]:
 
 async def setup(api: Api, call: Call) -> dict[str, Any]:
     """Topics, migrations, coming partitions; running it again changes nothing."""
-    done = await setup_pipeline(api.settings)
     partitions = await ensure_coming_partitions(api)
+    done = await setup_pipeline(api.settings, now=api.clock())
     versions = await queries.migration_versions(api.warehouse.pool, api.settings.warehouse_schema)
-    return {**done, "migrations": versions, "partitions": partitions}
+    return {"topics_created": done["topics_created"], "migrations": versions, "partitions": partitions}
 
 
 async def optimize(api: Api, call: Call) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from web import routes_dlq, routes_fhir, routes_jobs, routes_pipeline, routes_quality, routes_subjects
 from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
+from web.console import register_console
 from web.edge import Edge
 from web.openapi import openapi_document
 from web.server import HardenedWeb
@@ -75,6 +76,7 @@ def register_views(app: faust.App) -> None:
     assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
     web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)
     register_api(app, api, api_routes())
+    register_console(app, api.settings)
 
 
 def register_api(app: faust.App, api: Api, routes: list[Route]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from web import queries
+from web import queries, responses
 from web.api import Api, Call, Route
 from web.auth import Permission
 from web.models import RedriveBody
@@ -47,8 +47,9 @@ async def redrive_letters(api: Api, call: Call) -> dict[str, Any]:
 
 ROUTES = [
     Route("GET", "/dlq", "dlq.summary", "Dead letters by reason and by reason and metric.",
-          summary, Permission.READ_DLQ, tag="dlq"),
+          summary, Permission.READ_DLQ, tag="dlq", response=responses.DeadLetterSummary),
     Route("POST", "/dlq/redrive", "dlq.redrive",
           "Re-feed chosen dead letters (by reason and/or source offset range) to the raw topic.",
-          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq", heavy=True),
+          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq",
+          heavy=True, response=responses.RedriveResult),
 ]

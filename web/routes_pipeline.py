@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.setup import coming_months, setup_pipeline
 from streams.sink.warehouse import month_start, next_month
-from web import queries
+from web import queries, responses
 from web.api import Api, Call, Route
 from web.auth import Permission
 from web.models import NoBody, OptimizeBody
@@ -80,11 +80,12 @@ ROUTES = [
     Route("GET", "/pipeline/status", "pipeline.status",
           "Services and agents, consumer lag and last commit per partition (stalled ones flagged), "
           "throughput over the last minute, dead letters by reason, warehouse reachability, "
-          "quality level per metric.", status, Permission.READ_STATUS),
+          "quality level per metric.", status, Permission.READ_STATUS, response=responses.PipelineStatus),
     Route("POST", "/pipeline/setup", "pipeline.setup",
           "Create topics, apply migrations and create the coming partitions (idempotent).",
-          setup, Permission.SETUP, body_model=NoBody),
+          setup, Permission.SETUP, body_model=NoBody, response=responses.SetupResult),
     Route("POST", "/warehouse/optimize", "warehouse.optimize",
           "Create coming partitions, detach partitions past retention, ANALYZE, report index usage.",
-          optimize, Permission.OPTIMIZE, body_model=OptimizeBody, tag="warehouse"),
+          optimize, Permission.OPTIMIZE, body_model=OptimizeBody, tag="warehouse",
+          response=responses.OptimizeResult),
 ]

@@ -76,12 +76,14 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
         wait = WebDriverWait(browser, 30, poll_frequency=0.3)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true")
         wait.until(lambda d: name in _text(d, "job-rows") and "heart_rate" in _text(d, "quality-rows"))
-        browser.find_element(By.CSS_SELECTOR, 'button[data-reason="unknown_unit"][data-dry-run="true"]').click()
+        dry_run = 'button[data-reason="unknown_unit"][data-dry-run="true"]'
+        browser.find_element(By.CSS_SELECTOR, dry_run).click()
         wait.until(lambda d: "would re-feed" in _text(d, "redrive-result"))
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOT))
-        texts = {i: _text(browser, i) for i in ("pipeline-status", "throughput", "partitions", "quality-rows",
-                                                 "dlq-rows", "redrive-result", "job-rows", "error", "auth-state")}
+        panels = ("pipeline-status", "throughput", "partitions", "quality-rows", "dlq-rows", "redrive-result",
+                  "job-rows", "error", "auth-state")
+        texts = {i: _text(browser, i) for i in panels}
         texts["log"] = "\n".join(e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE")
         return texts
 
@@ -92,7 +94,8 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
     assert "readings/s" in texts["throughput"]
     assert "heart_rate" in texts["quality-rows"]
     assert "unknown_unit" in texts["dlq-rows"]
-    assert "dry run unknown_unit" in texts["redrive-result"] and "nothing published" in texts["redrive-result"]
+    assert "dry run unknown_unit" in texts["redrive-result"], texts["redrive-result"]
+    assert "nothing published" in texts["redrive-result"]
     assert name in texts["job-rows"] and "batch" in texts["job-rows"]
     assert texts["log"] == "", f"browser errors (CSP or script): {texts['log']}"
     assert SCREENSHOT.stat().st_size > 10_000

@@ -28,14 +28,6 @@ def _interval(text: str | None) -> datetime | None:
         raise SystemExit(f"healthmate: {text!r} is not an ISO-8601 time") from None
 
 
-def _one_line(exc: Exception) -> str:
-    """A pydantic error's messages (never its input values), or the error's own message."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(e["msg"].removeprefix("Value error, ")
-                         for e in exc.errors(include_input=False, include_url=False))
-    return str(exc).splitlines()[0]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m batch", description="HealthMate batch jobs and replays.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     from batch import api
-    from streams.cli import fail, load_settings, preflight, run
+    from streams.cli import fail, load_settings, one_line, preflight, run
     from streams.logs import configure_tool_logging
     from streams.progress import Progress
 
@@ -68,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             replay_range_of(opts.topic, opts.start, opts.end)
         except (BatchError, ValidationError, ValueError) as exc:
-            fail(f"bad replay range: {_one_line(exc)}")
+            fail(f"bad replay range: {one_line(exc)}")
     preflight(settings)
     label = opts.command if opts.command == "replay" else f"run-job {opts.job_id}"
     bar = Progress(label, total=100, unit="%")
@@ -81,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                       publish_dead_letters=opts.publish_dlq, progress=bar.update))
     except (BatchError, ValidationError, ValueError) as exc:
         bar.close()
-        fail(_one_line(exc))
+        fail(one_line(exc))
     bar.close()
     sys.stdout.write(orjson.dumps(record.to_json_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if record.status == "succeeded" else 1

@@ -87,6 +87,14 @@ def describe_settings_error(exc: Exception) -> str:
     return f"configuration error: {exc}"
 
 
+def one_line(exc: Exception) -> str:
+    """A pydantic error's messages (never its input values), or the error's first line."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(e["msg"].removeprefix("Value error, ")
+                         for e in exc.errors(include_input=False, include_url=False))
+    return str(exc).splitlines()[0]
+
+
 def _default_json(name: str) -> str:
     field = Settings.model_fields.get(name)
     if field is None:

@@ -159,7 +159,8 @@ def run_job_task(job_id: str, **context: Any) -> dict[str, Any]:
     as_of = _aware(context.get("data_interval_end") or context.get("logical_date"))
     record = asyncio.run(run_job(
         _task_settings(), job_id, trigger="airflow", run_id=_run_id(context),
-        attempt=context["ti"].try_number, max_attempts=1, interval=(start, end) if start and end else None, as_of=as_of))
+        attempt=context["ti"].try_number, max_attempts=1, interval=(start, end) if start and end else None,
+        as_of=as_of))
     return _outcome(record)
 
 

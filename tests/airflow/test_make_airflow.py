@@ -35,7 +35,8 @@ def make_env(settings, home: Path) -> dict[str, str]:  # type: ignore[no-untyped
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HEALTHMATE_"))}
     env.update({"HEALTHMATE_AIRFLOW_HOME": str(home), "PYTHONPATH": str(ROOT),
                 "HEALTHMATE_WAREHOUSE_SCHEMA": settings.warehouse_schema,
-                "HEALTHMATE_PG_DSN": settings.pg_dsn_value, "HEALTHMATE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap})
+                "HEALTHMATE_PG_DSN": settings.pg_dsn_value,
+                "HEALTHMATE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap})
     return env
 
 

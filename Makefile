@@ -50,7 +50,7 @@ secure-up: ## start the secure stack (Kafka SASL_SSL + ACLs, PostgreSQL TLS only
 secure-down: ## stop what secure-up started
 	bash scripts/secure_stack.sh down
 
-setup: venv ## create topics and apply warehouse migrations
+setup: venv ## create topics, apply warehouse migrations, create the coming monthly partitions
 	$(PY) -m streams setup
 
 airflow: ## AIRFLOW_HOME in .stack/airflow (SQLite, our DAGs, settings exported), migrate, list DAGs

@@ -123,7 +123,7 @@ class AcceptedRun(Closed):
     """What ``GET .../runs/{run_id}`` answers between the 202 and the runner's first write."""
 
     run_id: uuid.UUID
-    job_id: uuid.UUID
+    job_id: str
     status: Literal["accepted"]
     progress: int
 
@@ -136,14 +136,14 @@ class JobDetail(Closed):
 
 class RunStarted(Closed):
     run_id: uuid.UUID
-    job_id: uuid.UUID
+    job_id: str
     job_name: str
     status: Literal["accepted"]
     location: str
 
 
 class Deleted(Closed):
-    deleted: uuid.UUID
+    deleted: str
 
 
 class Lineage(Open):
@@ -196,7 +196,7 @@ class QualityReport(Open):
     recommendations: list[str]
     rejected: int
     rejected_by_reason: dict[str, int]
-    dlq_share: float
+    dlq_share: float | None
     generated_at: datetime
 
 

@@ -350,11 +350,11 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 def cli_settings() -> tuple[Settings, bool]:
     """Settings for a command line, and whether the development configuration was chosen
     for the caller: only when ``HEALTHMATE_DEV_MODE`` is not set at all, no pseudonym key is
-    set (nor its ``_FILE``), and Kafka and PostgreSQL are on loopback. Otherwise exactly ``Settings()``, so
-    outside dev mode a missing key is the usual ``ConfigurationError``."""
+    set (nor its ``_FILE``), and Kafka and PostgreSQL are on loopback. Otherwise exactly
+    ``Settings()``, so outside dev mode a missing key is the usual ``ConfigurationError``."""
     keyed = any(f"{ENV_PREFIX}PSEUDONYM_KEY{suffix}" in os.environ for suffix in ("", "_FILE"))
     if f"{ENV_PREFIX}DEV_MODE" not in os.environ and not keyed:
-        local = Settings(dev_mode=True)
+        local = Settings(dev_mode=True)  # type: ignore[call-arg]
         if local.on_local_stack:
             return local, True
-    return Settings(), False
+    return Settings(), False  # type: ignore[call-arg]

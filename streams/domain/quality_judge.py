@@ -157,7 +157,7 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
     for i, r in enumerate(readings):
         metric, source, value = r.metric, r.source, r.value
         raw = (metric, source)
-        acc = totals.get(labels.get(raw) or _label_of(raw, labels))
+        acc = totals.get(labels.get(raw) or _label_of(raw, labels, config))
         if acc is None:
             acc = totals[labels[raw]] = [0] * (1 + 2 * len(DIMENSIONS))
         acc[0] += 1
@@ -189,7 +189,9 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
         acc[10] += 1
     out = {key: DimensionCounts(tuple(a[1::2]), tuple(a[2::2]), a[0]) for key, a in totals.items()}
     for reason, rejected_metric, rejected_source in rejections:
-        key = (label(rejected_metric), label(rejected_source))
+        if rejected_metric is None or label(rejected_metric) not in catalogue:
+            continue  # as in count_batch: no catalogue metric, no quality series
+        key = (label(rejected_metric), _source(rejected_source, config))
         out[key] = out.get(key, DimensionCounts()) + tally([judge_rejection(reason)])
     return out
 
@@ -197,8 +199,9 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
 _READING_FIELDS = frozenset(NormalisedReading.__dataclass_fields__)
 
 
-def _label_of(raw: tuple[str, str], labels: dict[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
-    key = labels[raw] = (label(raw[0]), label(raw[1]))
+def _label_of(raw: tuple[str, str], labels: dict[tuple[str, str], tuple[str, str]],
+              config: QualityConfig) -> tuple[str, str]:
+    key = labels[raw] = (label(raw[0]), _source(raw[1], config))
     return key
 
 

@@ -155,7 +155,11 @@ class Settings(BaseSettings):
     def _strategies_name_known_metrics(self) -> Settings:
         from streams.domain.catalogue import build_catalogue
 
-        unknown = sorted(set(self.outlier_strategy) - set(build_catalogue(self.catalogue_overrides)))
+        try:
+            catalogue = build_catalogue(self.catalogue_overrides)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"HEALTHMATE_CATALOGUE_OVERRIDES: {exc}") from None
+        unknown = sorted(set(self.outlier_strategy) - set(catalogue))
         if unknown:
             raise ConfigurationError(f"HEALTHMATE_OUTLIER_STRATEGY names metrics outside the catalogue: "
                                      f"{', '.join(unknown)}; use catalogue metric names")
@@ -228,7 +232,11 @@ class Settings(BaseSettings):
     def _quality_rules_valid(self) -> Settings:
         from streams.quality import quality_config
 
-        quality_config(self)  # raises ConfigurationError on bad weights or thresholds
+        try:
+            quality_config(self)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"HEALTHMATE_QUALITY_WEIGHTS or HEALTHMATE_QUALITY_TIMELINESS_*: {exc}"
+                                     ) from None
         return self
 
     # --- batch ----------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Metric labels stay bounded: 1,000 distinct producer sources and a stream of ETL jobs
-(each created, run and deleted) leave a fixed number of series on the worker's /metrics."""
+"""Metric labels stay bounded: 1,000 distinct producer sources, and 1,000 ETL jobs with
+distinct names (25 of them run, then all deleted), leave a bounded number of series on the
+worker's /metrics, and none once the jobs are gone."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -15,7 +17,8 @@ from streams.config import KNOWN_SOURCES
 pytestmark = pytest.mark.integration
 
 SOURCES = 1000
-JOBS = 25
+JOB_NAMES = 1000  # registered, each with its own name
+JOBS_RUN = 25  # of them, run (a run is what creates series)
 
 
 def _samples(text: str, family: str) -> list:
@@ -56,28 +59,41 @@ async def test_a_thousand_sources_share_the_known_labels_and_other(
 
 async def test_job_series_are_labelled_by_id_and_removed_on_delete(
         client, api_worker, eventually, now):  # type: ignore[no-untyped-def]
-    ids = []
-    for i in range(JOBS):
+    tag = uuid.uuid4().hex[:8]
+
+    async def create(i: int) -> str:
         created = await client.call("POST", "/etl-jobs", role="operator", json={
-            "job_name": f"lbl_{uuid.uuid4().hex[:8]}_{i}", "target_tables": ["aggregated_health_metrics"],
+            "job_name": f"lbl_{tag}_{i}", "target_tables": ["aggregated_health_metrics"],
             "notification_on_failure": False})
         assert created.status == 201, created.body
-        ids.append(created.body["job_id"])
-        started = await client.call("POST", f"/etl-jobs/{ids[-1]}/run", role="operator", json={
+        return created.body["job_id"]
+
+    ids: list[str] = []
+    for start in range(0, JOB_NAMES, 50):
+        ids += await asyncio.gather(*(create(i) for i in range(start, min(start + 50, JOB_NAMES))))
+    ran = ids[:JOBS_RUN]
+    for job_id in ran:
+        started = await client.call("POST", f"/etl-jobs/{job_id}/run", role="operator", json={
             "interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": now.isoformat()})
         assert started.status == 202, started.body
 
     async def all_counted():  # type: ignore[no-untyped-def]
-        labelled = {s.labels["etl_job"] for s in _samples(await _metrics(client), "healthmate_etl_runs")}
-        return labelled if set(ids) <= labelled else None
+        text = await _metrics(client)
+        labelled = {s.labels["etl_job"] for s in _samples(text, "healthmate_etl_runs")}
+        return (text, labelled) if set(ran) <= labelled else None
 
-    labelled = await eventually(all_counted, timeout=120)
+    text, labelled = await eventually(all_counted, timeout=120)
     assert not any(label.startswith("lbl_") for label in labelled), "job names are not labels"
+    assert not any(tag in line for line in text.splitlines()), "a job name reached /metrics"
+    ours = {s.labels["etl_job"] for f in ("healthmate_etl_runs", "healthmate_etl_run_duration_seconds")
+            for s in _samples(text, f) if s.labels.get("etl_job") in set(ids)}
+    assert ours == set(ran), "series exist for jobs that ran, not for every registered name"
 
-    for job_id in ids:
-        assert (await client.call("DELETE", f"/etl-jobs/{job_id}", role="admin")).status == 200
+    for start in range(0, len(ids), 50):
+        replies = await asyncio.gather(*(client.call("DELETE", f"/etl-jobs/{job_id}", role="admin")
+                                         for job_id in ids[start:start + 50]))
+        assert all(r.status == 200 for r in replies)
     text = await _metrics(client)
     left = {s.labels.get("etl_job") for f in ("healthmate_etl_runs", "healthmate_etl_run_duration_seconds")
             for s in _samples(text, f)}
     assert not left & set(ids), "a deleted job's series stayed"
-

@@ -30,9 +30,6 @@ On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_K
 development configuration is used, as `make run` does. See also: python -m healthmate.
 """
 
-__all__ = ["load_settings", "main"]
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "worker"

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from streams.config import Settings, cli_settings
+from streams.connections import kafka_kwargs, pg_connect
 from streams.errors import ConfigurationError
 
 EXIT_CONFIG = 2
@@ -148,8 +149,8 @@ def preflight(settings: Settings, *, kafka: bool = True, warehouse: bool = True)
 
     async def reach() -> None:
         if kafka:
-            client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap,
-                                    request_timeout_ms=int(CONNECT_TIMEOUT_S * 1000))
+            timeout_ms = int(CONNECT_TIMEOUT_S * 1000)
+            client = AIOKafkaClient(**kafka_kwargs(settings), request_timeout_ms=timeout_ms)
             try:
                 await client.bootstrap()
             except KafkaConnectionError as exc:
@@ -158,7 +159,7 @@ def preflight(settings: Settings, *, kafka: bool = True, warehouse: bool = True)
                 await client.close()
         if warehouse:
             try:
-                conn = await asyncpg.connect(settings.pg_dsn_value, timeout=CONNECT_TIMEOUT_S)
+                conn = await pg_connect(settings, timeout=CONNECT_TIMEOUT_S)
             except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
                 raise _connection_error(exc, settings) from None
             await conn.close()

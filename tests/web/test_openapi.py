@@ -35,7 +35,8 @@ async def test_the_document_is_valid_openapi(document) -> None:  # type: ignore[
                 continue
             assert "401" in op["responses"] and "422" in op["responses"], (method, path)
             success = [s for s in op["responses"] if s.startswith("2")]
-            schema = op["responses"][success[0]]["content"]["application/json"]["schema"]
+            [content] = op["responses"][success[0]]["content"].values()
+            schema = content["schema"]
             assert schema != {"type": "object"}, f"{method} {path}: no response schema"
             if "{job_id}" in path:
                 assert "404" in op["responses"], f"{method} {path} can answer 404"
@@ -45,7 +46,8 @@ def check(document: dict[str, Any], method: str, template: str, reply) -> None: 
     op = document["paths"][PREFIX + template][method.lower()]
     assert str(reply.status) in op["responses"], f"{method} {template} answered undeclared {reply.status}"
     declared = op["responses"][str(reply.status)]
-    schema = {**declared["content"]["application/json"]["schema"], "components": document["components"]}
+    [content] = declared["content"].values()  # one media type per answer (JSON, or FHIR JSON)
+    schema = {**content["schema"], "components": document["components"]}
     errors = sorted(Draft202012Validator(schema).iter_errors(reply.body), key=str)
     assert not errors, f"{method} {template} {reply.status}: {[e.message for e in errors[:3]]}"
     for header in declared.get("headers", {}):
@@ -72,6 +74,9 @@ async def test_real_answers_match_their_schemas(document, client, produce, make_
     assert dry.body["refed"] == 0
     await call("POST", "/data-quality/analyze", "analyst",
                params={"data_type": "heart_rate", "sample_size": "10"})
+    await call("GET", "/fhir/Observation", "analyst", params={"code": "8867-4", "_count": "5"})
+    await call("GET", "/schemas", "viewer")
+    await call("GET", "/schemas/healthmate-reading.json", "viewer")
 
     name = f"oa_{uuid.uuid4().hex[:8]}"
     body = {"job_name": name, "target_tables": ["aggregated_health_metrics"],

@@ -13,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 AIRFLOW="$(dirname "$PY")/airflow"
+if [[ ! -x "$AIRFLOW" ]]; then
+  echo "healthmate: no Airflow at $AIRFLOW: run \`make venv\` (it installs the airflow extra)" >&2
+  exit 2
+fi
 HOME_DIR=${HEALTHMATE_AIRFLOW_HOME:-.stack/airflow}
 mkdir -p "$HOME_DIR"
 export AIRFLOW_HOME

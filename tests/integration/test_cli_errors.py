@@ -82,8 +82,8 @@ def test_dev_configuration_is_announced_on_the_local_stack_only():
 def test_help_lists_every_command(module):  # type: ignore[no-untyped-def]
     result = _run({}, [module, "--help"])
     assert result.returncode == 0, result.stderr
-    expected = {"healthmate": ["streams worker", "streams setup", "streams produce", "batch run-job",
-                               "batch replay", "web token"],
-                "streams": ["worker", "setup", "produce"], "batch": ["run-job", "replay"], "web": ["token"]}
+    expected = {"healthmate": ["streams worker", "streams setup", "streams produce", "streams acls",
+                               "batch run-job", "batch replay", "web token"],
+                "streams": ["worker", "setup", "produce", "acls"], "batch": ["run-job", "replay"], "web": ["token"]}
     for command in expected[module]:
         assert command in result.stdout, f"{module} --help lacks {command}"

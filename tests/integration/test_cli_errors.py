@@ -84,6 +84,7 @@ def test_help_lists_every_command(module):  # type: ignore[no-untyped-def]
     assert result.returncode == 0, result.stderr
     expected = {"healthmate": ["streams worker", "streams setup", "streams produce", "streams acls",
                                "batch run-job", "batch replay", "web token"],
-                "streams": ["worker", "setup", "produce", "acls"], "batch": ["run-job", "replay"], "web": ["token"]}
+                "streams": ["worker", "setup", "produce", "acls"], "batch": ["run-job", "replay"],
+                "web": ["token"]}
     for command in expected[module]:
         assert command in result.stdout, f"{module} --help lacks {command}"

@@ -134,6 +134,17 @@ def strict_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
         yield worker
 
 
+@pytest.fixture(scope="session")
+def roomy_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[ApiWorker]:
+    """A worker whose rate limits never bite (tests/web/test_label_bounds.py makes thousands of calls)."""
+    with running_worker(kafka_bootstrap, pg_dsn, tmp_path_factory.mktemp("roomy-worker"),
+                        HEALTHMATE_API_RATE_PER_SUBJECT="100000", HEALTHMATE_API_BURST_PER_SUBJECT="100000",
+                        HEALTHMATE_API_RATE_PER_ADDRESS="100000", HEALTHMATE_API_BURST_PER_ADDRESS="100000",
+                        HEALTHMATE_API_HEAVY_CONCURRENCY="64") as worker:
+        yield worker
+
+
 class Client:
     """``await client.call("GET", "/pipeline/status", role="viewer")`` -> Reply."""
 
@@ -185,6 +196,12 @@ def assert_safe_error(reply: Reply, worker: ApiWorker, echoes: str | None = None
 async def client(api_worker: ApiWorker) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield Client(session, api_worker)
+
+
+@pytest.fixture
+async def roomy_client(roomy_worker: ApiWorker) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield Client(session, roomy_worker)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.config import KNOWN_SOURCES
@@ -32,7 +33,10 @@ async def _metrics(client) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_a_thousand_sources_share_the_known_labels_and_other(
-        client, api_worker, producer, now, eventually):  # type: ignore[no-untyped-def]
+        roomy_client, roomy_worker, now, eventually):  # type: ignore[no-untyped-def]
+    client, api_worker = roomy_client, roomy_worker
+    producer = AIOKafkaProducer(bootstrap_servers=api_worker.settings.kafka_bootstrap, acks="all")
+    await producer.start()
     tag = uuid.uuid4().hex[:8]
     at = (now - timedelta(minutes=5)).isoformat()
     for i in range(SOURCES):
@@ -41,6 +45,7 @@ async def test_a_thousand_sources_share_the_known_labels_and_other(
                "metric": "heart_rate", "value": 70, "unit": "bpm", "timestamp": at}
         await producer.send(api_worker.settings.raw_topic, orjson.dumps(doc), key=f"u-{i}".encode())
     await producer.flush()
+    await producer.stop()
 
     async def other_scored():  # type: ignore[no-untyped-def]
         text = await _metrics(client)
@@ -58,7 +63,8 @@ async def test_a_thousand_sources_share_the_known_labels_and_other(
 
 
 async def test_job_series_are_labelled_by_id_and_removed_on_delete(
-        client, api_worker, eventually, now):  # type: ignore[no-untyped-def]
+        roomy_client, roomy_worker, eventually, now):  # type: ignore[no-untyped-def]
+    client = roomy_client
     tag = uuid.uuid4().hex[:8]
 
     async def create(i: int) -> str:

@@ -178,9 +178,9 @@ class BackgroundRuns(Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tasks: set[asyncio.Task] = set()
-        self.accepted: dict[uuid.UUID, uuid.UUID] = {}  # run_id -> job_id, until the task ends
+        self.accepted: dict[uuid.UUID, str] = {}  # run_id -> job_id, until the task ends
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None], *, run_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None], *, run_id: uuid.UUID, job_id: str) -> None:
         task = asyncio.create_task(coroutine)
         self.tasks.add(task)
         self.accepted[run_id] = job_id

@@ -56,6 +56,9 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
     for i in range(5):
         await produce(make_reading(f"con-{tag}-{i}", at=now - timedelta(minutes=2), value=70 + i))
     await produce(make_reading(f"con-{tag}-bad", at=now - timedelta(minutes=2), unit="furlongs"))
+    # Stored before the job starts: a run opening the warehouse while the worker creates a
+    # partition can make PostgreSQL answer "tuple concurrently updated" (reported separately).
+    await eventually(lambda: _dead(client, "unknown_unit"))
     name = f"console_{tag}"
     created = await client.call("POST", "/etl-jobs", role="operator", json={
         "job_name": name, "target_tables": ["aggregated_health_metrics"], "notification_on_failure": False})
@@ -63,7 +66,6 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
     started = await client.call("POST", f"/etl-jobs/{created.body['job_id']}/run", role="operator", json={
         "interval_start": (now - timedelta(days=1)).isoformat(), "interval_end": now.isoformat()})
     assert started.status == 202
-    await eventually(lambda: _dead(client, "unknown_unit"))
 
     page = await client.call("GET", "/data-pipeline/console")
     assert page.status == 200 and "script-src 'self'" in page.headers["Content-Security-Policy"]

@@ -42,7 +42,8 @@ def make_env(settings, home: Path) -> dict[str, str]:  # type: ignore[no-untyped
 
 async def test_make_airflow_lists_job_dags_and_airflow_test_fails_fast(batch_settings, warehouse,
                                                                      tmp_path) -> None:
-    await api.create_job(warehouse, {"job_name": "make_daily", "target_tables": ["user_engagement"],
+    await api.create_job(warehouse, {"job_id": "make_daily", "job_name": "Make daily",  # DAG id from job id
+                                     "target_tables": ["user_engagement"],
                                      "schedule": "0 4 * * *"})
     env = make_env(batch_settings, tmp_path / "airflow")
     prepared = make("airflow", env)

@@ -35,6 +35,7 @@ COPY README.md ./
 COPY streams ./streams
 COPY batch ./batch
 COPY web ./web
+COPY healthmate ./healthmate
 RUN pip install --no-deps . \
  && rm -rf /build
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHON := $(PY)
 
-.PHONY: help venv deps run test unit bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint
+.PHONY: help venv deps run test unit bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint airflow airflow-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -57,8 +57,13 @@ secure-up: ## start the secure stack (Kafka SASL_SSL + ACLs, PostgreSQL TLS only
 secure-down: ## stop what secure-up started
 	bash scripts/secure_stack.sh down
 
-setup: venv ## create topics and apply warehouse migrations
+setup: venv ## create topics, apply warehouse migrations, create the coming monthly partitions
 	$(PY) -m streams setup
+
+airflow: ## AIRFLOW_HOME in .stack/airflow (SQLite, our DAGs, settings exported), migrate, list DAGs
+	bash scripts/airflow.sh prepare
+airflow-test: ## run one DAG once: make airflow-test DAG=healthmate_backfill PARAMS='{"topic": "...", "start": "0:0"}'
+	bash scripts/airflow.sh test "$(DAG)" '$(PARAMS)'
 
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check streams batch web tests

@@ -1,15 +1,16 @@
 """Command line: ``python -m batch {run-job JOB_ID | replay --topic T --from X [--to Y]}``.
 
 Positions are ``P:O[,P:O...]`` partition offsets or ISO-8601 times with an offset or ``Z``.
-A progress bar is drawn on stderr; the final run record is printed as JSON on stdout. The
-exit status is 0 when the run succeeded, 1 when it failed or timed out, 2 for bad usage.
+``--to`` is exclusive (the offset after the last one replayed), like Kafka end offsets; the
+API's redrive ``to_offset`` is inclusive. Progress goes to stderr (a bar on a terminal, a
+line every few seconds otherwise); the final run record is printed as JSON on stdout. Logs
+follow ``HEALTHMATE_LOG_FORMAT``. Exit status: 0 when the run succeeded, 1 when it failed
+or timed out, 2 for bad usage or configuration, 3 when Kafka or PostgreSQL is unreachable.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from datetime import datetime
 
@@ -17,65 +18,62 @@ import orjson
 from pydantic import ValidationError
 
 from batch.errors import BatchError
-
-
-class ProgressBar:
-    """``[#####-----]  50% label`` redrawn in place on a stream (stderr)."""
-
-    def __init__(self, label: str, stream=sys.stderr, width: int = 30) -> None:  # type: ignore[no-untyped-def]
-        self.label, self.stream, self.width, self.last = label, stream, width, -1
-
-    def __call__(self, percent: int) -> None:
-        if percent == self.last:
-            return
-        self.last = percent
-        filled = self.width * percent // 100
-        self.stream.write(f"\r[{'#' * filled}{'-' * (self.width - filled)}] {percent:3d}% {self.label}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+from batch.replay import replay_range_of
 
 
 def _interval(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        raise SystemExit(f"healthmate: {text!r} is not an ISO-8601 time") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m batch", description="HealthMate batch jobs and replays.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run-job", help="run a registered ETL job now")
-    run.add_argument("job_id")
-    run.add_argument("--start", help="interval start (ISO-8601); default: from the schedule")
-    run.add_argument("--end", help="interval end (ISO-8601)")
+    job = sub.add_parser("run-job", help="run a registered ETL job now")
+    job.add_argument("job_id")
+    job.add_argument("--start", help="interval start (ISO-8601); default: from the schedule")
+    job.add_argument("--end", help="interval end (ISO-8601)")
     rep = sub.add_parser("replay", help="replay a topic range through the pipeline, idempotently")
     rep.add_argument("--topic", required=True)
     rep.add_argument("--from", dest="start", required=True, help="P:O[,P:O] or an ISO-8601 time")
-    rep.add_argument("--to", dest="end", help="P:O[,P:O] or an ISO-8601 time; default: the current end")
+    rep.add_argument("--to", dest="end", help="P:O[,P:O] (exclusive: the next offset after the last one) or "
+                     "an ISO-8601 time (exclusive); default: the current end")
     rep.add_argument("--publish-dlq", action="store_true", help="send bad records to the DLQ again")
     opts = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from batch import api
-    from streams.__main__ import load_settings
+    from streams.cli import fail, load_settings, one_line, preflight, run
+    from streams.logs import configure_tool_logging
+    from streams.progress import Progress
 
     settings = load_settings()
-    bar = ProgressBar(opts.command if opts.command == "replay" else f"run-job {opts.job_id}")
+    # Progress is the news on a terminal: info lines only when asked for with debug.
+    level = "warn" if settings.log_level == "info" else settings.log_level
+    configure_tool_logging(settings.log_format, level)
+    if opts.command == "run-job":
+        start, end = _interval(opts.start), _interval(opts.end)
+        if (start is None) != (end is None):
+            parser.error("give both --start and --end, or neither")
+    else:
+        try:
+            replay_range_of(opts.topic, opts.start, opts.end)
+        except (BatchError, ValidationError, ValueError) as exc:
+            fail(f"bad replay range: {one_line(exc)}")
+    preflight(settings)
+    label = opts.command if opts.command == "replay" else f"run-job {opts.job_id}"
+    bar = Progress(label, total=100, unit="%")
     try:
         if opts.command == "run-job":
-            start, end = _interval(opts.start), _interval(opts.end)
-            if (start is None) != (end is None):
-                parser.error("give both --start and --end, or neither")
-            record = asyncio.run(api.run_job(settings, opts.job_id, trigger="cli", progress=bar,
-                                             interval=(start, end) if start and end else None))
+            record = run(api.run_job(settings, opts.job_id, trigger="cli", progress=bar.update,
+                                     interval=(start, end) if start and end else None))
         else:
-            record = asyncio.run(api.backfill(settings, opts.topic, opts.start, opts.end,
-                                              publish_dead_letters=opts.publish_dlq, progress=bar))
+            record = run(api.backfill(settings, opts.topic, opts.start, opts.end,
+                                      publish_dead_letters=opts.publish_dlq, progress=bar.update))
     except (BatchError, ValidationError, ValueError) as exc:
         bar.close()
-        sys.stderr.write(f"healthmate batch: {exc}\n")
-        return 2
+        fail(one_line(exc))
     bar.close()
     sys.stdout.write(orjson.dumps(record.to_json_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0 if record.status == "succeeded" else 1

@@ -12,7 +12,10 @@
   offsets or ISO-8601 times; ``end`` empty: to the current end) and
   ``publish_dead_letters``.
 
-Tasks read their configuration from the ``HEALTHMATE_*`` environment of the Airflow worker.
+Tasks read their configuration from the ``HEALTHMATE_*`` environment of the Airflow worker
+(``make airflow`` exports it). Incomplete settings fail the DAG file's import with one clear
+message (shown by ``airflow dags list-import-errors``), and a task with incomplete settings
+or params fails at once, without retries.
 """
 
 from __future__ import annotations
@@ -30,10 +33,33 @@ START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 BACKFILL_DAG_ID = "healthmate_backfill"
 
 
-def _settings():  # type: ignore[no-untyped-def]
-    from streams.config import Settings
+class SettingsIncomplete(Exception):
+    """The ``HEALTHMATE_*`` environment of this Airflow process does not make valid settings."""
 
-    return Settings()
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from streams.cli import describe_settings_error
+    from streams.config import Settings
+    from streams.errors import ConfigurationError
+
+    try:
+        return Settings()
+    except (ConfigurationError, ValidationError, SettingsError) as exc:
+        raise SettingsIncomplete(f"HealthMate settings for Airflow: {describe_settings_error(exc)} "
+                                 "(make airflow exports them)") from None
+
+
+def _task_settings():  # type: ignore[no-untyped-def]
+    """Settings inside a task: incomplete ones fail the task at once, with no retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return _settings()
+    except SettingsIncomplete as exc:
+        raise AirflowFailException(str(exc)) from None
 
 
 async def _enabled_jobs(settings: Any) -> list[ETLJobConfig]:
@@ -48,9 +74,10 @@ async def _enabled_jobs(settings: Any) -> list[ETLJobConfig]:
 
 
 def build_job_dags() -> dict[str, Any]:
-    """``{dag_id: DAG}`` for every enabled job; empty (and logged) if the registry is unreachable."""
+    """``{dag_id: DAG}`` for every enabled job; empty (and logged) if the registry is unreachable.
+    Raises ``SettingsIncomplete`` (an import error Airflow lists) when the settings are."""
+    settings = _settings()
     try:
-        settings = _settings()
         jobs = asyncio.run(_enabled_jobs(settings))
     except Exception as exc:  # noqa: BLE001 - a parse must not crash on a missing registry
         log.error("no HealthMate job DAGs: the job registry could not be read (%s)", type(exc).__name__)
@@ -131,20 +158,32 @@ def run_job_task(job_id: str, **context: Any) -> dict[str, Any]:
     start, end = _aware(params.get("interval_start")), _aware(params.get("interval_end"))
     as_of = _aware(context.get("data_interval_end") or context.get("logical_date"))
     record = asyncio.run(run_job(
-        _settings(), job_id, trigger="airflow", run_id=_run_id(context), attempt=context["ti"].try_number,
-        max_attempts=1, interval=(start, end) if start and end else None, as_of=as_of))
+        _task_settings(), job_id, trigger="airflow", run_id=_run_id(context),
+        attempt=context["ti"].try_number, max_attempts=1, interval=(start, end) if start and end else None,
+        as_of=as_of))
     return _outcome(record)
 
 
 def backfill_task(**context: Any) -> dict[str, Any]:
     """Airflow callable of ``healthmate_backfill``: replay the params' range; raises unless it succeeded."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from batch.api import backfill
+    from batch.errors import InvalidRange
+    from batch.replay import replay_range_of
+    from streams.cli import one_line
 
     params = context.get("params") or {}
-    if not params.get("topic") or not params.get("start"):
-        raise ValueError("healthmate_backfill needs the params 'topic' and 'start'")
+    if not params.get("topic") or not params.get("start"):  # the same params would fail again: no retry
+        raise AirflowFailException("healthmate_backfill needs the params 'topic' and 'start', e.g. "
+                                   "-c '{\"topic\": \"health.readings.raw\", \"start\": \"0:0\"}'")
+    try:
+        replay_range_of(params["topic"], params["start"], params.get("end") or None)
+    except (InvalidRange, ValueError) as exc:
+        raise AirflowFailException(f"healthmate_backfill: bad range: {one_line(exc)}") from None
+    settings = _task_settings()
     record = asyncio.run(backfill(
-        _settings(), params["topic"], params["start"], params.get("end") or None,
+        settings, params["topic"], params["start"], params.get("end") or None,
         publish_dead_letters=bool(params.get("publish_dead_letters")), trigger="airflow",
         run_id=_run_id(context), attempt=context["ti"].try_number, max_attempts=1))
     return _outcome(record)

@@ -5,6 +5,8 @@
 #   pg_ctlcluster  <- postgresql               scripts/stack.sh: the local PostgreSQL cluster
 #   java (17+)     <- openjdk-17-jre-headless  scripts/stack.sh: runs the Kafka broker
 #   mvn            <- maven                    scripts/stack.sh: fetches the Kafka jars once
+#   chromium       <- chromium                 tests/web/test_console_browser.py: headless browser
+#   chromedriver   <- chromium-driver          the same test: Selenium drives chromium through it
 #
 # Idempotent. Fast path: when every command is already there, apt is not touched at all.
 # Otherwise one `apt-get update` and one `apt-get install --no-install-recommends` of what is
@@ -22,12 +24,14 @@ log() { printf '[system-deps] %s\n' "$*"; }
 die() { printf '[system-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # command -> Debian package that provides it (bookworm: promtool is in `prometheus`).
-TOOLS=(promtool pg_ctlcluster java mvn)
+TOOLS=(promtool pg_ctlcluster java mvn chromium chromedriver)
 declare -A PACKAGE=(
   [promtool]=prometheus
   [pg_ctlcluster]=postgresql
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [chromium]=chromium
+  [chromedriver]=chromium-driver
 )
 
 missing_packages() {
@@ -69,3 +73,5 @@ pg_versions="$(ls /usr/lib/postgresql 2>/dev/null | paste -sd " " - || true)"
 log "postgresql: ${pg_versions:-?} (pg_ctlcluster $(command -v pg_ctlcluster))"
 log "java: $(first_line java -version)"
 log "maven: $(first_line mvn -B -v)"
+# stderr dropped: Debian's chromium wrapper prints a shell warning before the version.
+log "chromium: $(chromium --version 2>/dev/null | head -n 1) (driver: $(first_line chromedriver --version))"

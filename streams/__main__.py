@@ -1,60 +1,72 @@
-"""Command line: ``python -m streams {worker|setup|produce} ...``.
+"""Command line: ``python -m streams {worker|setup|produce} ...`` (``--help`` lists them).
 
 - ``worker [faust worker options]``: the Faust worker (ingest service, tables, web views).
-- ``setup``: create topics and apply warehouse migrations (idempotent).
+- ``setup``: create topics, apply warehouse migrations, create the coming monthly
+  partitions (idempotent).
 - ``produce --rate N --count M --bad-ratio R --batch-size B``: synthetic wearable data.
 - ``acls [--worker User:NAME] [--producer User:NAME]``: create the secure mode's Kafka ACLs
   (run with a super user's credentials).
+
+Start-up failures are one line on stderr, exit 2 (configuration) or 3 (Kafka or
+PostgreSQL unreachable); see :mod:`streams.cli`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 
-from pydantic import ValidationError
+from streams.cli import load_settings, preflight, run
 
-from streams.errors import ConfigurationError
+HELP = """usage: python -m streams COMMAND [options]
 
+commands:
+  worker [faust options]   run the pipeline worker (python -m streams worker --help: Faust's options)
+  setup                    create topics, apply warehouse migrations, create the coming partitions
+  produce [options]        publish synthetic wearable readings (python -m streams produce --help)
+  acls [options]           create the secure mode's Kafka ACLs (python -m streams acls --help)
 
-def load_settings():  # type: ignore[no-untyped-def]
-    from streams.config import Settings
-
-    try:
-        return Settings()
-    except (ConfigurationError, ValidationError) as exc:
-        sys.stderr.write(f"healthmate: configuration error: {exc}\n")
-        raise SystemExit(2) from None
-
+On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_KEY) the
+development configuration is used, as `make run` does. See also: python -m healthmate.
+"""
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else "worker"
+    if command in ("-h", "--help", "help"):
+        sys.stdout.write(HELP)
+        return
     if command in ("setup", "produce", "acls"):
         _run_tool(command, argv[1:])
         return
+    if command != "worker":
+        sys.stderr.write(f"healthmate: unknown command {command!r}\n{HELP}")
+        raise SystemExit(2)
     from streams.app import create_app
 
     settings = load_settings()
+    if "--help" not in argv and "-h" not in argv:
+        preflight(settings)
     app = create_app(settings)
-    if command == "worker" and not any(a.startswith(("-l", "--loglevel")) for a in argv):
+    if not any(a.startswith(("-l", "--loglevel")) for a in argv):
         argv += ["-l", settings.log_level]
     sys.argv = [sys.argv[0], *argv]
     app.main()
 
 
 def _run_tool(command: str, args: list[str]) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
     if command == "setup":
+        argparse.ArgumentParser(prog="python -m streams setup", description="Create topics, apply warehouse "
+                                "migrations, create the coming partitions (idempotent).").parse_args(args)
+        settings = _tool_settings()
+        from streams.progress import Progress
         from streams.setup import setup_pipeline
 
-        print(asyncio.run(setup_pipeline(settings)))
+        steps = Progress("setup")
+        print(run(setup_pipeline(settings, step=steps.step)))
         return
     if command == "acls":
-        _create_acls(settings, args)
+        _create_acls(args)
         return
     parser = argparse.ArgumentParser(prog="python -m streams produce",
                                      description="Publish synthetic wearable readings.")
@@ -66,13 +78,28 @@ def _run_tool(command: str, args: list[str]) -> None:
     opts = parser.parse_args(args)
     if not 0 <= opts.bad_ratio <= 1 or opts.count < 0 or opts.batch_size < 1 or opts.rate < 0:
         parser.error("need 0 <= bad-ratio <= 1, count >= 0, batch-size >= 1, rate >= 0")
+    settings = _tool_settings()
     from streams.producer import produce_synthetic
+    from streams.progress import Progress
 
-    asyncio.run(produce_synthetic(settings, rate=opts.rate, count=opts.count,
-                                  bad_ratio=opts.bad_ratio, batch_size=opts.batch_size, seed=opts.seed))
+    bar = Progress("produce", total=opts.count, unit="readings")
+    try:
+        run(produce_synthetic(settings, rate=opts.rate, count=opts.count, bad_ratio=opts.bad_ratio,
+                              batch_size=opts.batch_size, seed=opts.seed, progress=bar.update))
+    finally:
+        bar.close()
 
 
-def _create_acls(settings, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _tool_settings():  # type: ignore[no-untyped-def]
+    from streams.logs import configure_tool_logging
+
+    settings = load_settings()
+    configure_tool_logging(settings.log_format, settings.log_level)
+    preflight(settings)
+    return settings
+
+
+def _create_acls(args: list[str]) -> None:
     from streams.acls import create_acls, producer_acls, worker_acls
 
     parser = argparse.ArgumentParser(prog="python -m streams acls",
@@ -81,8 +108,9 @@ def _create_acls(settings, args: list[str]) -> None:  # type: ignore[no-untyped-
     parser.add_argument("--producer", default="User:healthmate-producer",
                         help="an ingestion producer's principal")
     opts = parser.parse_args(args)
+    settings = _tool_settings()
     acls = worker_acls(settings, opts.worker) + producer_acls(settings, opts.producer)
-    asyncio.run(create_acls(settings, acls))
+    run(create_acls(settings, acls))
     for acl in acls:
         print(f"ALLOW {acl.principal} {acl.operation.name} {acl.resource.name}:{acl.pattern.name}:{acl.name}")
 

@@ -10,6 +10,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic.fields import FieldInfo
@@ -20,6 +21,8 @@ from streams.errors import ConfigurationError, OutboundRefused
 
 DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
 DEV_JWT_SECRET = "healthmate-dev-only-api-jwt-secret-not-for-production"
+KNOWN_SOURCES = ("fitbit", "apple_health", "garmin", "withings", "dexcom", "oura", "whoop", "polar",
+                 "samsung_health", "google_fit", "omron", "ihealth")
 
 
 ENV_PREFIX = "HEALTHMATE_"
@@ -143,10 +146,24 @@ class Settings(BaseSettings):
     naive_timestamps: Literal["reject", "utc"] = Field(
         "reject", description="A timestamp without an offset: 'reject' dead-letters it as "
         "naive_timestamp; 'utc' reads it as UTC (e.g. Python's datetime.utcnow().isoformat()).")
-    outlier_strategy: dict[str, str] = Field(
+    outlier_strategy: dict[str, Literal["flag", "clip", "drop"]] = Field(
         default_factory=dict,
         description='Per-metric outlier strategy, JSON: {"heart_rate": "clip"}; flag|clip|drop.',
     )
+
+    @model_validator(mode="after")
+    def _strategies_name_known_metrics(self) -> Settings:
+        from streams.domain.catalogue import build_catalogue
+
+        try:
+            catalogue = build_catalogue(self.catalogue_overrides)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"HEALTHMATE_CATALOGUE_OVERRIDES: {exc}") from None
+        unknown = sorted(set(self.outlier_strategy) - set(catalogue))
+        if unknown:
+            raise ConfigurationError(f"HEALTHMATE_OUTLIER_STRATEGY names metrics outside the catalogue: "
+                                     f"{', '.join(unknown)}; use catalogue metric names")
+        return self
 
     data_dir: str = Field(".stack/faust-data", description="Faust table state; one folder per app id.")
 
@@ -204,6 +221,10 @@ class Settings(BaseSettings):
         default_factory=dict, description='Dimension weights, JSON: {"validity": 2}; unlisted weigh 1.')
     quality_timeliness_s: float = Field(
         3600.0, gt=0, description="Largest measured-to-ingested lag that counts as timely.")
+    known_sources: list[str] = Field(
+        default_factory=lambda: list(KNOWN_SOURCES), min_length=1,
+        description="Sources that get their own metric label and quality windows, JSON list; "
+        "any other source is counted as `other` (bounded label cardinality).")
     quality_timeliness_by_source_s: dict[str, float] = Field(
         default_factory=dict, description='Per-source timeliness threshold, JSON: {"withings": 86400}.')
 
@@ -211,7 +232,11 @@ class Settings(BaseSettings):
     def _quality_rules_valid(self) -> Settings:
         from streams.quality import quality_config
 
-        quality_config(self)  # raises ConfigurationError on bad weights or thresholds
+        try:
+            quality_config(self)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"HEALTHMATE_QUALITY_WEIGHTS or HEALTHMATE_QUALITY_TIMELINESS_*: {exc}"
+                                     ) from None
         return self
 
     # --- batch ----------------------------------------------------------------------
@@ -318,3 +343,26 @@ class Settings(BaseSettings):
     @property
     def pg_migration_dsn_value(self) -> str:
         return (self.pg_migration_dsn or self.pg_dsn).get_secret_value()
+
+    @property
+    def on_local_stack(self) -> bool:
+        """Kafka and PostgreSQL are both on this machine's loopback (the local stack)."""
+        kafka_hosts = [h.strip().rsplit(":", 1)[0] for h in self.kafka_bootstrap.split(",")]
+        pg_host = urlsplit(self.pg_dsn_value).hostname or "localhost"
+        return all(h in _LOOPBACK for h in (*kafka_hosts, pg_host))
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def cli_settings() -> tuple[Settings, bool]:
+    """Settings for a command line, and whether the development configuration was chosen
+    for the caller: only when ``HEALTHMATE_DEV_MODE`` is not set at all, no pseudonym key is
+    set (nor its ``_FILE``), and Kafka and PostgreSQL are on loopback. Otherwise exactly
+    ``Settings()``, so outside dev mode a missing key is the usual ``ConfigurationError``."""
+    keyed = any(f"{ENV_PREFIX}PSEUDONYM_KEY{suffix}" in os.environ for suffix in ("", "_FILE"))
+    if f"{ENV_PREFIX}DEV_MODE" not in os.environ and not keyed:
+        local = Settings(dev_mode=True)  # type: ignore[call-arg]
+        if local.on_local_stack:
+            return local, True
+    return Settings(), False  # type: ignore[call-arg]

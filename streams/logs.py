@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -60,3 +61,15 @@ def logging_config(log_format: str, level: str) -> dict[str, Any] | None:
                                 "stream": "ext://sys.stdout"}},
         "root": {"handlers": ["stdout"], "level": levels[level]},
     }
+
+
+def configure_tool_logging(log_format: str, level: str) -> None:
+    """Logging for the command-line tools: on stderr (stdout carries their results), one
+    JSON object per line with ``HEALTHMATE_LOG_FORMAT=json``, else plain text."""
+    levels = {"crit": "CRITICAL", "error": "ERROR", "warn": "WARNING", "info": "INFO", "debug": "DEBUG"}
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(levels[level])

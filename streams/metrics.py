@@ -1,9 +1,12 @@
 """Every Prometheus metric of the pipeline, declared once, with its help text.
 
-Labels are bounded: metric names come from the catalogue (unknown metrics are reported as
-``unknown``), sources are lower-cased producer names, reasons are ``RejectReason`` values, ETL jobs are
-``etl_job`` (not ``job``: Prometheus' target label ``job`` would clash with it and rename it
-``exported_job``). A user id or user key never becomes a label.
+Labels are bounded: metric names come from the catalogue (readings of a metric outside it
+are dead letters, counted by reason, never a metric label), sources are one of
+``HEALTHMATE_KNOWN_SOURCES`` or ``other`` (``streams.domain.quality_rules.source_label``),
+reasons are ``RejectReason`` values, ETL jobs are labelled ``etl_job`` with the job *id*
+(not ``job``: Prometheus' target label ``job`` would clash with it and rename it
+``exported_job``), and a deleted job's series are removed (:meth:`Metrics.forget_etl_job`).
+A user id or user key never becomes a label.
 
 Build one ``Metrics`` per registry; the worker uses the process default registry, tests
 pass their own ``CollectorRegistry``.
@@ -89,6 +92,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS, registry=r)
         self.worker_up = Gauge(
             "healthmate_worker_up", "1 while the ingest service is running.", registry=r)
+
+    def forget_etl_job(self, job_id: str) -> None:
+        """Drop every series of a deleted ETL job (its label is the job id)."""
+        self.etl_runs.remove_by_labels({"etl_job": job_id})
+        self.etl_run_duration.remove_by_labels({"etl_job": job_id})
 
 
 # Series suffixes that prometheus_client exports for each metric type (text format 0.0.4,

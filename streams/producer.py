@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,10 +43,12 @@ async def stream_data(producer: AIOKafkaProducer, topic: str, payload: Mapping[s
 
 
 async def produce_synthetic(
-    settings: Settings, *, rate: float, count: int, bad_ratio: float, batch_size: int, seed: int | None = None
+    settings: Settings, *, rate: float, count: int, bad_ratio: float, batch_size: int,
+    seed: int | None = None, progress: Callable[[int], None] | None = None,
 ) -> int:
     """Publish ``count`` synthetic readings at about ``rate`` readings/s (0 = as fast as
-    possible). Returns the number of messages sent."""
+    possible). ``progress`` is called with the readings sent so far after each message.
+    Returns the number of messages sent."""
     producer = AIOKafkaProducer(
         **kafka_kwargs(settings), acks="all", linger_ms=10,
         max_request_size=4 * 1024 * 1024,
@@ -61,6 +63,8 @@ async def produce_synthetic(
             pending.append(await producer.send(settings.raw_topic, message.value, key=message.key))
             sent += 1
             readings += len(message.expected)
+            if progress is not None:
+                progress(readings)
             if rate > 0:
                 ahead = readings / rate - (time.monotonic() - started)
                 if ahead > 0:

@@ -1,8 +1,9 @@
-"""Idempotent pipeline setup: topics on the broker and the warehouse schema."""
+"""Idempotent pipeline setup: topics on the broker, the warehouse schema and its coming partitions."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -47,10 +48,21 @@ def coming_months(now: datetime, ahead: int) -> list[datetime]:
     return months
 
 
-async def setup_pipeline(settings: Settings) -> dict[str, list]:
-    """Topics and migrations; safe to run any number of times."""
+async def setup_pipeline(settings: Settings, *, now: datetime | None = None,
+                         step: Callable[[str], None] | None = None) -> dict[str, list]:
+    """Topics, migrations, and the monthly ``health_readings`` partitions of this month and
+    ``HEALTHMATE_WAREHOUSE_PARTITIONS_AHEAD`` more; safe to run any number of times.
+    ``step`` is told each stage as it starts."""
+    say = step or (lambda _: None)
+    say(f"topics {settings.raw_topic}, {settings.dlq_topic} ({settings.topic_partitions} partitions each)")
     topics = await create_topics(settings)
+    say(f"warehouse schema {settings.warehouse_schema}: migrations")
     warehouse = warehouse_from_settings(settings, pool_max=1)
     await warehouse.start()
-    await warehouse.stop()
-    return {"topics_created": topics}
+    try:
+        months = coming_months(now or datetime.now(UTC), settings.warehouse_partitions_ahead)
+        say(f"monthly partitions {months[0]:%Y-%m}..{months[-1]:%Y-%m}")
+        await warehouse._ensure_partitions(months)
+    finally:
+        await warehouse.stop()
+    return {"topics_created": topics, "partitions": [f"health_readings_p{m:%Y%m}" for m in months]}

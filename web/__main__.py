@@ -8,7 +8,6 @@ with the fixed development secret; RS256 needs ``--private-key PEM_FILE``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from web.auth import ROLES, mint_token
@@ -27,16 +26,19 @@ def main(argv: list[str] | None = None) -> int:
     if opts.ttl <= 0:
         parser.error("--ttl must be positive")
 
-    from streams.__main__ import load_settings
+    from streams.cli import fail, load_settings
 
     settings = load_settings()
-    private_key = opts.private_key.read_text() if opts.private_key else None
+    try:
+        private_key = opts.private_key.read_text() if opts.private_key else None
+    except OSError as exc:
+        fail(f"cannot read --private-key {opts.private_key}: {exc.strerror}; give the path of an RS256 "
+             "private key in PEM")
     try:
         print(mint_token(settings, subject=opts.sub, roles=opts.role, ttl_s=opts.ttl,
                          private_key=private_key))
     except ValueError as exc:
-        sys.stderr.write(f"healthmate: {exc}\n")
-        return 2
+        fail(str(exc))
     return 0
 
 

@@ -95,6 +95,9 @@ class Route:
     repeatable: frozenset[str] = frozenset()
     heavy: bool = False
     pseudonymised: tuple[str, ...] = ()
+    response: Any = None  # a pydantic model or TypeAdapter of the success body (OpenAPI)
+    errors: tuple[int, ...] = ()  # statuses beyond the common ones (404, 409) this route answers
+    headers: tuple[str, ...] = ()  # response headers of the success answer beyond X-Request-Id
 
     @property
     def template(self) -> str:

@@ -18,6 +18,15 @@ ERROR_RESPONSES = {
     500: "Internal error (no details are disclosed; see `request_id`).",
     503: "A dependency (Kafka, PostgreSQL) is unavailable, or authentication is not configured.",
 }
+ROUTE_ERRORS = {
+    404: "No such job or run.",
+    409: "Conflict: the job name is taken, or the body names another job_id than the path.",
+}
+HEADERS = {
+    "X-Request-Id": "Request id, also in error bodies and the server log.",
+    "Location": "Where to follow the result (the run's status URL).",
+    "X-Audit": "`failed` when the audit row could not be written.",
+}
 ERROR_SCHEMA = {
     "type": "object", "required": ["error", "message", "request_id"],
     "properties": {
@@ -29,10 +38,19 @@ ERROR_SCHEMA = {
 }
 
 
-def _schema(model: type[pydantic.BaseModel], components: dict[str, Any]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def _schema(model: Any, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
+    """The JSON schema of a pydantic model or TypeAdapter; shared definitions go to components."""
+    template = "#/components/schemas/{model}"
+    if isinstance(model, pydantic.TypeAdapter):
+        schema = model.json_schema(ref_template=template, mode=mode)  # type: ignore[arg-type]
+    else:
+        schema = model.model_json_schema(ref_template=template, mode=mode)
     components.update(schema.pop("$defs", {}))
     return schema
+
+
+def _headers(names: Iterable[str]) -> dict[str, Any]:
+    return {n: {"description": HEADERS[n], "schema": {"type": "string"}} for n in ("X-Request-Id", *names)}
 
 
 def _parameters(model: type[pydantic.BaseModel] | None, where: str, components: dict[str, Any]
@@ -54,8 +72,10 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         "security": [{"bearer": []}], "x-permission": str(route.permission),
         "parameters": _parameters(route.path_model, "path", components)
         + _parameters(route.query_model, "query", components),
-        "responses": {str(route.status): {"description": "Success.", "content": {
-            route.content_type: {"schema": {"type": "object"}}}}},
+        "responses": {str(route.status): {
+            "description": "Success.", "headers": _headers(route.headers),
+            "content": {route.content_type: {"schema": _schema(route.response, components, "serialization")
+                                             if route.response is not None else {"type": "object"}}}}},
     }
     path_params = set(re.findall(r"{(\w+)}", route.path))
     declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
@@ -63,8 +83,9 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     if route.body_model is not None:
         op["requestBody"] = {"required": False, "content": {
             "application/json": {"schema": _schema(route.body_model, components)}}}
-    for status, description in ERROR_RESPONSES.items():
-        op["responses"][str(status)] = {"description": description, "content": {
+    errors = {**ERROR_RESPONSES, **{s: ROUTE_ERRORS[s] for s in route.errors}}
+    for status, description in sorted(errors.items()):
+        op["responses"][str(status)] = {"description": description, "headers": _headers(()), "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     return op
 

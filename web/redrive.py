@@ -18,6 +18,7 @@ Re-fed records carry ``redrive.dlq_id`` and ``redrive.request_id`` headers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.config import Settings
 from streams.connections import kafka_kwargs
 from web.models import RedriveBody
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 2.0
 
 
 @dataclass(slots=True)
@@ -98,8 +102,15 @@ async def select_letters(settings: Settings, body: RedriveBody, report: RedriveR
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        total = sum(ends.values())  # an upper bound: retention may have removed the oldest
+        loop = asyncio.get_running_loop()
+        next_line = loop.time() + PROGRESS_EVERY_S
         async for record in _read_range(consumer, tps, ends, deadline):
             report.scanned += 1
+            if loop.time() >= next_line:  # a long scan says it is alive in the worker log
+                next_line = loop.time() + PROGRESS_EVERY_S
+                log.info("redrive: scanned %d of at most %d dead letters, %d selected",
+                         report.scanned, total, report.selected)
             h = _headers(record)
             partition, offset = _int(h.get("source.partition")), _int(h.get("source.offset"))
             if not body.selects(h.get("error.code"), h.get("source.topic") == settings.raw_topic,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from web import queries
+from web import queries, responses
 from web.api import Api, Call, Route
 from web.auth import Permission
 from web.models import RedriveBody
@@ -37,7 +37,9 @@ async def redrive_letters(api: Api, call: Call) -> dict[str, Any]:
     call.target = " ".join(s for s in selector if s)
     report = await redrive(api.settings, body, call.request_id)
     result = asdict(report)
-    result["refed"] = report.refed_from_source + report.refed_from_dlq
+    # A dry run publishes nothing: it reports what it would re-feed, and refed stays 0.
+    result["would_refeed"] = report.refed_from_source + report.refed_from_dlq
+    result["refed"] = sum(len(offsets) for offsets in report.raw_offsets.values())
     result["dry_run"] = body.dry_run
     result["raw_topic"] = api.settings.raw_topic
     return result
@@ -45,8 +47,9 @@ async def redrive_letters(api: Api, call: Call) -> dict[str, Any]:
 
 ROUTES = [
     Route("GET", "/dlq", "dlq.summary", "Dead letters by reason and by reason and metric.",
-          summary, Permission.READ_DLQ, tag="dlq"),
+          summary, Permission.READ_DLQ, tag="dlq", response=responses.DeadLetterSummary),
     Route("POST", "/dlq/redrive", "dlq.redrive",
           "Re-feed chosen dead letters (by reason and/or source offset range) to the raw topic.",
-          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq", heavy=True),
+          redrive_letters, Permission.REDRIVE, body_model=RedriveBody, tag="dlq",
+          heavy=True, response=responses.RedriveResult),
 ]

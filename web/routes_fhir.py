@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from streams.domain.fhir_export import searchset
 from streams.forms import FORMS, MESSAGE_REASONS, json_schema
-from web import queries
+from web import queries, responses
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
 from web.models import Strict
@@ -106,10 +106,10 @@ ROUTES = [
     Route("GET", "/fhir/Observation", "fhir.observation.search",
           "FHIR R4 search of stored readings: subject, code, date (ge/lt), _count, _offset.",
           search_observations, Permission.READ_FHIR, query_model=ObservationSearch, tag="fhir",
-          content_type=FHIR_JSON, repeatable=frozenset({"date"})),
+          content_type=FHIR_JSON, repeatable=frozenset({"date"}), response=responses.SearchBundle),
     Route("GET", "/schemas", "schemas.list", "The input forms, their reason codes, Open mHealth schema ids.",
-          list_schemas, Permission.READ_STATUS, audited=False, tag="schemas"),
+          list_schemas, Permission.READ_STATUS, audited=False, tag="schemas", response=responses.SchemaList),
     Route("GET", "/schemas/healthmate-reading.json", "schemas.reading",
           "JSON Schema of the single-reading and batch-envelope forms.", reading_json_schema,
-          Permission.READ_STATUS, audited=False, tag="schemas"),
+          Permission.READ_STATUS, audited=False, tag="schemas", response=responses.JsonSchema),
 ]

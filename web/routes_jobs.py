@@ -3,7 +3,8 @@
 ``POST /etl-jobs/{job_id}/run`` answers 202 with the ``run_id`` as soon as the job is known
 to exist, and runs it in the background of this worker (``batch.api.run_job`` opens its own
 pool, so a long run never starves the API). Follow it with ``GET .../runs/{run_id}`` (the
-``Location`` header); the row appears once the runner has started it. A worker that stops
+``Location`` header); until the runner has written its row the worker answers it from
+memory with status ``accepted``. A worker that stops
 cancels its runs, which the runner records as ``failed: cancelled``.
 """
 
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from mode import Service
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
 
 from batch import api as batch
 from batch.config import JOB_ID_PATTERN, ETLJobConfig, PipelineType
@@ -26,6 +27,7 @@ from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
 from batch.registry import RunRecord
 from streams.domain.outbound import check_outbound_url, mask_url
 from streams.errors import OutboundRefused
+from web import responses
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
 from web.errors import Conflict, Forbidden, InvalidInput, NotFound, register_domain_error
@@ -101,12 +103,15 @@ async def create(api: Api, call: Call) -> Reply:
     _check_replay(call, job)
     _check_webhook(api, job)
     created = await batch.create_job(api.warehouse, job)
-    return Reply(created.to_json_dict(), status=201)
+    return Reply(created.to_json_dict(), status=201,
+                 headers={"Location": f"{API_PREFIX}/etl-jobs/{created.job_id}"})
 
 
 async def update(api: Api, call: Call) -> dict[str, Any]:
     job: ETLJobConfig = call.body
     call.target = f"job_id={call.path.job_id} job_name={job.job_name}"
+    if "job_id" in job.model_fields_set and job.job_id != call.path.job_id:
+        raise Conflict("the body's job_id is not the job in the path; a job's id never changes")
     _check_replay(call, job)
     _check_webhook(api, job)
     return (await batch.update_job(api.warehouse, call.path.job_id, job)).to_json_dict()
@@ -126,7 +131,13 @@ async def get_job(api: Api, call: Call) -> dict[str, Any]:
 
 
 async def get_run(api: Api, call: Call) -> dict[str, Any]:
-    run = await batch.get_run(api.warehouse, call.path.run_id)
+    try:
+        run = await batch.get_run(api.warehouse, call.path.run_id)
+    except RunNotFound:
+        accepted = api.extensions["etl_runs"].accepted.get(call.path.run_id)
+        if accepted != call.path.job_id:
+            raise
+        return {"run_id": call.path.run_id, "job_id": accepted, "status": "accepted", "progress": 0}
     if run.job_id != call.path.job_id:
         raise NotFound(f"no run {call.path.run_id} of job {call.path.job_id}")
     return _run_json(run)
@@ -140,6 +151,7 @@ def _run_json(run: RunRecord) -> dict[str, Any]:
 
 async def delete_job(api: Api, call: Call) -> dict[str, Any]:
     await batch.delete_job(api.warehouse, call.path.job_id)
+    api.metrics.forget_etl_job(call.path.job_id)
     return {"deleted": call.path.job_id}
 
 
@@ -152,7 +164,8 @@ async def run(api: Api, call: Call) -> Reply:
     run_id = uuid.uuid4()
     call.target = f"job_id={job.job_id} run_id={run_id}"
     release, call.release = call.release, None  # the slot stays taken until the run ends
-    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval, release))
+    api.extensions["etl_runs"].spawn(_run_in_background(api, job.job_id, run_id, interval, release),
+                                     run_id=run_id, job_id=job.job_id)
     location = f"{API_PREFIX}/etl-jobs/{job.job_id}/runs/{run_id}"
     return Reply({"run_id": str(run_id), "job_id": job.job_id, "job_name": job.job_name,
                   "status": "accepted", "location": location}, status=202, headers={"Location": location})
@@ -165,11 +178,14 @@ class BackgroundRuns(Service):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tasks: set[asyncio.Task] = set()
+        self.accepted: dict[uuid.UUID, str] = {}  # run_id -> job_id, until the task ends
 
-    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None], *, run_id: uuid.UUID, job_id: str) -> None:
         task = asyncio.create_task(coroutine)
         self.tasks.add(task)
+        self.accepted[run_id] = job_id
         task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(lambda _: self.accepted.pop(run_id, None))
 
     async def on_stop(self) -> None:
         pending = list(self.tasks)
@@ -198,23 +214,31 @@ async def lineage(api: Api, call: Call) -> dict[str, Any]:
 
 
 ROUTES = [
-    Route("POST", "/etl-jobs", "etl_jobs.create", "Register an ETL job (201 with its config).",
-          create, Permission.WRITE_JOBS, body_model=ETLJobConfig, status=201, tag="etl-jobs"),
+    Route("POST", "/etl-jobs", "etl_jobs.create", "Register an ETL job (201 with its config and Location).",
+          create, Permission.WRITE_JOBS, body_model=ETLJobConfig, status=201, tag="etl-jobs",
+          response=ETLJobConfig, errors=(409,), headers=("Location",)),
     Route("GET", "/etl-jobs", "etl_jobs.list", "Every registered ETL job.", list_jobs,
-          Permission.READ_JOBS, query_model=ListQuery, tag="etl-jobs"),
+          Permission.READ_JOBS, query_model=ListQuery, tag="etl-jobs", response=responses.JobList),
     Route("GET", "/etl-jobs/{job_id}", "etl_jobs.get", "A job's config, latest runs and progress.",
-          get_job, Permission.READ_JOBS, path_model=JobPath, tag="etl-jobs"),
+          get_job, Permission.READ_JOBS, path_model=JobPath, tag="etl-jobs", response=responses.JobDetail,
+          errors=(404,)),
     Route("PUT", "/etl-jobs/{job_id}", "etl_jobs.update",
-          "Replace a job's config (the job_id stays; run history is kept).", update,
-          Permission.WRITE_JOBS, path_model=JobPath, body_model=ETLJobConfig, tag="etl-jobs"),
+          "Replace a job's config (the job_id stays; run history is kept). A body job_id other "
+          "than the path's answers 409.", update, Permission.WRITE_JOBS, path_model=JobPath,
+          body_model=ETLJobConfig, tag="etl-jobs", response=ETLJobConfig, errors=(404, 409)),
     Route("DELETE", "/etl-jobs/{job_id}", "etl_jobs.delete", "Remove a job (its run history stays).",
-          delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs"),
+          delete_job, Permission.DELETE_JOBS, path_model=JobPath, tag="etl-jobs", response=responses.Deleted,
+          errors=(404,)),
     Route("POST", "/etl-jobs/{job_id}/run", "etl_jobs.run",
-          "Start a run in the background; 202 with its run_id and Location.", run, Permission.RUN_JOBS,
-          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs", heavy=True),
+          "Start a run in the background; 202 with its run_id and Location (which answers at once: "
+          "status `accepted` until the runner has started).", run, Permission.RUN_JOBS,
+          path_model=JobPath, body_model=RunBody, status=202, tag="etl-jobs", response=responses.RunStarted,
+          errors=(404,), headers=("Location",), heavy=True),
     Route("GET", "/etl-jobs/{job_id}/runs/{run_id}", "etl_jobs.run_status", "One run of a job.",
-          get_run, Permission.READ_JOBS, path_model=RunPath, tag="etl-jobs"),
+          get_run, Permission.READ_JOBS, path_model=RunPath, tag="etl-jobs",
+          response=TypeAdapter(RunRecord | responses.AcceptedRun), errors=(404,)),
     Route("GET", "/data-lineage/{job_id}", "lineage.get",
           "The job's lineage graph: sources, transformations, targets, edges, last run.", lineage,
-          Permission.READ_LINEAGE, path_model=JobPath, tag="lineage"),
+          Permission.READ_LINEAGE, path_model=JobPath, tag="lineage", response=responses.Lineage,
+          errors=(404,)),
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 from streams.setup import coming_months, setup_pipeline
 from streams.sink.warehouse import month_start, next_month
-from web import queries
+from web import queries, responses
 from web.api import Api, Call, Route
 from web.auth import Permission
 from web.models import NoBody, OptimizeBody
@@ -39,10 +39,10 @@ async def status(api: Api, call: Call) -> dict[str, Any]:
 
 async def setup(api: Api, call: Call) -> dict[str, Any]:
     """Topics, migrations, coming partitions; running it again changes nothing."""
-    done = await setup_pipeline(api.settings)
     partitions = await ensure_coming_partitions(api)
+    done = await setup_pipeline(api.settings, now=api.clock())
     versions = await queries.migration_versions(api.warehouse.pool, api.settings.warehouse_schema)
-    return {**done, "migrations": versions, "partitions": partitions}
+    return {"topics_created": done["topics_created"], "migrations": versions, "partitions": partitions}
 
 
 async def optimize(api: Api, call: Call) -> dict[str, Any]:
@@ -80,11 +80,12 @@ ROUTES = [
     Route("GET", "/pipeline/status", "pipeline.status",
           "Services and agents, consumer lag and last commit per partition (stalled ones flagged), "
           "throughput over the last minute, dead letters by reason, warehouse reachability, "
-          "quality level per metric.", status, Permission.READ_STATUS),
+          "quality level per metric.", status, Permission.READ_STATUS, response=responses.PipelineStatus),
     Route("POST", "/pipeline/setup", "pipeline.setup",
           "Create topics, apply migrations and create the coming partitions (idempotent).",
-          setup, Permission.SETUP, body_model=NoBody),
+          setup, Permission.SETUP, body_model=NoBody, response=responses.SetupResult),
     Route("POST", "/warehouse/optimize", "warehouse.optimize",
           "Create coming partitions, detach partitions past retention, ANALYZE, report index usage.",
-          optimize, Permission.OPTIMIZE, body_model=OptimizeBody, tag="warehouse"),
+          optimize, Permission.OPTIMIZE, body_model=OptimizeBody, tag="warehouse",
+          response=responses.OptimizeResult),
 ]

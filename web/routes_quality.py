@@ -14,6 +14,7 @@ from streams.quality.analysis import (
     analyze_quality,
     get_report,
 )
+from web import responses
 from web.api import Api, Call, Route
 from web.auth import Permission
 from web.errors import InvalidInput, NotFound, register_domain_error
@@ -83,7 +84,8 @@ ROUTES = [
     Route("POST", "/data-quality/analyze", "quality.analyze",
           "Analyse the quality of the latest readings of one metric; the report is stored.",
           analyze, Permission.ANALYZE_QUALITY, query_model=AnalyzeQuery, body_model=NoBody,
-          tag="quality", heavy=True),
+          tag="quality", heavy=True, response=responses.QualityReport),
     Route("GET", "/data-quality/reports/{report_id}", "quality.report", "A stored quality report.",
-          report, Permission.ANALYZE_QUALITY, path_model=ReportPath, tag="quality"),
+          report, Permission.ANALYZE_QUALITY, path_model=ReportPath, tag="quality",
+          response=responses.QualityReport, errors=(404,)),
 ]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from streams.domain.fhir_export import collection
-from web import subjects
+from web import responses, subjects
 from web.api import Api, Call, Reply, Route
 from web.auth import Permission
 from web.models import Strict
@@ -66,9 +66,10 @@ ROUTES = [
     Route("GET", "/subjects/{user_id}/export", "subjects.export",
           "Every stored reading of one person as a FHIR R4 Bundle (format=json: every stored row).",
           export, Permission.EXPORT_SUBJECT, path_model=SubjectPath, query_model=ExportQuery,
-          tag="subjects", pseudonymised=("user_id",), content_type=FHIR_JSON),
+          tag="subjects", pseudonymised=("user_id",), content_type=FHIR_JSON,
+          response=responses.SubjectExport),
     Route("DELETE", "/subjects/{user_id}", "subjects.erase",
           "Erase one person's rows from the warehouse; answers the count per table.",
           erase, Permission.ERASE_SUBJECT, path_model=SubjectPath, tag="subjects",
-          pseudonymised=("user_id",)),
+          pseudonymised=("user_id",), response=responses.SubjectErased),
 ]

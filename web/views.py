@@ -14,9 +14,18 @@ import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from web import routes_dlq, routes_fhir, routes_jobs, routes_pipeline, routes_quality, routes_subjects
+from web import (
+    responses,
+    routes_dlq,
+    routes_fhir,
+    routes_jobs,
+    routes_pipeline,
+    routes_quality,
+    routes_subjects,
+)
 from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
+from web.console import register_console
 from web.edge import Edge
 from web.openapi import openapi_document
 from web.server import HardenedWeb
@@ -26,6 +35,7 @@ PUBLIC_PATHS = {
     "/health": "Liveness (consume loop polling, write chain unbroken; last poll and commit ages) and "
                "readiness of Kafka and PostgreSQL; 503 if either fails. ?probe=live checks liveness only.",
     "/metrics": "Prometheus exposition.",
+    "/data-pipeline/console": "The operator console (HTML; it calls this API with the caller's token).",
 }
 API_VERSION = "1.0.0"
 
@@ -35,7 +45,7 @@ def api_routes() -> list[Route]:
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
               *routes_fhir.ROUTES, *routes_subjects.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
-                           Permission.READ_STATUS, audited=False, tag="operations")]
+                           Permission.READ_STATUS, audited=False, tag="operations", response=responses.Open)]
 
 
 async def _openapi(api: Api, call: Call) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def register_views(app: faust.App) -> None:
     assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
     web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)
     register_api(app, api, api_routes())
+    register_console(app, api.settings)
 
 
 def register_api(app: faust.App, api: Api, routes: list[Route]) -> None:

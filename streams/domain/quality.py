@@ -100,7 +100,8 @@ class QualityConfig:
     ``weights`` maps dimension -> non-negative weight (missing dimensions weigh 0; at least
     one must be positive). ``timeliness_by_source`` overrides ``timeliness_default`` per
     lower-cased source. ``unit_share`` is the smallest share of readings in a non-canonical
-    unit that earns a "standardise" recommendation.
+    unit that earns a "standardise" recommendation. ``known_sources`` (lower case) bounds the
+    in-stream source labels: any other source is counted as ``other``; ``None`` keeps all.
     """
 
     weights: Mapping[str, float] = field(default_factory=lambda: dict.fromkeys(DIMENSIONS, 1.0))
@@ -109,6 +110,7 @@ class QualityConfig:
     expected_fields: tuple[str, ...] = ("device_id",)
     catalogue: Mapping[str, MetricRule] = field(default_factory=lambda: DEFAULT_CATALOGUE)
     unit_share: float = 0.05
+    known_sources: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(DIMENSIONS)

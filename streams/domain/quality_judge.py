@@ -24,6 +24,7 @@ from streams.domain.quality_rules import (
     is_aware,
     is_number,
     label,
+    source_label,
 )
 from streams.errors import Rejected
 from streams.records import NormalisedReading
@@ -99,12 +100,18 @@ def judge_readings(readings: Sequence[Any], config: QualityConfig) -> list[Verdi
     return [judge_reading(r, config, conflicts=i in bad) for i, r in enumerate(readings)]
 
 
+def _source(source: Any, config: QualityConfig) -> str:
+    return label(source) if source is None else source_label(source, config.known_sources)
+
+
 def count_batch(readings: Sequence[Any], rejections: Iterable[tuple[str, str | None, str | None]],
                 config: QualityConfig) -> dict[tuple[str, str], DimensionCounts]:
     """Counts per ``(metric, source)`` label for one committed batch (the in-stream path).
 
-    ``rejections`` holds ``(reason, metric, source)`` of each dead letter of the batch;
-    a missing metric or source is counted under ``unknown``.
+    ``rejections`` holds ``(reason, metric, source)`` of each dead letter of the batch. A
+    dead letter whose metric is missing or not in the catalogue is not counted: there is no
+    metric whose quality it lowers (the DLQ rate alert covers it). Sources outside
+    ``config.known_sources`` are counted as ``other``; a missing source as ``unknown``.
     """
     groups: dict[tuple[str, str], list[Verdict]] = defaultdict(list)
     labels: dict[tuple[Any, Any], tuple[str, str]] = {}
@@ -112,10 +119,12 @@ def count_batch(readings: Sequence[Any], rejections: Iterable[tuple[str, str | N
         raw = extractor(r, ("metric", "source"))(r)
         key = labels.get(raw)
         if key is None:
-            key = labels[raw] = (label(raw[0]), label(raw[1]))
+            key = labels[raw] = (label(raw[0]), _source(raw[1], config))
         groups[key].append(verdict)
     for reason, metric, source in rejections:
-        groups[(label(metric), label(source))].append(judge_rejection(reason))
+        if metric is None or label(metric) not in config.catalogue:
+            continue
+        groups[(label(metric), _source(source, config))].append(judge_rejection(reason))
     return {key: tally(verdicts) for key, verdicts in groups.items()}
 
 
@@ -148,7 +157,7 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
     for i, r in enumerate(readings):
         metric, source, value = r.metric, r.source, r.value
         raw = (metric, source)
-        acc = totals.get(labels.get(raw) or _label_of(raw, labels))
+        acc = totals.get(labels.get(raw) or _label_of(raw, labels, config))
         if acc is None:
             acc = totals[labels[raw]] = [0] * (1 + 2 * len(DIMENSIONS))
         acc[0] += 1
@@ -180,7 +189,9 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
         acc[10] += 1
     out = {key: DimensionCounts(tuple(a[1::2]), tuple(a[2::2]), a[0]) for key, a in totals.items()}
     for reason, rejected_metric, rejected_source in rejections:
-        key = (label(rejected_metric), label(rejected_source))
+        if rejected_metric is None or label(rejected_metric) not in catalogue:
+            continue  # as in count_batch: no catalogue metric, no quality series
+        key = (label(rejected_metric), _source(rejected_source, config))
         out[key] = out.get(key, DimensionCounts()) + tally([judge_rejection(reason)])
     return out
 
@@ -188,8 +199,9 @@ def count_stored_batch(readings: Sequence[NormalisedReading],
 _READING_FIELDS = frozenset(NormalisedReading.__dataclass_fields__)
 
 
-def _label_of(raw: tuple[str, str], labels: dict[tuple[str, str], tuple[str, str]]) -> tuple[str, str]:
-    key = labels[raw] = (label(raw[0]), label(raw[1]))
+def _label_of(raw: tuple[str, str], labels: dict[tuple[str, str], tuple[str, str]],
+              config: QualityConfig) -> tuple[str, str]:
+    key = labels[raw] = (label(raw[0]), _source(raw[1], config))
     return key
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -17,6 +17,7 @@ from typing import Any, Final
 
 DIMENSIONS: Final = ("completeness", "validity", "accuracy", "consistency", "timeliness")
 UNKNOWN: Final = "unknown"
+OTHER: Final = "other"
 #: Reject reason -> the one dimension a rejected record fails; other reasons fail validity.
 REJECT_DIMENSION: Final = MappingProxyType({"missing_field": "completeness",
                                             "outlier_dropped": "accuracy"})
@@ -116,6 +117,13 @@ def label(value: Any) -> str:
     """A bounded label for a metric or source: stripped, lower-case, ``unknown`` if empty."""
     text = str(value).strip().lower() if value is not None else ""
     return text or UNKNOWN
+
+
+def source_label(source: Any, known: Collection[str] | None) -> str:
+    """The bounded label of a producer's ``source``: itself (lower-cased) when it is one of
+    ``known``, else ``other``; ``known=None`` keeps every source (the on-demand analysis)."""
+    text = label(source)
+    return text if known is None or text in known else OTHER
 
 
 _CONFLICT_FIELDS: Final = ("event_id", "user_key", "metric", "measured_at", "value", "source", "unit")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from streams.config import Settings
+from streams.domain.catalogue import build_catalogue
 from streams.domain.quality import DIMENSIONS, QualityConfig
 
 
@@ -18,4 +19,6 @@ def quality_config(settings: Settings) -> QualityConfig:
         timeliness_default=timedelta(seconds=settings.quality_timeliness_s),
         timeliness_by_source={s: timedelta(seconds=v)
                               for s, v in settings.quality_timeliness_by_source_s.items()},
+        catalogue=build_catalogue(settings.catalogue_overrides),
+        known_sources=frozenset(s.strip().lower() for s in settings.known_sources),
     )

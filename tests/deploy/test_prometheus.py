@@ -88,7 +88,9 @@ def test_required_alerts_exist_and_use_their_metrics(alerts: dict[str, dict[str,
 
 
 def test_alert_specifics(alerts: dict[str, dict[str, Any]]) -> None:
-    assert 'dimension="overall"' in alerts["HealthmateQualityBelowThreshold"]["expr"]
+    # Every dimension counts (a dead letter fails one only), and never a metric "unknown".
+    assert "min by" in alerts["HealthmateQualityBelowThreshold"]["expr"]
+    assert "unknown" not in alerts["HealthmateQualityBelowThreshold"]["expr"]
     assert "< 0.7" in alerts["HealthmateQualityBelowThreshold"]["expr"]
     assert 'status="failed"' in alerts["HealthmateETLJobFailed"]["expr"]
     assert "time()" in alerts["HealthmatePartitionStalled"]["expr"]

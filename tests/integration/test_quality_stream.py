@@ -44,8 +44,7 @@ EXPECTED = {
     ("steps", "fitbit"): c([2, 5, 5, 5, 5], [5, 5, 5, 5, 5], 5),
     ("blood_pressure_systolic", "withings"): c([2, 2, 2, 1, 2], [2, 2, 2, 2, 2], 2),
     ("blood_pressure_diastolic", "withings"): c([2, 2, 2, 1, 2], [2, 2, 2, 2, 2], 2),
-    ("unknown", "unknown"): c([0, 0, 0, 0, 0], [0, 1, 0, 0, 0], 1),
-}
+}  # the undecodable message has no catalogue metric, so no quality window (a DLQ-rate concern)
 
 
 def mix(now: datetime) -> list[tuple[bytes, bytes]]:
@@ -161,4 +160,5 @@ async def test_windows_match_the_mix_and_survive_a_restart(pipeline_settings, ra
         await asyncio.sleep(0.25)
     below = await pg.fetch(f"SELECT DISTINCT metric FROM {quote_ident(schema)}.quality_windows "
                            "WHERE below_threshold")
-    assert "unknown" in {r["metric"] for r in below}
+    assert "steps" in {r["metric"] for r in below}  # 3 of 5 without a device: 0.88 < 0.9
+    assert "unknown" not in {r["metric"] for r in below}

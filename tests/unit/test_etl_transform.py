@@ -22,7 +22,6 @@ from lineage_check import validate
 from openlineage.client.event_v2 import RunState
 from openlineage.client.serde import Serde
 
-from batch.__main__ import ProgressBar
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed, is_final
 from batch.graph import lineage_graph
@@ -34,6 +33,7 @@ from batch.schedule import resolve_interval
 from batch.transform import performance_rows
 from streams.config import Settings
 from streams.domain.quality import DataValidator
+from streams.progress import Progress
 
 T0 = datetime(2026, 3, 10, tzinfo=UTC)
 
@@ -168,11 +168,10 @@ def test_offline_events_are_valid_openlineage(job: ETLJobConfig) -> None:
     assert graph["sources"] and graph["targets"] and graph["transformations"] and graph["last_run"] is None
 
 
-def test_progress_bar() -> None:
-    out = io.StringIO()
-    bar = ProgressBar("replay", stream=out, width=10)
-    for p in (0, 0, 50, 100):
-        bar(p)
+def test_progress_off_a_terminal_is_a_line_every_few_seconds() -> None:
+    out = io.StringIO()  # not a TTY: plain lines, throttled
+    bar = Progress("replay", total=100, unit="%", every_s=3600, stream=out)
+    for p in (0, 10, 50, 100):
+        bar.update(p)
     bar.close()
-    assert out.getvalue().split("\r") == ["", "[----------]   0% replay", "[#####-----]  50% replay",
-                                          "[##########] 100% replay\n"]
+    assert out.getvalue().splitlines() == ["replay: 0/100%", "replay: 100/100%"]

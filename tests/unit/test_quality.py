@@ -169,14 +169,23 @@ def test_in_stream_counts_share_the_definitions():
     sample = defective_sample()
     rejections = [("unknown_unit", "heart_rate", "garmin"), ("unknown_unit", "heart_rate", "garmin"),
                   ("missing_field", "heart_rate", "Garmin"), ("outlier_dropped", "heart_rate", "garmin"),
-                  ("malformed_json", None, None)]
+                  ("malformed_json", None, None), ("unknown_metric", "mood", "garmin")]
     fitbit = row(0, source="fitbit", event_id="other", measured_at=NOW - timedelta(seconds=30))
     counts = count_batch([*sample, fitbit], rejections, QualityConfig())
-    assert set(counts) == {("heart_rate", "garmin"), ("heart_rate", "fitbit"), ("unknown", "unknown")}
+    # Letters without a catalogue metric lower no metric's score: they are a DLQ-rate concern.
+    assert set(counts) == {("heart_rate", "garmin"), ("heart_rate", "fitbit")}
     expected = DataValidator().validate_data_quality(sample, "heart_rate", rejected=REJECTED).counts
     assert counts[("heart_rate", "garmin")] == expected
-    assert counts[("unknown", "unknown")] == DimensionCounts((0,) * 5, (0, 1, 0, 0, 0), 1)
     assert counts[("heart_rate", "fitbit")] == DimensionCounts((1,) * 5, (1,) * 5, 1)
+
+
+def test_in_stream_sources_outside_the_known_list_count_as_other():
+    readings = [row(i, source=f"vendor-{i}", event_id=f"e{i}") for i in range(50)]
+    readings.append(row(99, source=" Garmin ", event_id="g"))
+    rejections = [("unknown_unit", "heart_rate", f"app-{i}") for i in range(50)]
+    counts = count_batch(readings, rejections, QualityConfig(known_sources=frozenset({"garmin"})))
+    assert set(counts) == {("heart_rate", "garmin"), ("heart_rate", "other")}
+    assert counts[("heart_rate", "other")].records == 100
 
 
 def test_counts_add_and_round_trip():

@@ -38,10 +38,12 @@ def test_fast_path_equals_the_general_rules(seed: int) -> None:
     rng = random.Random(seed)
     readings = [_reading(rng, i) for i in range(rng.randrange(0, 300))]
     rejections = [(rng.choice(["missing_field", "outlier_dropped", "unknown_unit", "sink_rejected"]),
-                   rng.choice(["heart_rate", None]), rng.choice(["fitbit", None]))
+                   rng.choice(["heart_rate", None, "mood"]), rng.choice(["fitbit", None, "Acme "]))
                   for _ in range(rng.randrange(0, 20))]
     expected_fields = rng.choice([("device_id",), (), ("device_id", "metadata"), ("nonexistent",)])
     config = QualityConfig(expected_fields=expected_fields,
                            timeliness_by_source={"withings": timedelta(days=3)},
-                           catalogue=build_catalogue({}))
+                           catalogue=build_catalogue({}),
+                           known_sources=rng.choice([None, frozenset({"fitbit"}),
+                                                     frozenset({"garmin", "acme"})]))
     assert count_stored_batch(readings, rejections, config) == count_batch(readings, rejections, config)

@@ -117,6 +117,6 @@ def test_configuration_errors_do_not_echo_secrets(tmp_path):
            "PATH": "/usr/bin:/bin"}
     run = subprocess.run([sys.executable, "-m", "streams", "setup"], env=env, capture_output=True, text=True,
                          timeout=60, cwd=Path(__file__).resolve().parents[2])
-    assert run.returncode == 2 and "pg_pool_max" in run.stderr
+    assert run.returncode == 2 and "HEALTHMATE_PG_POOL_MAX" in run.stderr  # names the variable
     output = run.stdout + run.stderr
     assert not any(s in output for s in ("env-secret-key", "kafka-file-secret", "dsn-secret"))

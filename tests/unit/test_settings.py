@@ -44,7 +44,7 @@ def test_catalogue_overrides_and_outlier_strategy_reach_the_rules(monkeypatch):
 
 
 def test_worker_command_exits_with_a_clear_message_without_a_key():
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin", "HEALTHMATE_DEV_MODE": "false"}  # outside dev mode
     result = subprocess.run([sys.executable, "-m", "streams", "worker"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -72,11 +72,15 @@ def _env(kafka_bootstrap: str, pg_dsn: str, name: str, data_dir: Path) -> dict[s
         "HEALTHMATE_API_JWT_AUDIENCE": AUDIENCE, "HEALTHMATE_API_STALL_AFTER_S": "2",
         "HEALTHMATE_WAREHOUSE_RETENTION_MONTHS": "12", "HEALTHMATE_FUTURE_SKEW_SECONDS": "0",
         "HEALTHMATE_SINK_MAX_LATENCY_MS": "50",
+        # Quality windows that close within seconds, so gauges and the console show them.
+        "HEALTHMATE_QUALITY_WINDOWS_S": "[2, 3600]", "HEALTHMATE_QUALITY_WINDOW_GRACE_S": "0.5",
+        "HEALTHMATE_QUALITY_TICK_INTERVAL_S": "0.5",
     }
 
 
 def settings_from(env: dict[str, str]) -> Settings:
-    return Settings(**{k.removeprefix("HEALTHMATE_").lower(): v for k, v in env.items()})
+    return Settings(**{k.removeprefix("HEALTHMATE_").lower(): orjson.loads(v) if v.startswith("[") else v
+                       for k, v in env.items()})
 
 
 def _wait_ready(worker: ApiWorker, timeout: float = 90.0) -> None:
@@ -127,6 +131,17 @@ def strict_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
                         HEALTHMATE_API_RATE_PER_SUBJECT="0.2", HEALTHMATE_API_BURST_PER_SUBJECT="5",
                         HEALTHMATE_API_RATE_PER_ADDRESS="0.1", HEALTHMATE_API_BURST_PER_ADDRESS="60",
                         HEALTHMATE_API_HEAVY_CONCURRENCY="1") as worker:
+        yield worker
+
+
+@pytest.fixture(scope="session")
+def roomy_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[ApiWorker]:
+    """A worker whose rate limits never bite (tests/web/test_label_bounds.py makes thousands of calls)."""
+    with running_worker(kafka_bootstrap, pg_dsn, tmp_path_factory.mktemp("roomy-worker"),
+                        HEALTHMATE_API_RATE_PER_SUBJECT="100000", HEALTHMATE_API_BURST_PER_SUBJECT="100000",
+                        HEALTHMATE_API_RATE_PER_ADDRESS="100000", HEALTHMATE_API_BURST_PER_ADDRESS="100000",
+                        HEALTHMATE_API_HEAVY_CONCURRENCY="64") as worker:
         yield worker
 
 
@@ -181,6 +196,12 @@ def assert_safe_error(reply: Reply, worker: ApiWorker, echoes: str | None = None
 async def client(api_worker: ApiWorker) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield Client(session, api_worker)
+
+
+@pytest.fixture
+async def roomy_client(roomy_worker: ApiWorker) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield Client(session, roomy_worker)
 
 
 @pytest.fixture

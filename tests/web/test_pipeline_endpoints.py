@@ -145,7 +145,8 @@ async def test_redrive_refeeds_the_original_message_after_the_cause_is_gone(
     dry = await client.call("POST", "/dlq/redrive", role="operator",
                             json={"reason": "future_timestamp", "dry_run": True})
     assert dry.status == 200, dry.body
-    assert dry.body["selected"] == before + 3 and dry.body["refed"] == before + 3, dry.body
+    assert dry.body["selected"] == before + 3 and dry.body["would_refeed"] == before + 3, dry.body
+    assert dry.body["refed"] == 0, "a dry run publishes nothing"
     assert dry.body["raw_offsets"] == {}
 
     await eventually(lambda: _after(soon))

@@ -1,0 +1,1 @@
+"""``python -m healthmate``: the one help page listing every command of streams, batch and web."""

@@ -100,7 +100,7 @@ class DataWarehouseManager:
     async def ensure_partitions(self, now: datetime | None = None) -> list[datetime]:
         """Create this month's ``health_readings`` partition and ``warehouse_partitions_ahead`` more."""
         months = coming_months(now or datetime.now(UTC), self.settings.warehouse_partitions_ahead)
-        await self.warehouse._ensure_partitions(months)
+        await self.warehouse.ensure_partitions(months)
         return months
 
     async def read_target(self, table: str, first_day: date, last_day: date) -> list[dict[str, Any]]:

@@ -62,7 +62,7 @@ async def setup_pipeline(settings: Settings, *, now: datetime | None = None,
     try:
         months = coming_months(now or datetime.now(UTC), settings.warehouse_partitions_ahead)
         say(f"monthly partitions {months[0]:%Y-%m}..{months[-1]:%Y-%m}")
-        await warehouse._ensure_partitions(months)
+        await warehouse.ensure_partitions(months)
     finally:
         await warehouse.stop()
     return {"topics_created": topics, "partitions": [f"health_readings_p{m:%Y%m}" for m in months]}

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from streams.sink.migrations import quote_ident
+from streams.sink.migrations import lock_schema_ddl, quote_ident
 
 PARTITION_NAME = re.compile(r"^health_readings_p(\d{4})(\d{2})$")
 
@@ -86,8 +86,10 @@ async def detach_partition(pool: asyncpg.Pool, schema: str, partition: Partition
     """
     assert PARTITION_NAME.match(partition.name) and re.fullmatch(r"[a-z0-9_]{1,63}", new_name)
     # The schema owner's function (migration 7) does both steps, with a 5 s lock timeout.
-    await pool.execute(f"SELECT {quote_ident(schema)}.detach_reading_partition($1, $2)",
-                       partition.name, new_name)
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_schema_ddl(conn, schema)
+        await conn.execute(f"SELECT {quote_ident(schema)}.detach_reading_partition($1, $2)",
+                           partition.name, new_name)
 
 
 async def analyze_schema(pool: asyncpg.Pool, schema: str) -> list[str]:

@@ -27,7 +27,7 @@ async def ensure_coming_partitions(api: Api, *, dry_run: bool = False) -> dict[s
     names = [f"health_readings_p{m:%Y%m}" for m in wanted]
     if dry_run:
         return {"created": [n for n in names if n not in before], "present": sorted(before & set(names))}
-    await api.warehouse._ensure_partitions(wanted)
+    await api.warehouse.ensure_partitions(wanted)
     after = {p.name for p in await queries.reading_partitions(pool, schema)}
     return {"created": sorted(after - before), "present": sorted(set(names) & before)}
 

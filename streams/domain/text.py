@@ -42,6 +42,11 @@ def check_text(name: str, value: str) -> None:
         raise Rejected(RejectReason.CONTROL_CHARACTER, f"field {name!r} contains a control character")
 
 
+def has_control_character(value: str) -> bool:
+    """Whether ``value`` holds a C0 or C1 control character or DEL."""
+    return not value.isprintable() and _has_control(value) is not None
+
+
 def check_metadata_json(encoded: bytes) -> None:
     """Raise ``Rejected`` if compact-JSON ``metadata`` is too large or holds a NUL."""
     if len(encoded) > MAX_METADATA_BYTES:

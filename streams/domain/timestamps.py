@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from streams.domain.text import has_control_character
 from streams.errors import Rejected, RejectReason
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -20,12 +21,16 @@ def parse_timestamp(raw: object, name: str = "timestamp", *, naive_is_utc: bool 
     ``datetime.fromisoformat`` of Python 3.11 reads), or an ``int`` of milliseconds since
     the Unix epoch (exact, no float rounding). A string without an offset raises
     ``Rejected(NAIVE_TIMESTAMP)``, unless ``naive_is_utc`` (the setting
-    ``HEALTHMATE_NAIVE_TIMESTAMPS=utc``), which reads it as UTC. Anything else (bool,
+    ``HEALTHMATE_NAIVE_TIMESTAMPS=utc``), which reads it as UTC. A string that holds a
+    control character is ``Rejected(CONTROL_CHARACTER)``. Anything else (bool,
     float, unparseable or out-of-range) raises ``Rejected(INVALID_TYPE)``. Messages name
     the field ``name`` and never include the timestamp itself.
     """
     cls = raw.__class__
     if cls is str:
+        if has_control_character(raw):  # type: ignore[arg-type]
+            # fromisoformat stops reading at a NUL: "...Z\x00junk" would parse as "...Z".
+            raise Rejected(RejectReason.CONTROL_CHARACTER, f"field {name!r} contains a control character")
         try:
             dt = datetime.fromisoformat(raw)  # type: ignore[arg-type]
         except ValueError:

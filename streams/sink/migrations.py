@@ -367,7 +367,7 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_rol
     s = quote_ident(schema)
     applied_now: list[int] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        await lock_schema_ddl(conn, schema)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {s}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {s}.schema_migrations ("
@@ -391,6 +391,13 @@ async def apply_migrations(conn: asyncpg.Connection, schema: str, *, runtime_rol
         if runtime_role is not None:
             await conn.execute(RUNTIME_GRANTS.replace("{s}", s).replace("{r}", quote_ident(runtime_role)))
     return sorted(applied_now)
+
+
+async def lock_schema_ddl(conn: asyncpg.Connection, schema: str) -> None:
+    """Serialise, until the end of ``conn``'s transaction, every change to ``schema``'s
+    catalog: migrations and grants, and creating or detaching partitions. Concurrent GRANT
+    ON ALL TABLES and CREATE TABLE ... PARTITION OF fail with "tuple concurrently updated"."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"ddl:{schema}")
 
 
 def quote_ident(name: str) -> str:

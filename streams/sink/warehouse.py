@@ -39,7 +39,7 @@ import orjson
 from streams.domain.text import safe_rendering
 from streams.errors import BatchRefused, ConfigurationError, WarehouseUnavailable
 from streams.records import DeadLetter, NormalisedReading
-from streams.sink.migrations import apply_migrations, quote_ident
+from streams.sink.migrations import apply_migrations, lock_schema_ddl, quote_ident
 
 READING_COLUMNS = (
     "event_id", "user_key", "device_id", "source", "metric", "loinc_code", "value", "unit",
@@ -59,6 +59,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.SerializationError,
     asyncpg.DeadlockDetectedError,
+    # asyncpg's own state error when the server goes away mid-operation (a fast shutdown
+    # while a connection goes back to the pool): the connection is gone, not our data.
+    asyncpg.InternalClientError,
 )
 # What PostgreSQL says about data it cannot store: retrying never helps, isolating does.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -263,7 +266,7 @@ class Warehouse:
     async def write_prepared(self, group: str, batch: PreparedBatch) -> BatchResult:
         """:meth:`write_batch` for a batch already passed through :func:`prepare_batch`."""
         try:
-            await self._ensure_partitions(batch.months)
+            await self.ensure_partitions(batch.months)
             async with self.pool.acquire() as conn:
                 try:
                     stored = await self._transaction(conn, group, batch, careful=False)
@@ -355,13 +358,14 @@ class Warehouse:
         await conn.copy_to_table(table, schema_name=self.schema, source=memoryview(data), format="binary",
                                  columns=columns)
 
-    async def _ensure_partitions(self, measured: Iterable[datetime]) -> None:
+    async def ensure_partitions(self, measured: Iterable[datetime]) -> None:
+        """Create the monthly partitions of ``measured`` that this process has not seen yet."""
         months = {(ts.year, ts.month) for ts in measured}
         missing = {datetime(y, m, 1, tzinfo=UTC) for y, m in months} - self._known_partitions
         if not missing:
             return
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"partitions:{self.schema}")
+            await lock_schema_ddl(conn, self.schema)
             for start in sorted(missing):
                 await conn.execute(self.partition_ddl(start))
         self._known_partitions |= missing

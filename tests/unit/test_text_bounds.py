@@ -98,3 +98,10 @@ def test_safe_rendering_bounds_the_length() -> None:
     rendered = safe_rendering("x" * 1000, 64)
     assert rendered is not None and len(rendered) == 64 and rendered.endswith("…")
     assert safe_rendering("\x00" * 100, 10) == "\\x00\\x00\\…"  # 9 characters and the ellipsis
+
+
+@pytest.mark.parametrize("timestamp", ["2024-05-01T11:00:00Z\x00junk", "2024-05-01T11:00:00\x00Z",
+                                       "\x002024-05-01T11:00:00Z", "2024-05-01T11:00:00Z\n"])
+def test_a_control_character_in_a_timestamp_is_refused_not_cut_off(timestamp, reading, ctx, rules) -> None:
+    # datetime.fromisoformat stops at a NUL and would accept the first example (found by make chaos).
+    assert _codes(reading(timestamp=timestamp), ctx, rules) == [RejectReason.CONTROL_CHARACTER]

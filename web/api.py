@@ -88,7 +88,6 @@ class Route:
     query_model: type[pydantic.BaseModel] | None = None
     body_model: type[pydantic.BaseModel] | None = None
     status: int = 200
-    audited: bool = True
     tag: str = "pipeline"
     content_type: str = "application/json"
     #: Query parameters that may repeat (FHIR ``date=ge…&date=lt…``); the model gets a list.
@@ -168,7 +167,8 @@ class Api:
             headers.update(error.headers)
         if call is not None:
             target = call.target
-        if route.audited and not await self.audit.record(
+        # Every answer is audited, reads of the API's own description included (issue 14).
+        if not await self.audit.record(
                 principal=principal, action=route.name, target=target, outcome=outcome,
                 status=status, request_id=request_id):
             headers["X-Audit"] = "failed"

@@ -108,8 +108,8 @@ ROUTES = [
           search_observations, Permission.READ_FHIR, query_model=ObservationSearch, tag="fhir",
           content_type=FHIR_JSON, repeatable=frozenset({"date"}), response=responses.SearchBundle),
     Route("GET", "/schemas", "schemas.list", "The input forms, their reason codes, Open mHealth schema ids.",
-          list_schemas, Permission.READ_STATUS, audited=False, tag="schemas", response=responses.SchemaList),
+          list_schemas, Permission.READ_STATUS, tag="schemas", response=responses.SchemaList),
     Route("GET", "/schemas/healthmate-reading.json", "schemas.reading",
           "JSON Schema of the single-reading and batch-envelope forms.", reading_json_schema,
-          Permission.READ_STATUS, audited=False, tag="schemas", response=responses.JsonSchema),
+          Permission.READ_STATUS, tag="schemas", response=responses.JsonSchema),
 ]

@@ -45,7 +45,7 @@ def api_routes() -> list[Route]:
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
               *routes_fhir.ROUTES, *routes_subjects.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
-                           Permission.READ_STATUS, audited=False, tag="operations", response=responses.Open)]
+                           Permission.READ_STATUS, tag="operations", response=responses.Open)]
 
 
 async def _openapi(api: Api, call: Call) -> dict[str, Any]:

@@ -6,13 +6,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 started_here=0
-if ! bash scripts/stack.sh status | grep -q '^kafka *running'; then
+# Status first, then grep: with pipefail, grep -q closing the pipe early would fail the test.
+if ! grep -q '^kafka *running' <<<"$(bash scripts/stack.sh status)"; then
   started_here=1
 fi
 bash scripts/stack.sh up || { echo "stack failed to start" >&2; exit 1; }
 secure_started_here=0
 if [ "${HEALTHMATE_TEST_SECURE:-1}" != 0 ]; then
-  if ! bash scripts/secure_stack.sh status | grep -q '^kafka *running'; then
+  if ! grep -q '^kafka *running' <<<"$(bash scripts/secure_stack.sh status)"; then
     secure_started_here=1
   fi
   PYTHON="$PY" bash scripts/secure_stack.sh up || { echo "secure stack failed to start" >&2; exit 1; }

@@ -76,7 +76,7 @@ async def test_runtime_role_does_what_the_worker_and_api_need(runtime) -> None: 
     s = quote_ident(warehouse.schema)
     await _insert_audit(conn, s)
     month = datetime(2026, 11, 1, tzinfo=UTC)
-    await warehouse._ensure_partitions([month])  # through the owner's function
+    await warehouse.ensure_partitions([month])  # through the owner's function
     await conn.execute(f"INSERT INTO {s}.sink_offsets (consumer_group, topic, partition, next_offset)"
                        " VALUES ('g', 't', 0, 1)")
     await conn.execute(f"UPDATE {s}.sink_offsets SET next_offset = 2")

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from streams.domain.text import is_utf8
 from streams.errors import Rejected, RejectReason
 
 #: orjson's nesting limit: 1024 levels decode, 1025 do not.
@@ -78,13 +79,13 @@ def _orjson_compatible(doc: Any) -> bool:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, str):
-            if not _is_utf8(node):
+            if not is_utf8(node):
                 return False
         elif isinstance(node, dict | list):
             if depth > MAX_DEPTH:
                 return False
             if isinstance(node, dict):
-                if not all(_is_utf8(k) for k in node):
+                if not all(is_utf8(k) for k in node):
                     return False
                 stack.extend((child, depth + 1) for child in node.values())
             else:
@@ -92,12 +93,6 @@ def _orjson_compatible(doc: Any) -> bool:
     return True
 
 
-def _is_utf8(s: str) -> bool:
-    try:
-        s.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def has_nonfinite(node: Any) -> bool:

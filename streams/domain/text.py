@@ -61,13 +61,14 @@ def safe_rendering(text: str | None, limit: int = 200) -> str | None:
     surrogates escaped (``\\x00``), cut to ``limit`` characters with a trailing ``…``."""
     if text is None:
         return None
-    if _has_control(text) or not _encodes(text):
+    if _has_control(text) or not is_utf8(text):
         text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _encodes(text: str) -> bool:
+def is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (no unpaired surrogates)."""
     try:
         text.encode()
     except UnicodeEncodeError:

@@ -17,6 +17,7 @@ from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port
 
 from streams.config import Settings
 from streams.setup import create_topics
+from streams.sink.warehouse import Warehouse
 
 
 @pytest.fixture
@@ -72,3 +73,12 @@ def worker_process(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Wor
     worker.stop()
     if os.environ.get("HEALTHMATE_TEST_SHOW_WORKER_LOG"):
         print(worker.log_path.read_text(errors="replace")[-5000:])
+
+
+@pytest.fixture
+async def warehouse(pg_dsn: str, pg_schema: str) -> AsyncIterator[Warehouse]:
+    """A started warehouse on the test's own schema."""
+    wh = Warehouse(pg_dsn, pg_schema)
+    await wh.start()
+    yield wh
+    await wh.stop()

@@ -13,7 +13,7 @@ from streams.errors import RejectReason
 from streams.quality.analysis import InvalidAnalysisRequest, analyze_quality
 from streams.records import DeadLetter, NormalisedReading
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.sink.warehouse import DeadLetterRow
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ def reading(i: int, **fields) -> NormalisedReading:
 
 def letter(offset: int, code: str, metric: str, source: str) -> DeadLetterRow:
     return DeadLetterRow("raw", 0, offset, 0, DeadLetter(b"{}", RejectReason(code), "m", metric, source))
-
-
-@pytest.fixture
-async def warehouse(pg_dsn, pg_schema):
-    wh = Warehouse(pg_dsn, pg_schema)
-    await wh.start()
-    yield wh
-    await wh.stop()
 
 
 async def test_report_is_computed_and_persisted(warehouse, pg, pg_schema):

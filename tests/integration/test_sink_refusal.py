@@ -17,7 +17,7 @@ from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import BatchRefused, RejectReason
 from streams.records import DeadLetter, NormalisedReading
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow, Warehouse, prepare_batch
+from streams.sink.warehouse import DeadLetterRow, prepare_batch
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +33,6 @@ def reading(i: int, **fields) -> NormalisedReading:
                transformation_version=TRANSFORMATION_VERSION)
     doc.update(fields)
     return NormalisedReading(**doc)
-
-
-@pytest.fixture
-async def warehouse(pg_dsn, pg_schema):
-    wh = Warehouse(pg_dsn, pg_schema)
-    await wh.start()
-    yield wh
-    await wh.stop()
 
 
 async def test_bisection_finds_exactly_the_readings_postgresql_refuses(warehouse, pg, pg_schema):

@@ -220,7 +220,8 @@ async def test_the_batch_facades_with_a_callers_session(session, pipeline_env, m
                                       warehouse_config={"connection_string": pg_dsn})
         setup = await manager.setup_pipeline_infrastructure()
         assert setup["migrations_applied"] == ALL_MIGRATIONS  # through the caller's session
-        at = datetime.now(UTC) - timedelta(hours=1)
+        # On the hour, so that the three minutes never straddle midnight (one day's row).
+        at = (datetime.now(UTC) - timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
         docs = [reading("ann", "steps", 100 * i, "steps", at + timedelta(minutes=i)) for i in range(1, 4)]
         async with DataWarehouseManager(settings) as wh:
             await store(wh.warehouse, normalise(settings, docs))

@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -67,6 +69,8 @@ BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]],
 
 
 _set = object.__setattr__
+#: After a permanent failure, the longest a graceful stop may take before the process exits.
+FATAL_EXIT_GRACE_S = 15.0
 
 
 # What a write task returns: the warehouse's answer and the clock when it committed.
@@ -265,6 +269,11 @@ class IngestService(Service):
             self.metrics.worker_up.set(0)
             log.critical("%s failed permanently (%s: %s); stopping the worker", doing,
                          type(error).__name__, safe_rendering(str(error), 300))
+            # Faust's shutdown can hang waiting for its agents' streams: the supervisor must
+            # see a non-zero exit all the same, so a watchdog ends the process after a grace.
+            watchdog = threading.Timer(FATAL_EXIT_GRACE_S, os._exit, args=(1,))
+            watchdog.daemon = True
+            watchdog.start()
 
     def _raise_if_failed(self) -> None:
         """Stop the loop after a permanent failure: nothing after it could ever commit.

@@ -19,8 +19,8 @@ data (``prepare_batch``) while the batch before it is still being written. Batch
 strictly in order: a batch's write task awaits the previous batch's write before it
 publishes or writes anything, and a failed or cancelled write stops every later one, so
 ``sink_offsets`` never moves past a batch that is not stored. What follows a commit
-(metrics, the Kafka offset mirror, batch observers) runs in a second chain of tasks, in
-batch order, so the next write need not wait for it. Backpressure: a batch is handed over
+(metrics, batch observers) runs in a second chain of tasks, in batch order, so the next
+write need not wait for it; the Kafka offset mirror runs on a timer, off both chains. Backpressure: a batch is handed over
 only once the batch before the previous one is fully done, which bounds memory to three
 batches (writing, preparing, filling).
 """
@@ -71,6 +71,7 @@ BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]],
 _set = object.__setattr__
 #: After a permanent failure, the longest a graceful stop may take before the process exits.
 FATAL_EXIT_GRACE_S = 15.0
+OFFSET_MIRROR_INTERVAL_S = 1.0
 
 
 # What a write task returns: the warehouse's answer and the clock when it committed.
@@ -168,6 +169,7 @@ class IngestService(Service):
         self._produced_cache: tuple[int, datetime | None] = (-1, None)
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
         self.committed_offsets: dict[tuple[str, int], int] = {}
+        self._unmirrored: dict[tuple[str, int], int] = {}
         self.totals: Counter[str] = Counter()
         # Liveness: the event loop's clock at the last poll; why the write chain broke.
         self.last_poll_at: float | None = None
@@ -204,6 +206,8 @@ class IngestService(Service):
             log.warning("stopping with a failed write (%s); it will be replayed from sink_offsets",
                         type(exc).__name__)
         if self.consumer is not None:
+            with contextlib.suppress(Exception):  # best effort, as on the timer
+                await asyncio.wait_for(self._mirror_offsets_to_kafka(), timeout=5)
             await self.consumer.stop()
         await self.dlq.stop()
         await self.warehouse.stop()
@@ -251,7 +255,10 @@ class IngestService(Service):
                 deadline = None  # a rebalance flushed the batch this deadline was for
             full = self._pending.size >= self.settings.sink_batch_size
             due = deadline is not None and loop.time() >= deadline
-            if self._pending and (full or due):
+            # Group commit: with no write in flight, waiting for more readings only adds
+            # latency; under load the writes are always busy and batches fill up.
+            idle = self._write_chain is None or self._write_chain.done()
+            if self._pending and (full or due or idle):
                 self._commit_in_order()
                 deadline = None
                 ahead = self._done_ahead
@@ -380,7 +387,7 @@ class IngestService(Service):
         self._observe(batch, result.stored_by_metric, committed)
         self.totals.update(stored=result.stored, duplicates=result.duplicates,
                            dead_lettered=len(batch.dead_letters))
-        await self._commit_to_kafka(batch.next_offsets)
+        self._unmirrored.update(batch.next_offsets)
         for observer in self.batch_observers:
             try:
                 await observer(batch.readings, batch.dead_letters)
@@ -388,9 +395,13 @@ class IngestService(Service):
                 log.warning("batch observer %s failed: %s", getattr(observer, "__name__", observer),
                             type(exc).__name__)
 
-    async def _commit_to_kafka(self, next_offsets: dict[tuple[str, int], int]) -> None:
-        """Mirror offsets to Kafka for lag tooling; the warehouse copy is authoritative."""
-        assert self.consumer is not None
+    @Service.timer(OFFSET_MIRROR_INTERVAL_S)
+    async def _mirror_offsets_to_kafka(self) -> None:
+        """Mirror committed offsets to Kafka for lag tooling; the warehouse copy is
+        authoritative. On a timer: a broker round trip per batch would slow the chain."""
+        if self.consumer is None or not self._unmirrored:
+            return
+        next_offsets, self._unmirrored = self._unmirrored, {}
         assigned = self.consumer.assignment()
         offsets = {tp: o for (t, p), o in next_offsets.items() if (tp := TopicPartition(t, p)) in assigned}
         if not offsets:
@@ -480,6 +491,7 @@ class IngestService(Service):
             key = (tp.topic, tp.partition)
             self.last_commit_at.pop(key, None)
             self.committed_offsets.pop(key, None)
+            self._unmirrored.pop(key, None)
             for gauge in (self.metrics.consumer_lag, self.metrics.last_commit_timestamp):
                 with contextlib.suppress(KeyError):
                     gauge.remove(tp.topic, str(tp.partition))

@@ -139,7 +139,12 @@ def conflicting(readings: Sequence[Any], tolerance: float = 1e-9) -> set[int]:
     readings sharing user, metric and ``measured_at`` whose values differ; and, per user
     and instant, each systolic pressure not above a diastolic one (both fail).
     """
-    rows = [extractor(r, _CONFLICT_FIELDS)(r) for r in readings]
+    rows = _conflict_rows(readings)
+    n = len(rows)
+    # The usual batch: every event id and every (user, metric, instant) once, so only
+    # blood pressure pairs can conflict (set building runs at C speed).
+    if len({r[0] for r in rows}) == n and len({(r[1], r[2], r[3]) for r in rows}) == n:
+        return _pressure_conflicts(rows)
 
     def same(va: Any, vb: Any) -> bool:
         if is_number(va) and is_number(vb):
@@ -150,7 +155,6 @@ def conflicting(readings: Sequence[Any], tolerance: float = 1e-9) -> set[int]:
     first_instant: dict[tuple, int] = {}
     bad_events: set[Any] = set()
     bad_instants: set[tuple] = set()
-    pressure: dict[tuple, list[int]] = defaultdict(list)
     for i, (event_id, user, metric, at, value, source, unit) in enumerate(rows):
         j = first_event.setdefault(event_id, i)
         if j != i and event_id is not None:
@@ -161,11 +165,31 @@ def conflicting(readings: Sequence[Any], tolerance: float = 1e-9) -> set[int]:
         j = first_instant.setdefault(instant, i)
         if j != i and not same(rows[j][4], value):
             bad_instants.add(instant)
-        if metric == _SYSTOLIC or metric == _DIASTOLIC:
-            pressure[(user, at)].append(i)
     bad: set[int] = set()
     if bad_events or bad_instants:
         bad = {i for i, r in enumerate(rows) if r[0] in bad_events or (r[1], r[2], r[3]) in bad_instants}
+    return bad | _pressure_conflicts(rows)
+
+
+def _conflict_rows(readings: Sequence[Any]) -> list[tuple]:
+    """The :data:`_CONFLICT_FIELDS` of each reading; one extractor when all share a class."""
+    if not readings:
+        return []
+    cls = readings[0].__class__
+    if all(r.__class__ is cls for r in readings):
+        return list(map(extractor(readings[0], _CONFLICT_FIELDS), readings))
+    return [extractor(r, _CONFLICT_FIELDS)(r) for r in readings]
+
+
+def _pressure_conflicts(rows: list[tuple]) -> set[int]:
+    """Indices of systolic and diastolic readings of one user and instant where the
+    systolic value is not above the diastolic one (both fail)."""
+    pressure: dict[tuple, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        metric = row[2]
+        if metric == _SYSTOLIC or metric == _DIASTOLIC:
+            pressure[(row[1], row[3])].append(i)
+    bad: set[int] = set()
     for idx in pressure.values():
         for s in (i for i in idx if rows[i][2] == _SYSTOLIC):
             for d in (i for i in idx if rows[i][2] == _DIASTOLIC):

@@ -13,6 +13,7 @@ from streams.config import Settings
 from streams.domain.quality import DimensionCounts
 from streams.metrics import Metrics
 from streams.quality.stream import QualityStream
+from streams.records import NormalisedReading
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()  # a minute and an hour boundary
 KEY = "heart_rate|garmin"
@@ -112,3 +113,36 @@ async def test_a_malformed_message_is_skipped(quality):
         await agent.put({"counts": "nonsense"}, key=KEY)
         await agent.put({"at": T0 + 1, "batch": "b1", "counts": counts([1] * 5, [1] * 5, 1)}, key=KEY)
     assert [w["records"] for w in quality.open_windows()] == [1, 1]
+
+
+def _readings(n: int, at: float) -> list[NormalisedReading]:
+    measured = datetime.fromtimestamp(at, UTC)
+    return [NormalisedReading(
+        event_id=f"e-{at}-{i}", user_key="u", device_id="d", source="garmin", metric="heart_rate",
+        loinc_code="8867-4", value=70.0, unit="/min", original_value=70.0, original_unit="bpm",
+        measured_at=measured - timedelta(seconds=i), ingested_at=measured, quality_flags=(),
+        metadata=None, kafka_topic="raw", kafka_partition=0, kafka_offset=int(at) * 100 + i,
+        transformation_version="1") for i in range(n)]
+
+
+async def test_batches_are_merged_within_a_second_and_never_across_a_window(quality, monkeypatch):
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr(quality.topic, "send_soon", lambda key, value: sent.append((key, value)))
+    now = [T0 + 10.0]
+    quality.clock = lambda: datetime.fromtimestamp(now[0], UTC)
+    for step, n in ((0.0, 2), (0.4, 3), (0.5, 4)):  # three batches within one second
+        now[0] += step
+        await quality.observe(_readings(n, now[0]), [])
+    assert sent == []
+    now[0] += 0.2  # 1.1 s after the first: the first three go out as one message
+    await quality.observe(_readings(1, now[0]), [])
+    [(key, first)] = sent
+    assert key == KEY and first["at"] == T0 + 10.0
+    assert DimensionCounts.from_dict(first["counts"]).records == 9
+    now[0] = T0 + 60.0  # the next minute: what was merged goes out, alone
+    await quality.observe(_readings(5, now[0]), [])
+    assert [DimensionCounts.from_dict(v["counts"]).records for _, v in sent] == [9, 1]
+    assert sent[1][1]["at"] == pytest.approx(T0 + 11.1)
+    await quality.tick()  # the tick sends the rest
+    assert [DimensionCounts.from_dict(v["counts"]).records for _, v in sent] == [9, 1, 5]
+    assert len({v["batch"] for _, v in sent}) == 3

@@ -170,6 +170,24 @@ async def create_topics(names: list[str]) -> None:
         await admin.close()
 
 
+async def wait_group_stable(group: str, members: int, timeout: float) -> None:
+    """Until consumer group ``group`` is Stable with ``members`` members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            [response] = await admin.describe_consumer_groups([group])
+            # DescribeGroups v0-v5 rows: (error_code, group_id, state, protocol_type, protocol, members, ...)
+            _, _, state, _, _, joined, *_ = response.groups[0]
+            if state == "Stable" and len(joined) == members:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    raise RuntimeError(f"group {group} did not settle with {members} members in {timeout:.0f}s")
+
+
 async def cleanup(prefix: str, schemas: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     await admin.start()
@@ -446,6 +464,9 @@ async def main() -> dict[str, Any]:
             limit[form]["cpu_us_per_reading"] = cpu_us_per_reading(limit[form]["cores_busy"], N)
             log(f"limit {form}: {limit[form]['rate']:,} readings/s (cores busy {limit[form]['cores_busy']})")
         results["limit"] = limit
+        if not KEEP:
+            # Else PostgreSQL's autovacuum of the limit's 2N fresh rows lands in a later phase.
+            await cleanup(f"{run_id}-none", [limit_single_schema, limit_envelope_schema])
 
         pipeline = {}
         for form, topic in (("single", single_topic), ("envelope", envelope_topic), ("omh", omh_topic)):
@@ -476,7 +497,7 @@ async def main() -> dict[str, Any]:
             worker.stop()
             pipeline[form]["peak_rss_mb"] = worker.peak_rss_mb
         results["pipeline"] = pipeline
-        results["scale_out"] = await measure_scale_out(run_id, single_topic, pg, workers,
+        results["scale_out"] = await measure_scale_out(run_id, singles, pg, workers,
                                                        one=pipeline["single"]["rate"])
         results["ratio"] = {form: round(pipeline[form]["rate"] / limit[form]["rate"], 3)
                             for form in ("single", "envelope")}
@@ -493,16 +514,22 @@ async def main() -> dict[str, Any]:
     return results
 
 
-async def measure_scale_out(run_id: str, topic: str, pg: asyncpg.Connection, workers: list[Worker],
-                            one: int) -> dict[str, Any]:
-    """Two workers in one consumer group on the single-reading topic (4 partitions: 2 each),
-    on this same 2-core machine, against the one-worker rate measured just before."""
+async def measure_scale_out(run_id: str, singles: list[tuple[bytes, bytes]], pg: asyncpg.Connection,
+                            workers: list[Worker], one: int) -> dict[str, Any]:
+    """Two workers in one consumer group (4 partitions: 2 each) on this same 2-core machine,
+    against the one-worker rate measured before. Both join an empty topic and the group
+    settles before the same ``N`` singles are produced: a rebalance inside the clock would
+    measure the group protocol, not the workers."""
+    topic = f"{run_id}.scale"
+    await create_topics([topic])
     pair = Worker(run_id, "scale2", topic, replicas=2)
     workers.append(pair)
-    ends = await end_offsets(BOOTSTRAP, topic)
     pair.start()
+    await wait_group_stable(pair.group, members=2, timeout=120)
+    await produce(topic, singles)
+    ends = await end_offsets(BOOTSTRAP, topic)
     await pair.wait_caught_up(pg, ends, timeout=60 + N / 1000)
-    two = await pair.throughput(pg, sum(ends.values()))  # N and the latency phase's readings
+    two = await pair.throughput(pg, N)
     pair.stop()
     log(f"scale-out: 1 worker {one:,}/s, 2 workers {two['rate']:,}/s")
     return {"one_worker_rate": one, "two_workers_rate": two["rate"], "two_workers": two,

@@ -494,24 +494,48 @@ def _copy_registry(readings: Sequence[NormalisedReading]) -> bytes:
 
 
 def _reading_rows_binary(readings: Sequence[NormalisedReading]) -> bytes:
-    text, ts = _memo(_text), _memo(_timestamptz)
+    text = _memo(_text)
+    # Runs of fields that repeat from reading to reading (one user, device, fetch, topic
+    # partition), each encoded once per batch: per-field calls were most of the cost.
+    who: dict[tuple, bytes] = {}
+    where: dict[tuple, bytes] = {}
+    tail: dict[tuple, bytes] = {}
     rows: list[bytes] = []
     append = rows.append
     for r in readings:
         event_id = r.event_id.encode()
+        key = (r.user_key, r.device_id, r.source, r.metric, r.loinc_code)
+        head = who.get(key)
+        if head is None:
+            head = who[key] = b"".join((
+                text(r.user_key), _NULL if r.device_id is None else text(r.device_id), text(r.source),
+                text(r.metric), text(r.loinc_code)))
+        key = (r.ingested_at, r.produced_at, r.quality_flags, r.kafka_topic, r.kafka_partition)
+        middle = where.get(key)
+        if middle is None:
+            middle = where[key] = b"".join((
+                _timestamptz(r.ingested_at), _NULL if r.produced_at is None else _timestamptz(r.produced_at),
+                _text_array(r.quality_flags), text(r.kafka_topic), _int4(4, r.kafka_partition)))
+        if r.metadata is None:
+            key = (r.transformation_version, r.measured_until, r.statistic)
+            end = tail.get(key)
+            if end is None:
+                end = tail[key] = _reading_tail(r)
+        else:
+            end = _reading_tail(r)
         append(b"".join((
-            _READING_FIELDS, _i32(len(event_id)), event_id, text(r.user_key),
-            _NULL if r.device_id is None else text(r.device_id), text(r.source), text(r.metric),
-            text(r.loinc_code), _float8(8, r.value), text(r.unit), _float8(8, r.original_value),
-            text(r.original_unit), _timestamptz(r.measured_at), ts(r.ingested_at),
-            _NULL if r.produced_at is None else ts(r.produced_at),
-            _text_array(r.quality_flags), text(r.kafka_topic), _int4(4, r.kafka_partition),
-            _int8(8, r.kafka_offset), text(r.transformation_version),
-            _NULL if r.metadata is None else _jsonb(r.metadata),
-            _NULL if r.measured_until is None else _timestamptz(r.measured_until),
-            _NULL if r.statistic is None else text(r.statistic),
+            _READING_FIELDS, _i32(len(event_id)), event_id, head, _float8(8, r.value), text(r.unit),
+            _float8(8, r.original_value), text(r.original_unit), _timestamptz(r.measured_at), middle,
+            _int8(8, r.kafka_offset), end,
         )))
     return b"".join(rows)
+
+
+def _reading_tail(r: NormalisedReading) -> bytes:
+    return b"".join((
+        _text(r.transformation_version), _NULL if r.metadata is None else _jsonb(r.metadata),
+        _NULL if r.measured_until is None else _timestamptz(r.measured_until),
+        _NULL if r.statistic is None else _text(r.statistic)))
 
 
 def _registry_rows(readings: Sequence[NormalisedReading]) -> bytes:

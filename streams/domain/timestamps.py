@@ -50,7 +50,7 @@ def parse_timestamp(raw: object, name: str = "timestamp", *, naive_is_utc: bool 
             raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     if cls is int:
         try:
-            return _EPOCH + timedelta(milliseconds=raw)  # type: ignore[arg-type]
+            return _EPOCH + timedelta(0, 0, 0, raw)  # milliseconds; positional is ~25% cheaper
         except OverflowError:
             raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     raise Rejected(

@@ -103,7 +103,7 @@ class PreparedBatch:
     def without(self, event_ids: set[str], dead_letters: Sequence[DeadLetterRow]) -> PreparedBatch:
         """This batch less the readings of ``event_ids``, plus ``dead_letters``."""
         first = [r for r in self.first if r.event_id not in event_ids]
-        return _prepared(first, first, _copy_registry(first), _copy_readings(first),
+        return _prepared(first, first, *_copy_data(first),
                          [*self.dead_letters, *dead_letters], self.next_offsets,
                          count=self.readings - len(self.first) + len(first))
 
@@ -112,8 +112,7 @@ def prepare_batch(readings: Sequence[NormalisedReading], dead_letters: Sequence[
                   next_offsets: Mapping[tuple[str, int], int]) -> PreparedBatch:
     """Everything :meth:`Warehouse.write_prepared` sends, computed up front (pure, CPU only)."""
     first = sorted(_first_per_event(readings), key=_EVENT_ID)
-    return _prepared(readings, first, _copy_registry(first), _copy_readings(first),
-                     dead_letters, next_offsets)
+    return _prepared(readings, first, *_copy_data(first), dead_letters, next_offsets)
 
 
 async def prepare_batch_cooperatively(
@@ -130,9 +129,9 @@ async def prepare_batch_cooperatively(
     registry, rows = [_COPY_HEADER], [_COPY_HEADER]
     for start in range(0, len(first), chunk):
         await asyncio.sleep(0)
-        part = first[start:start + chunk]
-        registry.append(_registry_rows(part))
-        rows.append(_reading_rows_binary(part))
+        part_registry, part_rows = _rows_binary(first[start:start + chunk])
+        registry.append(part_registry)
+        rows.append(part_rows)
     registry.append(_COPY_TRAILER)
     rows.append(_COPY_TRAILER)
     return _prepared(readings, first, b"".join(registry), b"".join(rows), dead_letters, next_offsets)
@@ -485,25 +484,33 @@ def _memo(encode: Callable[[_Key], bytes]) -> Callable[[_Key], bytes]:
 
 def _copy_readings(readings: Sequence[NormalisedReading]) -> bytes:
     """Binary COPY data of ``readings`` for the columns :data:`READING_COLUMNS`, in that order."""
-    return _COPY_HEADER + _reading_rows_binary(readings) + _COPY_TRAILER
+    return _copy_data(readings)[1]
 
 
-def _copy_registry(readings: Sequence[NormalisedReading]) -> bytes:
-    """Binary COPY data of ``(event_id, measured_at)`` of ``readings``."""
-    return _COPY_HEADER + _registry_rows(readings) + _COPY_TRAILER
+def _copy_data(readings: Sequence[NormalisedReading]) -> tuple[bytes, bytes]:
+    """Binary COPY data of ``(event_id, measured_at)`` of ``readings`` (the registry), and
+    that of ``readings`` for the columns :data:`READING_COLUMNS`."""
+    registry, rows = _rows_binary(readings)
+    return _COPY_HEADER + registry + _COPY_TRAILER, _COPY_HEADER + rows + _COPY_TRAILER
 
 
-def _reading_rows_binary(readings: Sequence[NormalisedReading]) -> bytes:
+def _rows_binary(readings: Sequence[NormalisedReading]) -> tuple[bytes, bytes]:
+    """The registry rows and the reading rows of ``readings``, in one pass: both start with
+    the event id, and ``measured_at`` is in both."""
     text = _memo(_text)
     # Runs of fields that repeat from reading to reading (one user, device, fetch, topic
     # partition), each encoded once per batch: per-field calls were most of the cost.
     who: dict[tuple, bytes] = {}
     where: dict[tuple, bytes] = {}
     tail: dict[tuple, bytes] = {}
+    registry: list[bytes] = []
     rows: list[bytes] = []
     append = rows.append
     for r in readings:
         event_id = r.event_id.encode()
+        identity = b"".join((_i32(len(event_id)), event_id))
+        measured = _timestamptz(r.measured_at)
+        registry.append(b"".join((_REGISTRY_FIELDS, identity, measured)))
         key = (r.user_key, r.device_id, r.source, r.metric, r.loinc_code)
         head = who.get(key)
         if head is None:
@@ -524,11 +531,11 @@ def _reading_rows_binary(readings: Sequence[NormalisedReading]) -> bytes:
         else:
             end = _reading_tail(r)
         append(b"".join((
-            _READING_FIELDS, _i32(len(event_id)), event_id, head, _float8(8, r.value), text(r.unit),
-            _float8(8, r.original_value), text(r.original_unit), _timestamptz(r.measured_at), middle,
+            _READING_FIELDS, identity, head, _float8(8, r.value), text(r.unit),
+            _float8(8, r.original_value), text(r.original_unit), measured, middle,
             _int8(8, r.kafka_offset), end,
         )))
-    return b"".join(rows)
+    return b"".join(registry), b"".join(rows)
 
 
 def _reading_tail(r: NormalisedReading) -> bytes:
@@ -536,15 +543,6 @@ def _reading_tail(r: NormalisedReading) -> bytes:
         _text(r.transformation_version), _NULL if r.metadata is None else _jsonb(r.metadata),
         _NULL if r.measured_until is None else _timestamptz(r.measured_until),
         _NULL if r.statistic is None else _text(r.statistic)))
-
-
-def _registry_rows(readings: Sequence[NormalisedReading]) -> bytes:
-    rows: list[bytes] = []
-    append = rows.append
-    for r in readings:
-        event_id = r.event_id.encode()
-        append(b"".join((_REGISTRY_FIELDS, _i32(len(event_id)), event_id, _timestamptz(r.measured_at))))
-    return b"".join(rows)
 
 
 def _reading_rows(readings: Sequence[NormalisedReading]) -> list[tuple]:

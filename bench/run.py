@@ -302,7 +302,7 @@ def extra_worker_env() -> dict[str, str]:
 class Worker:
     """One shipped worker on its own raw topic, group, app id, schema and web port."""
 
-    def __init__(self, run_id: str, name: str, topic: str, replicas: int = 1) -> None:
+    def __init__(self, run_id: str, name: str, topic: str, replicas: int = 1, checkout: Path = ROOT) -> None:
         self.name = name
         self.topic = topic
         self.schema = f"{run_id}_{name}"
@@ -324,7 +324,7 @@ class Worker:
         WORK.mkdir(parents=True, exist_ok=True)
         self.log_path = WORK / f"worker-{name}.log"
         self.log_path.unlink(missing_ok=True)
-        self.process = WorkerProcess(self.env, self.log_path)
+        self.process = WorkerProcess(self.env, self.log_path, checkout)
         # Further replicas in the same consumer group (the scale-out phase), own web ports.
         self.replicas = [WorkerProcess({**self.env, "HEALTHMATE_WEB_PORT": str(free_port())},
                                        WORK / f"worker-{name}-{i}.log") for i in range(1, replicas)]

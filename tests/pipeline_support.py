@@ -130,9 +130,10 @@ async def wait_until_caught_up(settings: Settings, pg: asyncpg.Connection, *, ti
 class WorkerProcess:
     """A real ``python -m streams worker`` process, stopped by its pid."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, checkout: Path = ROOT) -> None:
         self.env = {**os.environ, **env}
         self.log_path = log_path
+        self.checkout = checkout  # whose streams/ runs (bench/compare.py runs an older one)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -140,7 +141,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams", "worker", "-l", "info",
              "--web-port", self.env["HEALTHMATE_WEB_PORT"], "--web-host", "127.0.0.1"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=self.checkout, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def alive(self) -> bool:

@@ -78,6 +78,7 @@ def create_app(
         settings, rules, warehouse, app.metrics,  # type: ignore[attr-defined]
         clock=clock, processors=processors, beacon=app.beacon,
         batch_observers=[app.quality.observe] if app.quality else [],  # type: ignore[attr-defined]
+        stop_hooks=[app.quality.send_merged_now] if app.quality else [],  # type: ignore[attr-defined]
     )
     app.service(app.ingest)  # type: ignore[arg-type, attr-defined]
     # The user_profiles dimension, from the compacted profiles topic.

@@ -150,6 +150,7 @@ class IngestService(Service):
         clock: Clock = utc_now,
         processors: Sequence[ReadingProcessor] = (),
         batch_observers: Sequence[BatchObserver] = (),
+        stop_hooks: Sequence[Callable[[], Awaitable[None]]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -160,6 +161,8 @@ class IngestService(Service):
         self.clock = clock
         self.processors = list(processors)
         self.batch_observers = list(batch_observers)
+        # Awaited on a graceful stop after the last commit (observers that hold state).
+        self.stop_hooks = list(stop_hooks)
         self.consumer: AIOKafkaConsumer | None = None
         self.dlq = DeadLetterPublisher(kafka_kwargs(settings), settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
@@ -209,6 +212,11 @@ class IngestService(Service):
         except Exception as exc:  # noqa: BLE001 - the broken chain was reported; still close clients
             log.warning("stopping with a failed write (%s); it will be replayed from sink_offsets",
                         type(exc).__name__)
+        for hook in self.stop_hooks:
+            try:
+                await asyncio.wait_for(hook(), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - best effort, like the observers
+                log.warning("stop hook %s failed: %s", getattr(hook, "__name__", hook), type(exc).__name__)
         if self.consumer is not None:
             with contextlib.suppress(Exception):  # best effort, as on the timer
                 await asyncio.wait_for(self._mirror_offsets_to_kafka(), timeout=5)

@@ -25,7 +25,7 @@ Guarantees: table state is recovered from its changelog on restart. A window who
 snapshot failed stays open and is retried at the next tick; a snapshot written twice is
 upserted. Redelivered increments are recognised by batch id and ignored. Not guaranteed: a
 crash between the warehouse commit and the send of its increments loses those counts (at
-most the last :data:`COALESCE_S`; a graceful stop sends them).
+most the last :data:`COALESCE_S`; a graceful stop sends them after the last commit).
 """
 
 from __future__ import annotations
@@ -124,7 +124,6 @@ class QualityStream:
         self.table = app.Table("quality-windows", default=None, partitions=settings.topic_partitions)
         self.agent = app.agent(self.topic, name="quality-windows")(self._run)
         app.timer(settings.quality_tick_interval_s, name="quality-tick")(self.tick)
-        app.on_before_shutdown.connect(self._send_merged_on_shutdown)
         self._merged = MergedIncrements()
 
     # ---- producer side ------------------------------------------------------------------
@@ -149,7 +148,9 @@ class QualityStream:
         for key, value in self._take_merged():
             self.topic.send_soon(key=key, value=value)
 
-    async def _send_merged_on_shutdown(self, app: Any, **_: Any) -> None:
+    async def send_merged_now(self) -> None:
+        """Send what is merged and wait for the producer to take it (the ingest service
+        calls this once it has committed its last batch on a graceful stop)."""
         for key, value in self._take_merged():
             await self.topic.send(key=key, value=value)
 

@@ -148,7 +148,7 @@ async def test_batches_are_merged_within_a_second_and_never_across_a_window(qual
     assert len({v["batch"] for _, v in sent}) == 3
 
 
-async def test_a_graceful_stop_sends_what_is_merged(quality, monkeypatch):
+async def test_send_merged_now_sends_what_is_merged(quality, monkeypatch):
     sent: list[tuple[str, dict]] = []
 
     async def send(key, value):
@@ -157,5 +157,5 @@ async def test_a_graceful_stop_sends_what_is_merged(quality, monkeypatch):
     monkeypatch.setattr(quality.topic, "send", send)
     monkeypatch.setattr(quality.topic, "send_soon", lambda key, value: pytest.fail("sent early"))
     await quality.observe(_readings(3, T0 + 10), [])
-    await quality.app.on_before_shutdown.send()
+    await quality.send_merged_now()
     assert [(k, DimensionCounts.from_dict(v["counts"]).records) for k, v in sent] == [(KEY, 3)]

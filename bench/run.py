@@ -57,7 +57,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from aiokafka.partitioner import DefaultPartitioner  # noqa: E402
-from pipeline_support import WorkerProcess, end_offsets, free_port  # noqa: E402
+from pipeline_support import WorkerProcess, drop_schema, end_offsets, free_port  # noqa: E402
 
 from bench.limit import run_limit  # noqa: E402
 from streams.sink.migrations import quote_ident  # noqa: E402
@@ -197,12 +197,8 @@ async def cleanup(prefix: str, schemas: list[str]) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        for schema in schemas:
-            await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
-    finally:
-        await conn.close()
+    for schema in schemas:
+        await drop_schema(PG_DSN, schema)
 
 
 # --------------------------------------------------------------------------- worker
@@ -327,7 +323,8 @@ class Worker:
         self.process = WorkerProcess(self.env, self.log_path, checkout)
         # Further replicas in the same consumer group (the scale-out phase), own web ports.
         self.replicas = [WorkerProcess({**self.env, "HEALTHMATE_WEB_PORT": str(free_port())},
-                                       WORK / f"worker-{name}-{i}.log") for i in range(1, replicas)]
+                                       WORK / f"worker-{name}-{i}.log", checkout)
+                         for i in range(1, replicas)]
         self.profiler: subprocess.Popen | None = None
         self.peak_rss_mb: float | None = None
         self.messages_at_mark = 0
@@ -466,7 +463,8 @@ async def main() -> dict[str, Any]:
         results["limit"] = limit
         if not KEEP:
             # Else PostgreSQL's autovacuum of the limit's 2N fresh rows lands in a later phase.
-            await cleanup(f"{run_id}-none", [limit_single_schema, limit_envelope_schema])
+            for schema in (limit_single_schema, limit_envelope_schema):
+                await drop_schema(PG_DSN, schema)
 
         pipeline = {}
         for form, topic in (("single", single_topic), ("envelope", envelope_topic), ("omh", omh_topic)):

@@ -20,9 +20,10 @@ strictly in order: a batch's write task awaits the previous batch's write before
 publishes or writes anything, and a failed or cancelled write stops every later one, so
 ``sink_offsets`` never moves past a batch that is not stored. What follows a commit
 (metrics, batch observers) runs in a second chain of tasks, in batch order, so the next
-write need not wait for it; the Kafka offset mirror runs on a timer, off both chains. Backpressure: a batch is handed over
-only once the batch before the previous one is fully done, which bounds memory to three
-batches (writing, preparing, filling).
+write need not wait for it; the Kafka offset mirror runs on a timer, off both chains.
+A batch closes when full, at its deadline, or as soon as no write is in flight (group
+commit). Backpressure: a batch is handed over only once the batch before the previous one
+is fully done, which bounds memory to three batches (writing, preparing, filling).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]],
 _set = object.__setattr__
 #: After a permanent failure, the longest a graceful stop may take before the process exits.
 FATAL_EXIT_GRACE_S = 15.0
+#: How often committed offsets are mirrored to the Kafka group (lag tooling only).
 OFFSET_MIRROR_INTERVAL_S = 1.0
 #: About how many readings are judged between two yields to the event loop.
 JUDGE_SLICE_READINGS = 500

@@ -81,15 +81,13 @@ class MergedIncrements:
     """Counts of consecutive committed batches that share their windows, not yet sent."""
 
     def __init__(self) -> None:
-        self.at = 0.0
-        self.starts: tuple[int, ...] = ()
+        self.at = 0.0  # the clock of the first batch: its windows are every batch's
         self.batches: list[str] = []
         self.counts: dict[tuple[str, str], DimensionCounts] = {}
 
-    def add(self, at: float, starts: tuple[int, ...], batch: str,
-            counts: dict[tuple[str, str], DimensionCounts]) -> None:
+    def add(self, at: float, batch: str, counts: dict[tuple[str, str], DimensionCounts]) -> None:
         if not self.batches:
-            self.at, self.starts = at, starts
+            self.at = at
         self.batches.append(batch)
         for key, c in counts.items():
             before = self.counts.get(key)
@@ -134,11 +132,13 @@ class QualityStream:
         at = self.clock().timestamp()
         rejections = [(str(d.letter.code), d.letter.metric, d.letter.source) for d in dead_letters]
         counts = count_stored_batch(readings, rejections, self.config)
-        starts = tuple(window_start(at, size) for size in self.sizes)
         merged = self._merged
-        if merged.batches and (at - merged.at >= COALESCE_S or starts != merged.starts):
+        if merged.batches and (at - merged.at >= COALESCE_S or not self._same_windows(at, merged.at)):
             self._send_merged()
-        self._merged.add(at, starts, batch_id(readings, dead_letters), counts)
+        self._merged.add(at, batch_id(readings, dead_letters), counts)
+
+    def _same_windows(self, a: float, b: float) -> bool:
+        return all(window_start(a, size) == window_start(b, size) for size in self.sizes)
 
     def _take_merged(self) -> list[tuple[str, dict[str, Any]]]:
         merged, self._merged = self._merged, MergedIncrements()

@@ -82,3 +82,11 @@ class ConfigurationError(Fatal):
 class OutboundRefused(HealthMateError):
     """An outbound URL (webhook, OpenLineage) points where the pipeline may not call:
     refused when configured (422 / configuration error) and again before every send."""
+
+
+class ImportFileError(HealthMateError):
+    """An export file that cannot be read (damaged, wrong format, naive times without a zone).
+
+    The importer reports it in one line naming the file and the place of damage (never a value
+    from the file) and goes on with the other files.
+    """

@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
-from streams.errors import HealthMateError
+from streams.errors import ImportFileError
+
+__all__ = ["ImportContext", "ImportFileError", "Item", "Reader", "Skipped"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,3 @@ Item = dict[str, Any] | Skipped
 
 class Reader(Protocol):
     def __call__(self, stream: BinaryIO, name: str, ctx: ImportContext) -> Iterator[Item]: ...
-
-
-class ImportFileError(HealthMateError):
-    """A file that cannot be read (damaged, wrong format, naive times without a zone).
-
-    The message names the file's place of damage, never a value from the file.
-    """

@@ -29,10 +29,10 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.breakdown import fetches  # noqa: E402
 from bench.run import make_data  # noqa: E402
-from streams.app import rules_from_settings  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.ingest import IngestService  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
+from streams.rules import rules_from_settings  # noqa: E402
 from streams.sink.migrations import quote_ident  # noqa: E402
 from streams.sink.warehouse import READING_COLUMNS, Warehouse, _copy_readings, _reading_rows  # noqa: E402
 

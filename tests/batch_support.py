@@ -13,11 +13,11 @@ import asyncpg
 import orjson
 import pytest
 
-from streams.app import rules_from_settings
 from streams.config import Settings
 from streams.domain.validate import process_message
 from streams.errors import RejectReason
 from streams.records import DeadLetter, MessageContext, NormalisedReading
+from streams.rules import rules_from_settings
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import DeadLetterRow, Warehouse
 

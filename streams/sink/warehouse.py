@@ -511,7 +511,7 @@ def _rows_binary(readings: Sequence[NormalisedReading]) -> tuple[bytes, bytes]:
         identity = b"".join((_i32(len(event_id)), event_id))
         measured = _timestamptz(r.measured_at)
         registry.append(b"".join((_REGISTRY_FIELDS, identity, measured)))
-        key = (r.user_key, r.device_id, r.source, r.metric, r.loinc_code)
+        key: tuple[Any, ...] = (r.user_key, r.device_id, r.source, r.metric, r.loinc_code)
         head = who.get(key)
         if head is None:
             head = who[key] = b"".join((

@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 from streams.dlq import DeadLetterRecord, dead_letter_record
 from streams.domain.pseudonym import user_key
 from streams.records import DeadLetter, NormalisedReading
-from streams.sink.warehouse import DeadLetterRow
+from streams.sink.copy_encoding import DeadLetterRow
 
 #: A custom function called with every reading the worker judges valid.
 ReadingProcessor = Callable[[NormalisedReading], None]

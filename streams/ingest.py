@@ -54,13 +54,9 @@ from streams.errors import Retryable
 from streams.metrics import Metrics
 from streams.rebalance import ResumeFromWarehouse
 from streams.records import MessageContext
+from streams.sink.copy_encoding import PreparedBatch, prepare_batch_cooperatively
 from streams.sink.refusals import write_setting_aside_refused
-from streams.sink.warehouse import (
-    BatchResult,
-    PreparedBatch,
-    Warehouse,
-    prepare_batch_cooperatively,
-)
+from streams.sink.warehouse import BatchResult, Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -52,7 +52,8 @@ from streams.domain.quality_windows import (
 from streams.metrics import Metrics
 from streams.quality.snapshots import publish_gauges, snapshot_rows, upsert_windows
 from streams.records import NormalisedReading
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.sink.copy_encoding import DeadLetterRow
+from streams.sink.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

@@ -110,7 +110,8 @@ def test_no_module_import_cycle() -> None:
 @pytest.mark.parametrize(("graph", "breaches", "cycle_count"), [
     ({"streams.a": {"web.b"}, "web.b": set()}, ["streams.a -> web.b"], 0),
     ({"batch.x": {"batch.y"}, "batch.y": {"batch.x"}}, [], 1),
-    ({"streams.__main__": {"healthmate.worker"}, "healthmate.worker": {"streams.a"}, "streams.a": set()}, [], 0),
+    ({"streams.__main__": {"healthmate.worker"}, "healthmate.worker": {"streams.a"}, "streams.a": set()},
+     [], 0),
 ])
 def test_the_checks_see_breaches_and_cycles(graph: dict[str, set[str]], breaches: list[str],
                                             cycle_count: int) -> None:

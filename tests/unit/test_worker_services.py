@@ -28,7 +28,8 @@ async def test_every_service_is_built_and_none_hangs_on_the_app(tmp_path: Path) 
 
 
 async def test_quality_off_means_no_quality_stream(tmp_path: Path) -> None:
-    settings = Settings(dev_mode=True, app_id="hm-services-off", data_dir=str(tmp_path), quality_enabled=False)
+    settings = Settings(dev_mode=True, app_id="hm-services-off", data_dir=str(tmp_path),
+                        quality_enabled=False)
     _, services = build_worker(settings, registry=CollectorRegistry())
     assert services.quality is None
     assert services.ingest.stop_hooks == []

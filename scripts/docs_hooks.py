@@ -62,7 +62,8 @@ def _sections(model: type) -> dict[str, str]:
     section = "General"
     for line in inspect.getsource(model).splitlines():
         if (m := SECTION.match(line)) is not None:
-            section = m["name"].strip().capitalize()
+            name = m["name"].strip()
+            section = name[:1].upper() + name[1:]
         elif (m := FIELD.match(line)) is not None:
             found[m["name"]] = section
     return found
@@ -114,12 +115,15 @@ def _kind(annotation: Any) -> tuple[str, bool]:
 def _bounds(field: Any) -> list[str]:
     words = {"ge": "≥ {}", "gt": "> {}", "le": "≤ {}", "lt": "< {}",
              "min_length": "at least {} long", "pattern": "matching `{}`"}
+    plain = {("min_length", 1): "not empty"}
     found = []
     for item in field.metadata:
         for attr, template in words.items():
             value = getattr(item, attr, None)
-            if value is not None:
-                found.append(template.format(format(value, "g") if isinstance(value, float) else value))
+            if value is None:
+                continue
+            text = template.format(format(value, "g") if isinstance(value, float) else value)
+            found.append(plain.get((attr, value), text))
     return found
 
 

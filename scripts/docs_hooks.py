@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_MARKER = "<!-- generated: settings -->"
 SECRETS_MARKER = "<!-- generated: secret-settings -->"
@@ -44,7 +46,7 @@ class SettingDoc:
     secret: bool
 
 
-def _settings_model() -> type:
+def _settings_model() -> type[BaseModel]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     for name in [m for m in sys.modules if m == "streams" or m.startswith("streams.")]:
@@ -56,7 +58,7 @@ def _settings_model() -> type:
     return Settings
 
 
-def _sections(model: type) -> dict[str, str]:
+def _sections(model: type[BaseModel]) -> dict[str, str]:
     """Field name -> the ``# --- section ---`` comment above it in the model's source."""
     found: dict[str, str] = {}
     section = "General"
@@ -136,7 +138,7 @@ def _accepts(field: Any) -> tuple[str, bool]:
     return text, secret
 
 
-def setting_docs(model: type, notes: dict[str, str] | None = None) -> list[SettingDoc]:
+def setting_docs(model: type[BaseModel], notes: dict[str, str] | None = None) -> list[SettingDoc]:
     """One entry per field of ``model``, in declaration order. Raises ValueError for a note
     that names no setting, and for a setting that has neither a description nor a note."""
     notes = dict(notes or {})

@@ -163,10 +163,11 @@ def setting_docs(model: type[BaseModel], notes: dict[str, str] | None = None) ->
 def settings_table(docs: list[SettingDoc]) -> str:
     out: list[str] = []
     for section in dict.fromkeys(d.section for d in docs):
-        out += [f"## {section}", "", "| variable | default | accepts | meaning |", "|---|---|---|---|"]
+        out += [f"## {section}", "", '<div class="settings-table" markdown>', "",
+                "| variable | default | accepts | meaning |", "|---|---|---|---|"]
         out += [f"| `{d.variable}` | {d.default} | {d.accepts} | {d.meaning} |" for d in docs
                 if d.section == section]
-        out.append("")
+        out += ["", "</div>", ""]
     return "\n".join(out)
 
 

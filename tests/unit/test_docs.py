@@ -139,3 +139,50 @@ def test_documents_follow_the_nav_then_the_pages_it_leaves_out(tmp_path: Path) -
         "nav:\n  - Home: index.md\n  - B:\n      - b/two.md\n      - One: b/one.md\n      - generated.md\n")
     found = [str(p.relative_to(tmp_path)) for p in documents(tmp_path)]
     assert found == ["README.md", "docs/index.md", "docs/b/two.md", "docs/b/one.md", "docs/left-out.md"]
+
+
+def _bounds(cell: str) -> dict[str, float]:
+    """``<0 or >300`` -> {"<": 0, ">": 300}; ``≤0`` is an exclusive lower bound."""
+    return {op: float(num) for op, num in re.findall(r"([<>≤])\s*(-?\d+(?:\.\d+)?)", cell)}
+
+
+def test_the_metric_catalogue_page_agrees_with_the_catalogue() -> None:
+    from streams.domain.catalogue import DEFAULT_CATALOGUE
+
+    page = (ROOT / "docs" / "reference" / "metric-catalogue.md").read_text(encoding="utf-8")
+    rows = {cells[0]: cells for line in page.splitlines() if line.startswith("| ")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]] if cells[0] != "metric"}
+    assert set(rows) == set(DEFAULT_CATALOGUE)
+    for name, rule in DEFAULT_CATALOGUE.items():
+        _, canonical, accepted, loinc, rejected, outlier = rows[name]
+        assert (canonical, loinc) == (f"`{rule.canonical_unit}`", rule.loinc_code), name
+        spellings = set(re.split(r"[,;]\s*|\s+[×÷−(].*?(?=[,;]|$)", accepted)) - {""}
+        assert set(rule.conversions) <= spellings, (name, set(rule.conversions) - spellings)
+        low = "≤" if rule.min_exclusive else "<"
+        assert _bounds(rejected) == {low: rule.min_value, ">": rule.max_value}, name
+        expected = {op: v for op, v in (("<", rule.outlier_low), (">", rule.outlier_high)) if v is not None}
+        assert _bounds(outlier) == expected, name
+
+
+def test_the_reason_codes_page_names_every_reason_code() -> None:
+    from streams.errors import RejectReason
+
+    page = (ROOT / "docs" / "reference" / "reason-codes.md").read_text(encoding="utf-8")
+    assert [r.value for r in RejectReason if f"`{r.value}`" not in page] == []
+
+
+def test_the_api_page_lists_every_route_with_its_least_role() -> None:
+    from web.auth import ROLE_PERMISSIONS
+    from web.views import api_routes
+
+    page = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    table = page[page.index("## Routes and roles"):page.index("## Jobs from the command line")]
+    for route in api_routes():
+        least = next(role for role, granted in ROLE_PERMISSIONS.items() if route.permission in granted)
+        if route.path == "/openapi.json":  # described above the table: any role
+            assert "/data-pipeline/openapi.json" in page and least == "viewer"
+            continue
+        named = re.compile(rf"`{route.method} {re.escape(route.path)}[`?]")
+        rows = [line for line in table.splitlines() if named.search(line)]
+        assert len(rows) == 1, f"{route.method} {route.path}: one row of the table names it"
+        assert rows[0].split("|")[2].strip() == least, f"{route.method} {route.path}: least role {least}"

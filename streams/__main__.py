@@ -27,7 +27,7 @@ commands:
   setup                    create topics, apply warehouse migrations, create the coming partitions
   produce [options]        publish synthetic wearable readings (python -m streams produce --help)
   acls [options]           create the secure mode's Kafka ACLs (python -m streams acls --help)
-  import PATH... [options] import Apple Health, Garmin FIT, Fitbit, Dexcom exports (python -m streams import --help)
+  import PATH... [options] import Apple Health, Garmin FIT, Fitbit, Dexcom exports (import --help)
 
 On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_KEY) the
 development configuration is used, as `make run` does. See also: python -m healthmate.

@@ -45,7 +45,7 @@ from streams.importers.apple_types import (
     short_type,
 )
 from streams.importers.base import ImportContext, ImportFileError, Item, Skipped
-from streams.importers.xmlclean import CleanXml, XmlBomb
+from streams.importers.xmlclean import CleanXml, xml_bomb
 
 __all__ = ["read_apple"]
 
@@ -82,7 +82,7 @@ def read_apple(stream: BinaryIO, name: str, ctx: ImportContext) -> Iterator[Item
         line, column = exc.position
         raise ImportFileError(f"XML broken at line {line}, column {column}") from None
     except DefusedXmlException:
-        raise XmlBomb("the XML declares a DTD or entities (refused)") from None
+        raise xml_bomb("the XML declares a DTD or entities (refused)") from None
     if depth != 0 or root is None:
         raise ImportFileError("not an XML document")
 

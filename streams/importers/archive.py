@@ -1,7 +1,7 @@
 """What a folder or ``.zip`` of exports may hold, and the entries it is read as. Streaming.
 
 A zip is checked from its central directory before anything is decompressed
-(:func:`check_zip`), and refused whole (:class:`ArchiveRefused`, ``kind`` says why) when:
+(:func:`check_zip`), and refused whole (:class:`~streams.errors.ImportRefused`, ``kind`` says why) when:
 
 - ``zip_bomb``: the entries' declared sizes add up to more than ``max_total_bytes``, or one
   entry's size is over ``max_ratio`` times its compressed size, or it has more than
@@ -24,19 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from streams.errors import ImportFileError
+from streams.errors import ImportFileError, ImportRefused
 
 ZIP_MAGIC = b"PK\x03\x04"
 _ARCHIVE_MAGICS = (ZIP_MAGIC, b"PK\x05\x06", b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"7z\xbc\xaf", b"Rar!")
 _ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".jar")
-
-
-class ArchiveRefused(ImportFileError):
-    """A hostile or oversized archive; ``kind`` is ``zip_bomb``, ``nested_archive`` or ``path_escape``."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -61,7 +53,9 @@ def is_archive(name: str, head: bytes) -> bool:
 
 def escapes(name: str) -> bool:
     """True when an entry name could leave the folder it is extracted to."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
+        return True
+    if len(name) > 1 and name[1] == ":":  # a drive: C:evil
         return True
     return ".." in PurePosixPath(name).parts
 
@@ -69,20 +63,20 @@ def escapes(name: str) -> bool:
 def check_zip(infos: list[zipfile.ZipInfo], limits: ArchiveLimits) -> None:
     """Refuse a zip by its central directory (see the module docstring). Pure."""
     if len(infos) > limits.max_entries:
-        raise ArchiveRefused("zip_bomb", f"the archive has more than {limits.max_entries} entries")
+        raise ImportRefused("zip_bomb", f"the archive has more than {limits.max_entries} entries")
     total = 0
     for info in infos:
         if escapes(info.filename):
-            raise ArchiveRefused("path_escape", "an archive entry's path leaves the archive's folder")
+            raise ImportRefused("path_escape", "an archive entry's path leaves the archive's folder")
         if info.is_dir():
             continue
         if is_archive(info.filename, b""):
-            raise ArchiveRefused("nested_archive", "the archive holds another archive (refused)")
+            raise ImportRefused("nested_archive", "the archive holds another archive (refused)")
         total += info.file_size
         if info.file_size > limits.max_ratio * max(info.compress_size, 1) and info.file_size > 1 << 20:
-            raise ArchiveRefused("zip_bomb", f"an entry expands more than {limits.max_ratio:g} times")
+            raise ImportRefused("zip_bomb", f"an entry expands more than {limits.max_ratio:g} times")
     if total > limits.max_total_bytes:
-        raise ArchiveRefused("zip_bomb", f"the archive expands to more than {limits.max_total_bytes} bytes")
+        raise ImportRefused("zip_bomb", f"the archive expands to more than {limits.max_total_bytes} bytes")
 
 
 def entries(path: Path, limits: ArchiveLimits, opener: Callable[[Path], BinaryIO] | None = None
@@ -90,7 +84,7 @@ def entries(path: Path, limits: ArchiveLimits, opener: Callable[[Path], BinaryIO
     """The files of ``path`` (a file, a folder or a zip) as entries, lazily.
 
     ``opener`` opens a file on disk (the importer passes one that counts bytes for progress).
-    Raises :class:`ArchiveRefused` for a refused zip and :class:`ImportFileError` for a zip
+    Raises :class:`~streams.errors.ImportRefused` for a refused zip and :class:`ImportFileError` for a zip
     whose directory cannot be read."""
     opener = opener or (lambda p: p.open("rb"))
     if path.is_dir():
@@ -123,7 +117,7 @@ def _zip_entries(path: Path, limits: ArchiveLimits, opener: Callable[[Path], Bin
                 except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError):
                     raise ImportFileError("a zip entry cannot be read (damaged or encrypted)") from None
                 if is_archive(info.filename, head):
-                    raise ArchiveRefused("nested_archive", "the archive holds another archive (refused)")
+                    raise ImportRefused("nested_archive", "the archive holds another archive (refused)")
                 yield Entry(f"{path}:{info.filename}", _member(archive, info), head)
 
 

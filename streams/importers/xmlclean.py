@@ -6,8 +6,8 @@
   parse errors still name the right line). iOS 16 and later write an internal DTD that
   expat refuses ("syntax error: line 156"); nothing in it is needed to read the records.
   Without a DTD no entity can be declared, so none can be expanded (billion laughs) or
-  fetched (XXE). A DOCTYPE that declares an entity is refused outright (:class:`XmlBomb`):
-  a real export never does, and a hostile file should be named as such;
+  fetched (XXE). A DOCTYPE that declares an entity is refused outright (an ``xml_bomb``
+  :class:`~streams.errors.ImportRefused`): a real export never does;
 - the bytes XML 1.0 forbids (C0 controls other than tab, newline and carriage return;
   exports carry stray ``\\x0b`` in attribute values) dropped. In UTF-8 these bytes never
   occur inside a multi-byte character, so dropping them byte-wise is exact.
@@ -21,7 +21,7 @@ import io
 import re
 from typing import BinaryIO
 
-from streams.errors import ImportFileError
+from streams.errors import ImportFileError, ImportRefused
 
 #: The prolog (XML declaration, comments, DOCTYPE) must end within this many bytes.
 MAX_PROLOG_BYTES = 4 * 1024 * 1024
@@ -32,12 +32,13 @@ _SUBSET_END = re.compile(rb"\]\s*>")
 _ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
 
 
-class XmlBomb(ImportFileError):
-    """The document declares entities (a DOCTYPE with ``<!ENTITY``): refused, never expanded."""
+def xml_bomb(message: str) -> ImportRefused:
+    """The document declares entities or a DTD: refused, never expanded."""
+    return ImportRefused("xml_bomb", message)
 
 
 def check_prolog(head: bytes) -> None:
-    """Raise :class:`XmlBomb` when the DOCTYPE in ``head`` declares an entity (pure; the
+    """Raise an ``xml_bomb`` refusal when the DOCTYPE in ``head`` declares an entity (pure; the
     upload checks the head of an XML file with it before accepting the file)."""
     cleaned = head.translate(None, _ILLEGAL)
     match = _DOCTYPE.search(cleaned)
@@ -45,7 +46,7 @@ def check_prolog(head: bytes) -> None:
     if match is None or (root is not None and root.start() < match.start()):
         return
     if _ENTITY.search(cleaned, match.end()):
-        raise XmlBomb("the XML declares entities (refused: entity expansion is never performed)")
+        raise xml_bomb("the XML declares entities (refused: entity expansion is never performed)")
 
 
 class CleanXml(io.RawIOBase):

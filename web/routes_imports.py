@@ -42,6 +42,7 @@ from web.imports import ImportJobs, ImportStatus
 
 __all__ = ["ROUTES", "ImportJobs"]
 from web.models import Strict
+from web.responses import Closed
 
 USER_HEADER = "X-User-Id"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -64,6 +65,38 @@ class ImportQuery(Strict):
 
 class ImportPath(Strict):
     import_id: uuid.UUID
+
+
+class ImportAccepted(Closed):
+    import_id: uuid.UUID
+    status: Literal["accepted"]
+    formats: list[str] = Field(description="The formats found in the upload.")
+    bytes: int
+    location: str
+
+
+class FileResult(Closed):
+    file: str
+    format: str | None
+    messages: int
+    readings: int
+    skipped: dict[str, int] = Field(description="Counts by kind of what was deliberately not imported.")
+    seconds: float
+    error: str | None
+
+
+class ImportState(Closed):
+    import_id: uuid.UUID
+    user_key: str = Field(description="The user's pseudonym (never the raw id).")
+    status: Literal["accepted", "running", "succeeded", "failed", "cancelled"]
+    format: str
+    bytes_total: int
+    bytes_read: int
+    progress: float
+    files: list[FileResult]
+    error: str | None
+    accepted_at: float
+    finished_at: float | None
 
 
 def jobs(api: Api) -> ImportJobs:
@@ -160,10 +193,11 @@ ROUTES = [
           "import id and Location. Refused: over the size limit or a zip bomb (413), a nested archive, "
           "an entry path leaving the archive or an XML bomb (422), no known format (415).",
           create, Permission.IMPORT, query_model=ImportQuery, status=202, tag="imports",
-          errors=(415, 429), headers=("Location",), stream_body=True,
+          errors=(415, 429), headers=("Location",), stream_body=True, response=ImportAccepted,
           request_headers=((USER_HEADER, "Whose data this is (pseudonymised before any record)."),)),
     Route("GET", "/imports/{import_id}", "imports.get",
           "An upload's progress (bytes read of total) and, per file, the import summary.",
-          get_import, Permission.IMPORT, path_model=ImportPath, tag="imports", errors=(404,)),
+          get_import, Permission.IMPORT, path_model=ImportPath, tag="imports", errors=(404,),
+          response=ImportState),
 ]
 assert set(FORMATS) <= set(ImportQuery.model_fields["format"].annotation.__args__)  # type: ignore[union-attr]

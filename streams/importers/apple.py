@@ -28,6 +28,7 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, BinaryIO
 
 from defusedxml import DefusedXmlException
@@ -49,7 +50,7 @@ from streams.importers.xmlclean import CleanXml, xml_bomb
 
 __all__ = ["read_apple"]
 
-_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2}) ([+-]\d{2})(\d{2})")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}")
 _DEVICE_FIELD = re.compile(r"(\w+):(.*?)(?=, \w+:|>\s*$)")
 _POSSESSIVE = re.compile(r"^.+?[’'`]s\s+(\S.*)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -175,7 +176,7 @@ def _reading(elem: ET.Element, ctx: ImportContext, metric: str,
         return Skipped("unreadable_time")
     value, unit = convert(metric, a.get("unit", ""), raw)
     reading = _base(elem, ctx, metric, value, unit, start, device_of)
-    if end is not None and end != start and datetime.fromisoformat(end) > datetime.fromisoformat(start):
+    if end is not None and end != start and _after(end, start):
         reading["timestamp_end"] = end
     return reading
 
@@ -204,13 +205,19 @@ def _dropped_metadata(elem: ET.Element) -> Iterator[Skipped]:
 
 def _time(text: str | None) -> str | None:
     """``2016-04-18 08:25:32 -0700`` -> ``2016-04-18T08:25:32-07:00`` (None if not that shape)."""
-    match = _TIME.fullmatch(text.strip()) if text else None
-    if match is None:
+    if text is None or _TIME.fullmatch(text) is None:
         return None
-    date, clock, hours, minutes = match.groups()
-    return f"{date}T{clock}{hours}:{minutes}"
+    return f"{text[:10]}T{text[11:19]}{text[20:23]}:{text[23:25]}"
 
 
+def _after(end: str, start: str) -> bool:
+    """``end`` is a later instant than ``start`` (both as :func:`_time` writes them)."""
+    if end[19:] == start[19:]:  # same offset: the text orders like the instant
+        return end > start
+    return datetime.fromisoformat(end) > datetime.fromisoformat(start)
+
+
+@lru_cache(maxsize=1024)
 def device_id(description: str | None) -> str | None:
     """Manufacturer, model and hardware of a stringified HKDevice; never its name or local
     identifiers (a name is often a person's: "Simon’s Apple Watch")."""
@@ -222,6 +229,7 @@ def device_id(description: str | None) -> str | None:
     return _clean(text, 128) or None
 
 
+@lru_cache(maxsize=1024)
 def source_name(name: str | None) -> str:
     """``sourceName`` without a person's name: ``Simon’s iPhone`` -> ``iPhone``."""
     text = _clean(name or "", 200)

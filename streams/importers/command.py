@@ -80,8 +80,9 @@ def main(args: list[str]) -> int:
         out = sys.stdout.buffer if opts.output == "-" else open(opts.output, "wb")  # noqa: SIM115
     else:
         preflight(settings, warehouse=False)
-    bar = Progress("import", total=total_bytes(paths), unit="B")
-    counter = ByteCounter(bar.update)
+    total = total_bytes(paths)
+    bar = Progress("import", total=total, unit="B")
+    counter = ByteCounter(lambda done: bar.update(min(done, total)))  # heads are read twice
 
     def report(summary: FileSummary) -> None:
         text = orjson.dumps(summary.as_json()).decode() if opts.json else f"import: {summary.line()}"

@@ -19,7 +19,6 @@ import orjson
 
 #: Distinct skip kinds kept in a summary; further kinds are counted as ``other``.
 MAX_SKIP_KINDS = 64
-_ENVELOPE_KEYS = ("user_id", "device_id", "source")
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,9 @@ class Packer:
 
     def add(self, reading: dict[str, Any]) -> Message | None:
         """Add one single-reading dict; returns the envelope it closed, if any."""
-        group = tuple(reading.get(k) for k in _ENVELOPE_KEYS)
-        part = orjson.dumps({k: v for k, v in reading.items() if k not in _ENVELOPE_KEYS})
+        member = dict(reading)
+        group = (member.pop("user_id", None), member.pop("device_id", None), member.pop("source", None))
+        part = orjson.dumps(member)
         done = None
         if self._parts and (group != self._group or len(self._parts) >= self.max_readings
                             or self._size + len(part) + 1 > self.max_bytes - 512):

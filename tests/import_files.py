@@ -8,6 +8,9 @@ identifying data (:data:`SECRETS`) that must never leave the importer.
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "wearables"
 
 #: Identifying values planted in the crafted files. None may appear in any output.
@@ -111,3 +114,12 @@ def dexcom_csv(rows: list[tuple[str, str, str]], *, unit: str = "mg/dL", new: bo
             cells = [f'"{c}"' for c in cells]
         lines.append(",".join(cells))
     return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode()
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    """A zip (deflated) holding ``files`` by name."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buffer.getvalue()

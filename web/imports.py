@@ -67,6 +67,7 @@ class ImportJobs(Service):
         self.spool = Path(settings.import_spool_dir)
         self.statuses: OrderedDict[uuid.UUID, ImportStatus] = OrderedDict()
         self.threads: dict[uuid.UUID, threading.Thread] = {}
+        self.receiving = 0  # uploads being received (they count against the concurrency cap)
         self._stop = threading.Event()
 
     def running(self) -> int:

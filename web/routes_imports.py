@@ -130,12 +130,13 @@ async def create(api: Api, call: Call) -> Reply:
     user_key = api.pseudonymise(ctx.user_id)
     call.target = f"user_key={user_key} import_id={import_id}"
     service, limit = jobs(api), api.settings.import_max_upload_bytes
-    if service.running() >= api.settings.import_concurrency:
+    if service.running() + service.receiving >= api.settings.import_concurrency:
         raise TooManyRequests("an import is already running; retry later", retry_after=30)
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"upload over {limit} bytes")
     folder = service.folder(import_id)
     accepted = False
+    service.receiving += 1
     try:
         path = folder / spool_name(query.filename)
         size = await _receive(request, path, limit)
@@ -150,6 +151,7 @@ async def create(api: Api, call: Call) -> Reply:
         service.start_import(status, path, ctx)
         accepted = True
     finally:
+        service.receiving -= 1
         if not accepted:
             service.discard(import_id)
     location = f"{API_PREFIX}/imports/{import_id}"

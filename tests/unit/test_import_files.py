@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import zipfile
 from pathlib import Path
 
 import orjson
 import pytest
-from import_files import FIXTURES, SECRETS, apple_export, dexcom_csv, record
+from import_files import FIXTURES, SECRETS, apple_export, dexcom_csv, record, zip_bytes
 
 from streams.errors import ImportRefused
 from streams.importers.archive import ArchiveLimits, check_zip, entries
@@ -40,28 +39,20 @@ def test_detect(name: str, head: bytes, expected: str | None) -> None:
     assert detect(name, head) == expected
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     ("files", "kind"),
     [
         ({"export.xml": b"\0" * (4 << 20)}, "zip_bomb"),  # ratio ~1000 > 50
         ({f"part{i}.csv": bytes(range(256)) * 4096 for i in range(10)}, "zip_bomb"),  # 10 MiB > 8 MiB in all
-        ({"inner.zip": _zip({"export.xml": b"<HealthData/>"})}, "nested_archive"),
-        ({"data.bin": _zip({"export.xml": b"<HealthData/>"})}, "nested_archive"),  # by content
+        ({"inner.zip": zip_bytes({"export.xml": b"<HealthData/>"})}, "nested_archive"),
+        ({"data.bin": zip_bytes({"export.xml": b"<HealthData/>"})}, "nested_archive"),  # by content
         ({"../../etc/cron.d/x": b"x"}, "path_escape"),
         ({"/abs/export.xml": b"x"}, "path_escape"),
     ],
 )
 def test_hostile_zips_are_refused(tmp_path: Path, files: dict[str, bytes], kind: str) -> None:
     path = tmp_path / "upload.zip"
-    path.write_bytes(_zip(files))
+    path.write_bytes(zip_bytes(files))
     with pytest.raises(ImportRefused) as refused:
         list(entries(path, LIMITS))
     assert refused.value.kind == kind
@@ -72,7 +63,7 @@ def test_hostile_zips_are_refused(tmp_path: Path, files: dict[str, bytes], kind:
 def test_an_apple_export_zip_is_read_entry_by_entry(tmp_path: Path) -> None:
     path = tmp_path / "export.zip"
     path.write_bytes(
-        _zip(
+        zip_bytes(
             {
                 "apple_health_export/export.xml": apple_export(""),
                 "apple_health_export/export_cda.xml": b"<ClinicalDocument/>",

@@ -6,16 +6,14 @@ spool folder removed, and the raw user id appears in no audit row.
 from __future__ import annotations
 
 import asyncio
-import io
 import sys
-import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
-from import_files import apple_export, record
+from import_files import apple_export, record, zip_bytes
 
 from web.routes_imports import ImportAccepted, ImportState
 
@@ -52,14 +50,6 @@ def _spooled(worker: ApiWorker) -> list[Path]:
     return sorted(spool.rglob("*")) if spool.exists() else []
 
 
-def _zip(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buffer.getvalue()
-
-
 async def _chunks(total: int) -> AsyncIterator[bytes]:
     for _ in range(total // 65_536 + 1):
         yield b"<" * 65_536
@@ -74,9 +64,9 @@ EXPORT = apple_export(record("HeartRate", "61", "count/min", "2024-05-01 08:00:0
 @pytest.mark.parametrize(("body", "params", "status", "says"), [
     (b"x" * (LIMIT + 1), {}, 413, "upload over"),
     ("chunked", {}, 413, "upload over"),
-    (_zip({"apple_health_export/export.xml": b" " * 10_000_000}), {}, 413, "zip_bomb"),
-    (_zip({"a.zip": _zip({"export.xml": EXPORT})}), {}, 422, "nested_archive"),
-    (_zip({"../../outside/export.xml": EXPORT}), {}, 422, "path_escape"),
+    (zip_bytes({"apple_health_export/export.xml": b" " * 10_000_000}), {}, 413, "zip_bomb"),
+    (zip_bytes({"a.zip": zip_bytes({"export.xml": EXPORT})}), {}, 422, "nested_archive"),
+    (zip_bytes({"../../outside/export.xml": EXPORT}), {}, 422, "path_escape"),
     (apple_export("", doctype='<!DOCTYPE HealthData [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>\n'),
      {"filename": "export.xml"}, 422, "xml_bomb"),
     (b"%PDF-1.7 not an export", {"filename": "report.pdf"}, 415, "unknown_format"),
@@ -104,7 +94,8 @@ async def test_uploads_need_the_operator_role_and_a_user(uploads: Client) -> Non
 
 async def test_an_accepted_upload_lands_in_the_warehouse(uploads: Client, import_worker: ApiWorker,
                                                          eventually) -> None:  # type: ignore[no-untyped-def]
-    body = _zip({"apple_health_export/export.xml": EXPORT, "apple_health_export/export_cda.xml": b"<x/>"})
+    body = zip_bytes({"apple_health_export/export.xml": EXPORT,
+                      "apple_health_export/export_cda.xml": b"<x/>"})
     reply = await uploads.call("POST", "/imports", role="operator", data=body, headers={"X-User-Id": USER})
     assert reply.status == 202, reply.body
     assert reply.body["formats"] == ["apple"] and reply.headers["Location"] == reply.body["location"]

@@ -19,6 +19,7 @@ read as above.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -114,7 +115,7 @@ def _zip_entries(path: Path, limits: ArchiveLimits, opener: Callable[[Path], Bin
                 try:
                     with archive.open(info) as member:
                         head = member.read(4096)
-                except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError):
+                except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, OSError):
                     raise ImportFileError("a zip entry cannot be read (damaged or encrypted)") from None
                 if is_archive(info.filename, head):
                     raise ImportRefused("nested_archive", "the archive holds another archive (refused)")

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
@@ -204,6 +206,8 @@ async def _import_entry(entry: Entry, fmt: str, ctx: ImportContext, settings: Se
         error = str(exc)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         error = f"cannot read: {type(exc).__name__}"
+    except (zipfile.BadZipFile, zlib.error):
+        error = "damaged archive entry (bad CRC or data)"
     if error is None or ctx.salvage:
         await publish(packer.flush())
         for message in held or ():

@@ -182,3 +182,19 @@ def test_the_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[st
         with pytest.raises(SystemExit) as exited:
             main([str(good), *bad])
         assert exited.value.code == 2
+
+
+def test_a_damaged_zip_entry_is_a_file_error_and_the_next_path_still_goes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = bytearray(zip_bytes({"clarity.csv": dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")] * 50)}))
+    middle = data.index(b"clarity.csv") + 40  # inside the compressed data of the entry
+    data[middle:middle + 8] = b"\xff" * 8
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    good = tmp_path / "clarity.csv"
+    good.write_bytes(dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]))
+    out = tmp_path / "out.jsonl"
+    code = main([str(damaged), str(good), "--user-id", "u", "--zone", "UTC", "--dry-run", "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and [line for line in err.splitlines() if "damaged.zip" in line and "ERROR: " in line], err
+    assert f"import: {good}: dexcom, 1 messages, 1 readings" in err

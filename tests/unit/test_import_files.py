@@ -194,7 +194,8 @@ def test_a_damaged_zip_entry_is_a_file_error_and_the_next_path_still_goes(
     good = tmp_path / "clarity.csv"
     good.write_bytes(dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]))
     out = tmp_path / "out.jsonl"
-    code = main([str(damaged), str(good), "--user-id", "u", "--zone", "UTC", "--dry-run", "--output", str(out)])
+    code = main([str(damaged), str(good), "--user-id", "u", "--zone", "UTC", "--dry-run", "--output",
+                 str(out)])
     err = capsys.readouterr().err
-    assert code == 1 and [line for line in err.splitlines() if "damaged.zip" in line and "ERROR: " in line], err
+    assert code == 1 and [ln for ln in err.splitlines() if "damaged.zip" in ln and "ERROR: " in ln], err
     assert f"import: {good}: dexcom, 1 messages, 1 readings" in err

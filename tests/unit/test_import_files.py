@@ -14,6 +14,7 @@ from streams.importers.archive import ArchiveLimits, check_zip, entries
 from streams.importers.command import main
 from streams.importers.formats import detect
 from streams.importers.packing import Packer
+from streams.importers.run import singles
 from streams.importers.upload import inspect_upload, spool_name
 
 LIMITS = ArchiveLimits(max_total_bytes=8 << 20, max_ratio=50, max_entries=100)
@@ -185,17 +186,43 @@ def test_the_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_a_damaged_zip_entry_is_a_file_error_and_the_next_path_still_goes(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = bytearray(zip_bytes({"clarity.csv": dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")] * 50)}))
     middle = data.index(b"clarity.csv") + 40  # inside the compressed data of the entry
-    data[middle:middle + 8] = b"\xff" * 8
+    data[middle : middle + 8] = b"\xff" * 8
     damaged = tmp_path / "damaged.zip"
     damaged.write_bytes(bytes(data))
     good = tmp_path / "clarity.csv"
     good.write_bytes(dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]))
     out = tmp_path / "out.jsonl"
-    code = main([str(damaged), str(good), "--user-id", "u", "--zone", "UTC", "--dry-run", "--output",
-                 str(out)])
+    code = main(
+        [str(damaged), str(good), "--user-id", "u", "--zone", "UTC", "--dry-run", "--output", str(out)]
+    )
     err = capsys.readouterr().err
     assert code == 1 and [ln for ln in err.splitlines() if "damaged.zip" in ln and "ERROR: " in ln], err
     assert f"import: {good}: dexcom, 1 messages, 1 readings" in err
+
+
+def test_a_readers_envelope_is_repacked_within_the_bounds() -> None:
+    envelope = {
+        "batch_id": "b",
+        "user_id": "u",
+        "device_id": "d",
+        "source": "garmin",
+        "readings": [
+            {
+                "metric": "heart_rate",
+                "value": v,
+                "unit": "/min",
+                "timestamp": f"2024-05-01T08:{v:02d}:00Z",
+                "user_id": "someone-else",
+            }
+            for v in range(5)
+        ],
+    }
+    readings = singles(envelope)
+    assert [(r["user_id"], r["device_id"], r["source"], r["value"]) for r in readings] == [
+        ("u", "d", "garmin", v) for v in range(5)
+    ]
+    assert singles(readings[0]) == [readings[0]]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from import_files import FIXTURES, SECRETS, apple_export, dexcom_csv, record, zip_bytes
 
-from streams.errors import ImportRefused
+from streams.errors import ImportFileError, ImportRefused
 from streams.importers.archive import ArchiveLimits, check_zip, entries
 from streams.importers.command import main
 from streams.importers.formats import detect
@@ -226,3 +226,18 @@ def test_a_readers_envelope_is_repacked_within_the_bounds() -> None:
         ("u", "d", "garmin", v) for v in range(5)
     ]
     assert singles(readings[0]) == [readings[0]]
+
+
+def test_a_zip_that_lies_about_its_sizes_never_expands_beyond_them(tmp_path: Path) -> None:
+    data = bytearray(zip_bytes({"clarity.csv": b"Event Type,Glucose Value\n" + b"0" * (20 << 20)}))
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size fields
+        at = data.index(signature)
+        data[at + offset : at + offset + 4] = (1000).to_bytes(4, "little")
+    path = tmp_path / "liar.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImportFileError, match="cannot be read"):  # the CRC of 1000 bytes fails
+        list(entries(path, LIMITS))
+    with zipfile.ZipFile(path) as z, z.open("clarity.csv") as member:
+        assert len(member.read(999)) == 999
+        with pytest.raises(zipfile.BadZipFile):
+            member.read(1 << 20)  # stops at the declared size, never the 20 MiB inside

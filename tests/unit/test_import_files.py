@@ -237,7 +237,5 @@ def test_a_zip_that_lies_about_its_sizes_never_expands_beyond_them(tmp_path: Pat
     path.write_bytes(bytes(data))
     with pytest.raises(ImportFileError, match="cannot be read"):  # the CRC of 1000 bytes fails
         list(entries(path, LIMITS))
-    with zipfile.ZipFile(path) as z, z.open("clarity.csv") as member:
-        assert len(member.read(999)) == 999
-        with pytest.raises(zipfile.BadZipFile):
-            member.read(1 << 20)  # stops at the declared size, never the 20 MiB inside
+    with zipfile.ZipFile(path) as z, z.open("clarity.csv") as member, pytest.raises(zipfile.BadZipFile):
+        member.read()  # stops at the declared size and checks its CRC, never the 20 MiB inside

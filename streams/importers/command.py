@@ -77,7 +77,10 @@ def main(args: list[str]) -> int:
     paths = [Path(p) for p in opts.paths]
     out: IO[bytes] | None = None
     if opts.dry_run:
-        out = sys.stdout.buffer if opts.output == "-" else open(opts.output, "wb")  # noqa: SIM115
+        try:
+            out = sys.stdout.buffer if opts.output == "-" else open(opts.output, "wb")  # noqa: SIM115
+        except OSError as exc:
+            p.error(f"--output {opts.output!r} cannot be written: {type(exc).__name__}")
     else:
         preflight(settings, warehouse=False)
     total = total_bytes(paths)

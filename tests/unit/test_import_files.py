@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -239,3 +242,22 @@ def test_a_zip_that_lies_about_its_sizes_never_expands_beyond_them(tmp_path: Pat
         list(entries(path, LIMITS))
     with zipfile.ZipFile(path) as z, z.open("clarity.csv") as member, pytest.raises(zipfile.BadZipFile):
         member.read()  # stops at the declared size and checks its CRC, never the 20 MiB inside
+
+
+def test_the_command_without_kafka_is_one_line_and_exit_3(tmp_path: Path) -> None:
+    good = tmp_path / "clarity.csv"
+    good.write_bytes(dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]))
+    env = {**os.environ, "HEALTHMATE_KAFKA_BOOTSTRAP": "127.0.0.1:1", "HEALTHMATE_DEV_MODE": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams", "import", str(good), "--user-id", "u", "--zone", "UTC"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr and "Kafka" in done.stderr
+    with pytest.raises(SystemExit) as exited:
+        main([str(good), "--user-id", "u", "--dry-run", "--output", str(tmp_path / "no" / "such" / "dir")])
+    assert exited.value.code == 2

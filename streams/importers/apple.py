@@ -46,14 +46,13 @@ from streams.importers.apple_types import (
     short_type,
 )
 from streams.importers.base import ImportContext, ImportFileError, Item, Skipped
+from streams.importers.text import clean, without_owner
 from streams.importers.xmlclean import CleanXml, xml_bomb
 
 __all__ = ["read_apple"]
 
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}")
 _DEVICE_FIELD = re.compile(r"(\w+):(.*?)(?=, \w+:|>\s*$)")
-_POSSESSIVE = re.compile(r"^.+?[’'`]s\s+(\S.*)$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SKIPPED_ELEMENTS = {"Me": "me", "Workout": "workout", "ActivitySummary": "activity_summary",
                      "ClinicalRecord": "clinical_record", "Audiogram": "audiogram"}
 
@@ -190,7 +189,7 @@ def _base(elem: ET.Element, ctx: ImportContext, metric: str, value: float, unit:
         "source": ctx.source or source_name(a.get("sourceName")), "metric": metric,
         "value": value, "unit": unit, "timestamp": start,
     }
-    metadata = {m.attrib["key"]: _clean(m.attrib.get("value", ""), 200) for m in elem
+    metadata = {m.attrib["key"]: clean(m.attrib.get("value", ""), 200) for m in elem
                 if m.tag == "MetadataEntry" and m.attrib.get("key") in KEPT_METADATA}
     if metadata:
         reading["metadata"] = metadata
@@ -226,18 +225,10 @@ def device_id(description: str | None) -> str | None:
     fields = dict(_DEVICE_FIELD.findall(description))
     parts = [fields.get(k, "").strip() for k in ("manufacturer", "model", "hardware")]
     text = " ".join(p for p in parts if p)
-    return _clean(text, 128) or None
+    return clean(text, 128) or None
 
 
 @lru_cache(maxsize=1024)
 def source_name(name: str | None) -> str:
     """``sourceName`` without a person's name: ``Simon’s iPhone`` -> ``iPhone``."""
-    text = _clean(name or "", 200)
-    match = _POSSESSIVE.match(text)
-    if match is not None:
-        text = match.group(1)
-    return text[:64] or "apple_health"
-
-
-def _clean(text: str, limit: int) -> str:
-    return _CONTROL.sub("", text).strip()[:limit]
+    return without_owner(name or "", 64) or "apple_health"

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from streams.importers.base import ImportContext, ImportFileError, Item, Skipped
+from streams.importers.text import without_owner
 
 __all__ = ["CENSORED_BOUNDS", "read_dexcom"]
 
@@ -103,7 +104,7 @@ def _row(row: list[str], c: dict[str, Any], clock: _Clock, ctx: ImportContext, l
     if instant is None:
         return Skipped("unreadable_time")
     reading: dict[str, Any] = {
-        "user_id": ctx.user_id, "device_id": (cell(c["device"]) or "dexcom")[:128],
+        "user_id": ctx.user_id, "device_id": without_owner(cell(c["device"]), 128) or "dexcom",
         "source": ctx.source or "dexcom", "metric": "blood_glucose", "value": value, "unit": unit,
         "timestamp": instant.isoformat(),
     }

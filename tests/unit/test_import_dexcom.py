@@ -121,3 +121,11 @@ def test_patient_rows_never_leave_the_reader() -> None:
 def test_a_csv_that_is_not_a_clarity_export_is_refused() -> None:
     with pytest.raises(ImportFileError, match="not a Dexcom Clarity export"):
         _read(b"date,steps\n2024-05-01,1200\n")
+
+
+def test_an_owners_name_in_the_device_column_is_dropped() -> None:
+    data = dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]).replace(
+        b"iPhone G6", "Henriette’s iPhone".encode()
+    )
+    readings, _ = _read(data)
+    assert [r["device_id"] for r in readings] == ["iPhone"]

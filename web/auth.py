@@ -48,13 +48,14 @@ class Permission(StrEnum):
     OPTIMIZE = "warehouse:optimize"
     EXPORT_SUBJECT = "subjects:export"
     ERASE_SUBJECT = "subjects:erase"
+    IMPORT = "imports:write"
 
 
 _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
                      Permission.READ_DLQ})
 _ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
 _OPERATOR = _ANALYST | {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
-                        Permission.REDRIVE}
+                        Permission.REDRIVE, Permission.IMPORT}
 _ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
                       Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
 

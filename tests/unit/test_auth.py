@@ -150,7 +150,7 @@ def test_roles_are_cumulative() -> None:
     assert viewer < analyst < operator < admin
     assert analyst - viewer == {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
     assert operator - analyst == {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
-                                  Permission.REDRIVE}
+                                  Permission.REDRIVE, Permission.IMPORT}
     assert admin - operator == {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
                                 Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
     assert viewer == {Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,

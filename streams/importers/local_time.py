@@ -62,7 +62,10 @@ class LocalClock:
 
 
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The first instant of local ``day`` in ``zone`` and that of the next day (aware)."""
+    """The first instant of local ``day`` in ``zone`` and that of the next day (aware, in ``zone``).
+
+    Subtract them in UTC: Python subtracts two datetimes of one zone as wall-clock times.
+    """
     start = datetime(day.year, day.month, day.day, tzinfo=zone)
     nxt = day + timedelta(days=1)
     end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)

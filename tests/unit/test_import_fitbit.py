@@ -218,3 +218,9 @@ def test_kind_and_sniffing() -> None:
     assert fitbit_kind("a/b/sleep-2024-03-01.json") == "sleep"
     assert fitbit_kind("Daily SpO2 - 2024-01-01-2024-01-31.csv") == "daily_spo2"
     assert fitbit_kind("Profile.csv") is None
+
+
+def test_a_json_object_is_not_a_takeout_file_and_an_empty_array_is_empty() -> None:
+    with pytest.raises(ImportFileError, match="not a JSON array"):
+        read("heart_rate-2024-01-15.json", {"bpm": 60})
+    assert read("heart_rate-2024-01-15.json", []) == ([], {})

@@ -112,6 +112,9 @@ class _FitFile:
         self.skipped: Counter[str] = Counter()
         self.device_id: str | None = None
         self.offset: timedelta | None = None
+        #: When the monitoring file starts (monitoring_info.timestamp): one that starts after
+        #: its first day's midnight did not see that day's first samples.
+        self.start: datetime | None = None
         self.last_full: int | None = None
 
     def decode(self, stream: BinaryIO) -> None:
@@ -152,6 +155,7 @@ class _FitFile:
             if self.offset is None and isinstance(seconds, int) and instant is not None \
                     and local is not None and isinstance(local.raw_value, int):
                 self.offset = timedelta(seconds=local.raw_value - seconds)
+                self.start = instant
         elif name == "file_id":
             self.device_id = self.device_id or _device_id(fields)
         self._count_skipped(name)
@@ -233,9 +237,12 @@ class _FitFile:
         if days is None:
             self.skipped["monitoring_steps_no_local_day"] += len(self.samples)
             return
-        for inc in step_increments(self.samples, days):
+        baselines: list[datetime] = []
+        for inc in step_increments(self.samples, days, covered_from=self.start, baselines=baselines):
             yield ("steps", float(inc.steps), "steps", inc.start, inc.end,
                    {"activity_type": STEP_ACTIVITIES[inc.activity_type]})
+        if baselines:
+            self.skipped["monitoring_partial_day_baseline"] += len(baselines)
 
 
 def _value(fields: dict[str, Any], name: str) -> Any:

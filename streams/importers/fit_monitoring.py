@@ -16,6 +16,12 @@ local day, ``increment = total - previous total``, assigned to the interval
 ``(previous sample, this sample]``; the first sample of a local day counts in full, from the
 day's first instant; a total lower than the previous one is a reset and counts in full
 from the previous sample. A sample exactly at local midnight closes the day before it.
+
+A file that starts in the middle of a local day (``covered_from``, the file's start, after
+that day's first instant) did not see the day's earlier samples: another file holds them.
+There the first sample of each activity type is only a baseline, not counted, so that two
+files of one day never count the morning twice (the steps between the two files' samples
+are lost instead; the caller counts the baselines).
 """
 
 from __future__ import annotations
@@ -92,11 +98,14 @@ class StepIncrement:
 
 
 def step_increments(
-    samples: Iterable[tuple[datetime, int, int]], days: LocalDays
+    samples: Iterable[tuple[datetime, int, int]], days: LocalDays, *,
+    covered_from: datetime | None = None, baselines: list[datetime] | None = None,
 ) -> Iterator[StepIncrement]:
     """Increments of ``(instant, activity_type, running_total)`` samples, in file order.
 
     Rules in the module docstring. Increments of zero are not yielded (nothing happened).
+    ``covered_from`` is the file's start (``None``: it covers its first day from midnight);
+    the instants of samples taken only as a baseline are appended to ``baselines``.
     """
     last: dict[int, tuple[date, datetime, int]] = {}
     for instant, activity, total in samples:
@@ -104,6 +113,10 @@ def step_increments(
         prev = last.get(activity)
         if prev is None or prev[0] != day:
             start, steps = days.start_of(day), total
+            if covered_from is not None and start < covered_from:
+                steps = 0
+                if baselines is not None:
+                    baselines.append(instant)
         elif total < prev[2]:
             start, steps = prev[1], total
         else:

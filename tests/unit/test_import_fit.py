@@ -191,8 +191,8 @@ def test_local_days_from_a_zone_follow_dst() -> None:
     assert days.start_of(date(2024, 1, 1)) == datetime(2024, 1, 1, 6, tzinfo=UTC)
 
 
-def _monitoring_file(with_info: bool) -> bytes:
-    info_at = fit_seconds(datetime(2024, 1, 9, 6, tzinfo=UTC))
+def _monitoring_file(with_info: bool, start: datetime = datetime(2024, 1, 9, 6, tzinfo=UTC)) -> bytes:
+    info_at = fit_seconds(start)
     full = fit_seconds(_h(2))
 
     def sample(at: datetime, activity: int, steps: int) -> tuple[int, list]:
@@ -283,3 +283,19 @@ def test_is_fit() -> None:
         assert is_fit(name, (FIT / name).read_bytes()[:16])
     assert not is_fit("x.fit", b'[{"dateTime": "01/01/24"}]')
     assert not is_fit("x.fit", b"\x0e\x10")
+
+
+def test_a_file_starting_mid_day_takes_its_first_samples_as_baselines() -> None:
+    samples = [(_h(3), 6, 1000), (_h(5.5), 6, 1500), (_h(6.5), 6, 40)]
+    baselines: list[datetime] = []
+    got = [(i.start, i.end, i.steps) for i in step_increments(samples, UTC_6, covered_from=_h(1),
+                                                               baselines=baselines)]
+    # 1000 steps were counted since midnight, partly in an earlier file: not counted again
+    assert got == [(_h(3), _h(5.5), 500), (_h(6), _h(6.5), 40)]
+    assert baselines == [_h(3)]
+
+
+def test_crafted_monitoring_file_that_starts_mid_day() -> None:
+    messages, skipped = read(_monitoring_file(with_info=True, start=_h(1)))  # 19:00 local
+    assert [m["value"] for m in messages if m["metric"] == "steps"] == [500, 40]
+    assert skipped["monitoring_partial_day_baseline"] == 1

@@ -32,8 +32,9 @@ from streams.dlq import DeadLetterPublisher, DeadLetterRecord
 from streams.domain.validate import process_message
 from streams.records import MessageContext
 from streams.rules import rules_from_settings
+from streams.sink.copy_encoding import prepare_batch
 from streams.sink.refusals import write_setting_aside_refused
-from streams.sink.warehouse import Warehouse, prepare_batch
+from streams.sink.warehouse import Warehouse
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
 

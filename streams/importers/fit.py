@@ -50,7 +50,7 @@ from streams.importers.fit_monitoring import (
     fit_instant,
     step_increments,
 )
-from streams.importers.readings import single_reading
+from streams.importers.readings import plain_name, single_reading
 
 __all__ = ["is_fit", "read_fit"]
 
@@ -64,7 +64,6 @@ _MONITORING_HANDLED = frozenset({
 _WEIGHT_FIELDS = {"weight": ("body_weight", "kg"), "percent_fat": ("body_fat_percentage", "%"),
                   "bmi": ("body_mass_index", "kg/m2")}
 _WEIGHT_SILENT = frozenset({"timestamp", "user_profile_index", "message_index"})
-_DEVICE_TEXT = re.compile(r"[^0-9A-Za-z ._+-]")
 _BUFFER = tuple[str, float, str, datetime, "datetime | None", "dict[str, Any] | None"]
 
 
@@ -261,4 +260,4 @@ def _device_id(fields: dict[str, Any]) -> str | None:
         if maker is None and product is None:
             return None
         text = f"{maker if maker is not None else 'unknown'}-{product if product is not None else 'unknown'}"
-    return _DEVICE_TEXT.sub("", text)[:64] or None
+    return plain_name(text)

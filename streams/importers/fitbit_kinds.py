@@ -16,7 +16,6 @@ The formats (observed in Takeout files and in open-source readers of them):
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
@@ -26,14 +25,13 @@ from typing import Any
 from streams.importers.base import ImportContext, Item, Skipped
 from streams.importers.fitbit_values import parse_local, parse_us_date, weight_unit
 from streams.importers.local_time import LocalClock, day_bounds
-from streams.importers.readings import single_reading
+from streams.importers.readings import plain_name, single_reading
 
 __all__ = ["JSON_KINDS", "WEIGHT", "Entry", "Mapper", "daily_spo2", "minute_spo2"]
 
 WEIGHT = "weight"
 _MINUTE = timedelta(minutes=1)
 _MANUAL_SOURCES = frozenset({"API", "Web", "Manual"})
-_DEVICE_TEXT = re.compile(r"[^0-9A-Za-z ._+-]")
 
 
 class Entry:
@@ -162,9 +160,9 @@ def weight(entries: list[Any], entry: Entry) -> Iterator[Item]:
     for raw, kilos_or_pounds, bmi, at in parsed:
         unit = weight_unit(kilos_or_pounds, bmi) or file_unit
         source = raw.get("source")
-        device = (_DEVICE_TEXT.sub("", source)[:64] or None
-                  if isinstance(source, str) and source not in _MANUAL_SOURCES else None)
-        meta = {"fitbit_source": _DEVICE_TEXT.sub("", source)[:64]} if isinstance(source, str) else None
+        name = plain_name(source) if isinstance(source, str) else None
+        device = name if source not in _MANUAL_SOURCES else None
+        meta = {"fitbit_source": name} if name else None
         if unit is None:
             entry.skip("fitbit_weight_unit_ambiguous")
         else:

@@ -6,12 +6,24 @@ metric, instant, end, statistic), so importing the same reading twice stores it 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from streams.importers.base import ImportContext
 
-__all__ = ["iso", "single_reading"]
+__all__ = ["iso", "plain_name", "single_reading"]
+
+_NOT_PLAIN = re.compile(r"[^0-9A-Za-z ._+-]")
+
+
+def plain_name(text: str) -> str | None:
+    """A product or app name from a file, kept to letters, digits and `` ._+-`` (64 at most).
+
+    Names written by a vendor's software can hold anything; a device id or a metadata value
+    built from one must never carry a control character or run past the wire limits.
+    """
+    return _NOT_PLAIN.sub("", text)[:64] or None
 
 
 def iso(instant: datetime) -> str:

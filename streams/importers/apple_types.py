@@ -22,11 +22,12 @@ BP_TYPES: Final = {PREFIX + "BloodPressureSystolic": "blood_pressure_systolic",
                    PREFIX + "BloodPressureDiastolic": "blood_pressure_diastolic"}
 
 #: Apple quantity type -> (catalogue metric, statistic). Resting heart rate is Apple's daily
-#: estimate of the average rate at rest, not a sample: it is stored as a heart_rate summary
-#: (statistic ``average``), which the raw-sample aggregates leave out.
+#: estimate of the average rate at rest, not a sample: it is its own metric
+#: (``resting_heart_rate``, statistic ``average``, as the Fitbit reader stores it), so it never
+#: mixes into raw heart-rate aggregates.
 QUANTITY_TYPES: Final[dict[str, tuple[str, str | None]]] = {
     PREFIX + "HeartRate": ("heart_rate", None),
-    PREFIX + "RestingHeartRate": ("heart_rate", "average"),
+    PREFIX + "RestingHeartRate": ("resting_heart_rate", "average"),
     PREFIX + "StepCount": ("steps", None),
     PREFIX + "BodyMass": ("body_weight", None),
     PREFIX + "Height": ("body_height", None),

@@ -176,9 +176,7 @@ async def import_paths(paths: list[Path], ctx: ImportContext, settings: Settings
 async def _import_entry(entry: Entry, fmt: str, ctx: ImportContext, settings: Settings,
                         sink: Sink) -> FileSummary:
     summary = FileSummary(entry.name, fmt)
-    reader = READERS.get(fmt)
-    if reader is None:
-        return summary.finish(f"no reader for the {fmt} format in this version")
+    reader = READERS[fmt]
     packer = Packer(settings.max_batch_readings, settings.max_message_bytes)
     held: list[Message] | None = [] if fmt in ATOMIC_FORMATS else None
 

@@ -65,7 +65,8 @@ def _crafted_apple() -> bytes:
 
 
 #: metric -> (count, canonical unit) of the crafted Apple export, by construction.
-CRAFTED_APPLE = {"heart_rate": (3, "/min"), "oxygen_saturation": (1, "%"), "body_fat_percentage": (1, "%"),
+CRAFTED_APPLE = {"heart_rate": (2, "/min"), "resting_heart_rate": (1, "/min"), "oxygen_saturation": (1, "%"),
+                 "body_fat_percentage": (1, "%"),
                  "body_mass_index": (1, "kg/m2"), "blood_glucose": (1, "mg/dL"), "steps": (1, "{steps}"),
                  "sleep_duration": (1, "min"), "body_weight": (1, "kg"),
                  "blood_pressure_systolic": (1, "mm[Hg]"), "blood_pressure_diastolic": (1, "mm[Hg]")}
@@ -130,7 +131,7 @@ async def test_apple_and_dexcom_exports_reach_the_warehouse_exactly_once(
 
     hr = {r["value"]: r["measured_at"] for r in at("heart_rate", statistic=None) if r["value"] in (61, 64)}
     assert hr == {61: datetime(2024, 11, 3, 5, 30, tzinfo=UTC), 64: datetime(2024, 11, 3, 6, 30, tzinfo=UTC)}
-    assert [r["value"] for r in at("heart_rate", statistic="average")] == [52]
+    assert [r["value"] for r in at("resting_heart_rate", statistic="average")] == [52]
     assert [r["value"] for r in at("oxygen_saturation")] == [pytest.approx(97.0)]
     assert [r["value"] for r in at("blood_glucose", measured_at=datetime(2024, 5, 1, 5, 30, tzinfo=UTC))] == [
         pytest.approx(5.5 * 18.01558800000541)]

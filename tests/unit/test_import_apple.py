@@ -140,7 +140,8 @@ def test_resting_heart_rate_is_a_daily_summary_not_a_sample() -> None:
         )
     )
     resting, sample = readings
-    assert (resting["metric"], resting["statistic"], resting["value"]) == ("heart_rate", "average", 54.0)
+    assert (resting["metric"], resting["statistic"]) == ("resting_heart_rate", "average")
+    assert resting["value"] == 54.0
     assert "statistic" not in sample
 
 

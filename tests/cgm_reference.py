@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 BANDS = ("very_low_pct", "low_pct", "in_range_pct", "high_pct", "very_high_pct")
@@ -78,7 +79,7 @@ def daily(readings: Iterable[Reading], zone: str) -> dict[date, dict[str, float 
             for day, rs in by_local_day(readings, zone).items()}
 
 
-def window(readings: Iterable[Reading], zone: str, end: date, days: int = 14) -> dict[str, float | int | None]:
+def window(readings: Iterable[Reading], zone: str, end: date, days: int = 14) -> dict[str, Any]:
     """The expected ``cgm_14d`` row ending on ``end``: pooled readings, the lower median of the
     days' intervals, the whole window's length."""
     first = end - timedelta(days=days - 1)

@@ -23,6 +23,7 @@ from streams.sink.migrations import quote_ident
 from streams.sink.profiles import upsert_profile
 
 pytestmark = [pytest.mark.integration]
+DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = date(2026, 3, 10)
 SPRING, FALL = date(2026, 3, 29), date(2026, 10, 25)  # Europe/Berlin: 23 h and 25 h
 MMOL = (2.9, 3.0, 3.8, 3.9, 10.0, 10.1, 13.9, 14.0)  # each band's edges
@@ -100,14 +101,14 @@ async def _seed(settings, warehouse, persons: dict[str, Person]) -> dict[str, st
     for p in persons.values():
         keys[p.name] = user_key(settings.pseudonym_key_bytes, p.name)
         await upsert_profile(warehouse.pool, settings.warehouse_schema,
-                             UserProfile(keys[p.name], p.zone, 1980, False, "unknown", datetime(2026, 1, 1, tzinfo=UTC)))
+                             UserProfile(keys[p.name], p.zone, 1980, False, "unknown", DAY0))
         await store(warehouse, normalise(settings, p.docs))
     return keys
 
 
 async def _run(settings, warehouse, job_id: str, start: date, end: date) -> None:  # type: ignore[no-untyped-def]
     try:
-        await api.create_job(warehouse, {"job_id": job_id, "job_name": f"CGM {job_id}", "target_tables": ["cgm"]})
+        await api.create_job(warehouse, {"job_id": job_id, "job_name": job_id, "target_tables": ["cgm"]})
     except JobNameTaken:
         pass  # registered by an earlier call of this test
     interval = (datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC))
@@ -123,7 +124,7 @@ async def rows(warehouse, table: str) -> dict[tuple[str, date], dict[str, Any]]:
 def assert_matches(got: dict[str, Any], want: dict[str, Any], what: str, rel_tol: float = 1e-9) -> None:
     for column, value in want.items():
         if isinstance(value, float):
-            assert math.isclose(got[column], value, rel_tol=rel_tol, abs_tol=1e-9), (what, column, got[column], value)
+            assert math.isclose(got[column], value, rel_tol=rel_tol, abs_tol=1e-9), (what, column)
         else:
             assert got[column] == value, (what, column, got[column], value)
 
@@ -140,8 +141,9 @@ async def test_hand_computed_days_match_the_consensus(batch_settings, warehouse)
         return day_rows[(keys[name], day)]
 
     # By hand first: what a clinician would count on the sheet.
-    assert (row("in_range")["readings"], row("in_range")["in_range_pct"], row("in_range")["active_pct"]) == (288, 100, 100)
-    assert row("low")["very_low_pct"] == 50 and row("low")["low_pct"] == 50 and row("low")["in_range_pct"] == 0
+    in_range, low = row("in_range"), row("low")
+    assert (in_range["readings"], in_range["in_range_pct"], in_range["active_pct"]) == (288, 100, 100)
+    assert low["very_low_pct"] == 50 and low["low_pct"] == 50 and low["in_range_pct"] == 0
     assert row("gap")["readings"] == 288 - 24 and row("gap")["interval_s"] == 300
     assert math.isclose(row("gap")["active_pct"], 100 * 264 / 288)
     spring, fall = row("spring", SPRING), row("fall", FALL)
@@ -154,7 +156,8 @@ async def test_hand_computed_days_match_the_consensus(batch_settings, warehouse)
     assert [mmol[b] for b in ("very_low_pct", "low_pct", "in_range_pct", "high_pct", "very_high_pct")] == [
         12.5, 25, 25, 25, 12.5], "3.0-3.8 low, 3.9-10.0 in range, 10.1-13.9 high: by the mmol/L ranges"
     stored_units = await warehouse.pool.fetch(
-        f"SELECT DISTINCT unit FROM {quote_ident(warehouse.schema)}.health_readings WHERE user_key = $1", keys["mmol"])
+        f"SELECT DISTINCT unit FROM {quote_ident(warehouse.schema)}.health_readings WHERE user_key = $1",
+        keys["mmol"])
     assert [r["unit"] for r in stored_units] == ["mg/dL"], "mmol/L is canonicalised at ingest"
 
     # Then every column of every row against the independent computation.

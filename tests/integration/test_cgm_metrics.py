@@ -9,59 +9,18 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
-from batch_support import batch_settings, normalise, reading, store, warehouse  # noqa: F401 - fixtures
-from cgm_reference import MG_DL_PER_MMOL_L, band_mg_dl, band_mmol_l, daily, window
+from batch_support import batch_settings, normalise, store, warehouse  # noqa: F401 - fixtures
+from cgm_reference import daily, window
+from cgm_support import Person, assert_matches, every, rows, run_cgm, seed
 
-from batch import api
-from batch.errors import JobNameTaken
-from streams.domain.profiles import UserProfile
-from streams.domain.pseudonym import user_key
 from streams.sink.migrations import quote_ident
-from streams.sink.profiles import upsert_profile
 
 pytestmark = [pytest.mark.integration]
-DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = date(2026, 3, 10)
 SPRING, FALL = date(2026, 3, 29), date(2026, 10, 25)  # Europe/Berlin: 23 h and 25 h
 MMOL = (2.9, 3.0, 3.8, 3.9, 10.0, 10.1, 13.9, 14.0)  # each band's edges
-
-
-def every(minutes: float, day: date, zone: str, *, skip: tuple[time, time] | None = None) -> list[datetime]:
-    """Instants every ``minutes`` from local midnight of ``day`` to the next, in UTC."""
-    tz, out = ZoneInfo(zone), []
-    at = datetime.combine(day, time(), tz).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(), tz).astimezone(UTC)
-    while at < end:
-        local = at.astimezone(tz).time()
-        if skip is None or not skip[0] <= local < skip[1]:
-            out.append(at)
-        at += timedelta(minutes=minutes)
-    return out
-
-
-class Person:
-    """One person's readings as sent (docs) and as the reference sees them."""
-
-    def __init__(self, name: str, zone: str) -> None:
-        self.name, self.zone = name, zone
-        self.docs: list[dict[str, Any]] = []
-        self.seen: list[tuple[datetime, float, int]] = []
-        self.rel_tol = 1e-9
-
-    def mg(self, at: datetime, value: int, censored: str | None = None) -> None:
-        doc = reading(self.name, "blood_glucose", value, "mg/dL", at, source="dexcom")
-        if censored:
-            doc["metadata"] = {"censored": censored}
-        self.docs.append(doc)
-        self.seen.append((at, value, {"below": 0, "above": 4}[censored] if censored else band_mg_dl(value)))
-
-    def mmol(self, at: datetime, value: float) -> None:
-        self.docs.append(reading(self.name, "blood_glucose", value, "mmol/L", at, source="libre"))
-        self.seen.append((at, value * MG_DL_PER_MMOL_L, band_mmol_l(value)))
-        self.rel_tol = 1e-4  # our own factor, not the catalogue's (18.016)
 
 
 def people() -> dict[str, Person]:
@@ -95,45 +54,11 @@ def people() -> dict[str, Person]:
             p["switch"].mg(at, 100 + i % 90)
     return p
 
-
-async def _seed(settings, warehouse, persons: dict[str, Person]) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    keys = {}
-    for p in persons.values():
-        keys[p.name] = user_key(settings.pseudonym_key_bytes, p.name)
-        await upsert_profile(warehouse.pool, settings.warehouse_schema,
-                             UserProfile(keys[p.name], p.zone, 1980, False, "unknown", DAY0))
-        await store(warehouse, normalise(settings, p.docs))
-    return keys
-
-
-async def _run(settings, warehouse, job_id: str, start: date, end: date) -> None:  # type: ignore[no-untyped-def]
-    try:
-        await api.create_job(warehouse, {"job_id": job_id, "job_name": job_id, "target_tables": ["cgm"]})
-    except JobNameTaken:
-        pass  # registered by an earlier call of this test
-    interval = (datetime.combine(start, time(), UTC), datetime.combine(end, time(), UTC))
-    run = await api.run_job(settings, job_id, warehouse=warehouse, interval=interval)
-    assert run.status == "succeeded", run.error
-
-
-async def rows(warehouse, table: str) -> dict[tuple[str, date], dict[str, Any]]:  # type: ignore[no-untyped-def]
-    got = await warehouse.pool.fetch(f"SELECT * FROM {quote_ident(warehouse.schema)}.{table}")
-    return {(r["user_key"], r["local_day"]): dict(r) for r in got}
-
-
-def assert_matches(got: dict[str, Any], want: dict[str, Any], what: str, rel_tol: float = 1e-9) -> None:
-    for column, value in want.items():
-        if isinstance(value, float):
-            assert math.isclose(got[column], value, rel_tol=rel_tol, abs_tol=1e-9), (what, column)
-        else:
-            assert got[column] == value, (what, column, got[column], value)
-
-
 async def test_hand_computed_days_match_the_consensus(batch_settings, warehouse) -> None:
     persons = people()
-    keys = await _seed(batch_settings, warehouse, persons)
-    await _run(batch_settings, warehouse, "cgm_days", date(2026, 3, 9), date(2026, 3, 31))
-    await _run(batch_settings, warehouse, "cgm_fall", date(2026, 10, 24), date(2026, 10, 27))
+    keys = await seed(batch_settings, warehouse, persons)
+    await run_cgm(batch_settings, warehouse, "cgm_days", date(2026, 3, 9), date(2026, 3, 31))
+    await run_cgm(batch_settings, warehouse, "cgm_fall", date(2026, 10, 24), date(2026, 10, 27))
     day_rows, windows = await rows(warehouse, "cgm_daily"), await rows(warehouse, "cgm_14d")
     assert {k for k, _ in day_rows} == set(keys.values()), "one person per scenario, nobody else"
 
@@ -178,10 +103,10 @@ async def test_rerunning_a_day_replaces_it_and_the_windows_after_it(batch_settin
     for offset in range(0, 16, 3):  # days 0, 3, ..., 15: windows overlap
         for i, at in enumerate(every(5, DAY + timedelta(days=offset), p.zone)):
             p.mg(at, 60 + (i * 7 + offset) % 200)
-    keys = await _seed(batch_settings, warehouse, {"multi": p})
-    await _run(batch_settings, warehouse, "cgm_all", DAY, DAY + timedelta(days=16))
+    keys = await seed(batch_settings, warehouse, {"multi": p})
+    await run_cgm(batch_settings, warehouse, "cgm_all", DAY, DAY + timedelta(days=16))
     first = await rows(warehouse, "cgm_daily"), await rows(warehouse, "cgm_14d")
-    await _run(batch_settings, warehouse, "cgm_all", DAY, DAY + timedelta(days=16))
+    await run_cgm(batch_settings, warehouse, "cgm_all", DAY, DAY + timedelta(days=16))
     assert (await rows(warehouse, "cgm_daily"), await rows(warehouse, "cgm_14d")) == first, "idempotent"
 
     extra = Person("multi", p.zone)  # a late upload: more readings on day 3, all very high
@@ -189,7 +114,7 @@ async def test_rerunning_a_day_replaces_it_and_the_windows_after_it(batch_settin
         extra.mg(at + timedelta(minutes=2), 300)
     await store(warehouse, normalise(batch_settings, extra.docs))
     p.seen += extra.seen
-    await _run(batch_settings, warehouse, "cgm_day3", DAY + timedelta(days=3), DAY + timedelta(days=4))
+    await run_cgm(batch_settings, warehouse, "cgm_day3", DAY + timedelta(days=3), DAY + timedelta(days=4))
     day_rows, windows = await rows(warehouse, "cgm_daily"), await rows(warehouse, "cgm_14d")
     k = keys["multi"]
     for day, want in daily(p.seen, p.zone).items():

@@ -5,6 +5,7 @@ the ``cgm`` target, reading its tables."""
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +19,7 @@ from streams.domain.profiles import UserProfile
 from streams.domain.pseudonym import user_key
 from streams.sink.migrations import quote_ident
 from streams.sink.profiles import upsert_profile
+from streams.sink.warehouse import Warehouse
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -89,3 +91,55 @@ def assert_matches(got: dict[str, Any], want: dict[str, Any], what: str, rel_tol
             assert got[column] == value, (what, column, got[column], value)
 
 
+
+
+#: The fortnight the API and console tests show: 14 local days in Berlin ending on END.
+END, ZONE = date(2026, 11, 20), "Europe/Berlin"
+
+
+def fortnight(name: str) -> Person:
+    """Two weeks of a 5-minute sensor: meals at 8, 13 and 19 h, a night low on some days, a
+    censored "Low" and "High", one day without the sensor and a 3-hour gap every night."""
+    p = Person(name, ZONE)
+    for back in range(14):
+        day = END - timedelta(days=back)
+        if back == 9:
+            continue  # sensor off for a day
+        for at in every(5, day, ZONE, skip=(time(2), time(5))):
+            hour = at.astimezone(ZoneInfo(ZONE)).hour + at.minute / 60
+            meals = sum(90 * math.exp(-((hour - meal) ** 2) / 1.5) for meal in (8, 13, 19.5))
+            night_low = 35 if hour < 2 and back % 3 == 0 else 0
+            value = round(95 + meals + (back * 7 + at.minute) % 25 - 12 - night_low)
+            p.mg(at, max(41, value))
+        p.mg(datetime.combine(day, time(5, 30), ZoneInfo(ZONE)).astimezone(UTC), *(
+            (40, "below") if back % 4 == 0 else (400, "above") if back % 4 == 1 else (130, None)))
+    return p
+
+
+async def seed_worker(settings: Any, person: Person) -> str:
+    """Store ``person``'s readings and profile in a worker's warehouse; returns the pseudonym."""
+    warehouse = Warehouse(settings.pg_migration_dsn_value, settings.warehouse_schema, pool_max=2)
+    await warehouse.start()
+    try:
+        return (await seed(settings, warehouse, {person.name: person}))[person.name]
+    finally:
+        await warehouse.stop()
+
+
+async def compute_over_http(client: Any, eventually: Any, first: date, last: date) -> None:
+    """Register and run a ``cgm`` job through the API (as an operator), for local days ``[first, last]``."""
+    created = await client.call("POST", "/etl-jobs", role="operator", json={
+        "job_name": f"cgm {uuid.uuid4().hex[:8]}", "target_tables": ["cgm"],
+        "notification_on_failure": False})
+    assert created.status == 201, created.body
+    started = await client.call("POST", f"/etl-jobs/{created.body['job_id']}/run", role="operator", json={
+        "interval_start": datetime.combine(first, time(), UTC).isoformat(),
+        "interval_end": datetime.combine(last + timedelta(days=1), time(), UTC).isoformat()})
+    assert started.status == 202, started.body
+
+    async def finished() -> Any:
+        reply = await client.call("GET", started.headers["Location"], role="viewer")
+        return reply.body if reply.body.get("status") in ("succeeded", "failed") else None
+
+    run = await eventually(finished, timeout=90)
+    assert run["status"] == "succeeded", run

@@ -108,11 +108,16 @@ class Agp(Closed):
 _MISSING = "no CGM metrics for this person"  # never the id: it could identify them
 
 
-async def summary(api: Api, call: Call) -> dict[str, Any]:
+def _person(api: Api, call: Call, what: str) -> tuple[str, Any, str]:
+    """The pseudonym of the path's person (the audit target from now on), the pool, the schema."""
     user_key = api.pseudonymise(call.path.user_id)
+    call.target = f"user_key={user_key} {what}"
+    return user_key, api.warehouse.pool, api.settings.warehouse_schema
+
+
+async def summary(api: Api, call: Call) -> dict[str, Any]:
+    user_key, pool, schema = _person(api, call, "cgm")
     q: CgmQuery = call.query
-    call.target = f"user_key={user_key} cgm"
-    pool, schema = api.warehouse.pool, api.settings.warehouse_schema
     last = q.to or await cgm_report.latest_day(pool, schema, user_key)
     if last is None:
         raise NotFound(_MISSING)
@@ -123,10 +128,8 @@ async def summary(api: Api, call: Call) -> dict[str, Any]:
 
 
 async def profile(api: Api, call: Call) -> dict[str, Any]:
-    user_key = api.pseudonymise(call.path.user_id)
+    user_key, pool, schema = _person(api, call, "cgm.agp")
     q: AgpQuery = call.query
-    call.target = f"user_key={user_key} cgm.agp"
-    pool, schema = api.warehouse.pool, api.settings.warehouse_schema
     end = q.end or await cgm_report.latest_day(pool, schema, user_key)
     found = [] if end is None else await cgm_report.rows(pool, schema, "cgm_14d", user_key, end, end)
     if not found:

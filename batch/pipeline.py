@@ -30,7 +30,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 import orjson
 
-from batch import cgm
+from batch.cgm import TARGET as CGM
+from batch.cgm import CgmSql
+from batch.cgm import load as load_cgm
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed
 from batch.quality_gate import QualityTally, QualityVerdict
@@ -41,7 +43,7 @@ from streams.domain.quality import DimensionCounts
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
 #: Targets built day by day from the day's readings, which the quality gate scores first.
-BY_DAY = (*DAILY, cgm.TARGET)
+BY_DAY = (*DAILY, CGM)
 
 
 @dataclass(slots=True)
@@ -80,7 +82,7 @@ class BatchPipeline:
         self.pool = pool
         self.schema = schema
         self.sql = Sql(schema)
-        self.cgm_sql = cgm.CgmSql(self.sql.s)
+        self.cgm_sql = CgmSql(self.sql.s)
         self.job = job
         self.tally = tally
         self.progress = progress
@@ -195,8 +197,8 @@ class BatchPipeline:
             await self._known_zones(conn)  # again: profiles may have changed since the gate
             for name in sorted(self.job.target_tables or ()):
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")
-                if name == cgm.TARGET:
-                    loaded += await cgm.load(conn, self.cgm_sql, daily_days, self._day_args)
+                if name == CGM:
+                    loaded += await load_cgm(conn, self.cgm_sql, daily_days, self._day_args)
                     continue
                 target = TARGETS[name]
                 covered = daily_days if name in DAILY else days

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,14 +118,21 @@ def fortnight(name: str) -> Person:
     return p
 
 
-async def seed_worker(settings: Any, person: Person) -> str:
-    """Store ``person``'s readings and profile in a worker's warehouse; returns the pseudonym."""
-    warehouse = Warehouse(settings.pg_migration_dsn_value, settings.warehouse_schema, pool_max=2)
+@asynccontextmanager
+async def warehouse_of(settings: Any) -> AsyncIterator[Warehouse]:
+    """A started warehouse on ``settings``' own schema (as the schema's owner)."""
+    warehouse = Warehouse(settings.pg_migration_dsn_value, settings.warehouse_schema, pool_max=4)
     await warehouse.start()
     try:
-        return (await seed(settings, warehouse, {person.name: person}))[person.name]
+        yield warehouse
     finally:
         await warehouse.stop()
+
+
+async def seed_worker(settings: Any, person: Person) -> str:
+    """Store ``person``'s readings and profile in a worker's warehouse; returns the pseudonym."""
+    async with warehouse_of(settings) as warehouse:
+        return (await seed(settings, warehouse, {person.name: person}))[person.name]
 
 
 async def compute_over_http(client: Any, eventually: Any, first: date, last: date) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from batch_support are used as parameters
 """The CGM target on real sensor data: the Dexcom Clarity export of a G6 in
 tests/fixtures/wearables/dexcom/ (2 148 EGV rows over 9 days), read here with the csv module
 and stored through the real domain code and sink, then checked against the independent
@@ -12,9 +11,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from batch_support import batch_settings, normalise, reading, store, warehouse  # noqa: F401 - fixtures
+from batch_support import normalise, reading, store
 from cgm_reference import band_mg_dl, daily, window
-from cgm_support import DAY0, assert_matches, rows
+from cgm_support import DAY0, assert_matches, rows, warehouse_of
 
 from batch import api
 from streams.domain.profiles import UserProfile
@@ -27,6 +26,12 @@ EXPORT = Path(__file__).parents[1] / "fixtures" / "wearables" / "dexcom" / "clar
 #: between 2016-10-24 and 2016-11-01).
 ZONE = "America/Los_Angeles"
 
+@pytest.fixture
+async def cgm_warehouse(batch_settings):  # type: ignore[no-untyped-def]
+    """The warehouse of ``batch_settings``' schema (the integration ``warehouse`` has its own)."""
+    async with warehouse_of(batch_settings) as warehouse:
+        yield warehouse
+
 
 def egvs() -> list[tuple[datetime, int]]:
     with EXPORT.open(encoding="utf-8-sig", newline="") as f:
@@ -36,7 +41,8 @@ def egvs() -> list[tuple[datetime, int]]:
              int(r["Glucose Value (mg/dL)"])) for r in rows]
 
 
-async def test_the_dexcom_export_matches_the_consensus_definitions(batch_settings, warehouse) -> None:
+async def test_the_dexcom_export_matches_the_consensus_definitions(batch_settings, cgm_warehouse) -> None:
+    warehouse = cgm_warehouse
     found = egvs()
     assert len(found) == 2148
     key = user_key(batch_settings.pseudonym_key_bytes, "g6-wearer")

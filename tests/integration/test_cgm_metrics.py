@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from batch_support are used as parameters
 """The ETL target ``cgm`` on the real warehouse: hand-computed days (all in range, all low,
 a gap, censored "Low"/"High", both DST changes, mmol/L input, finger-sticks) checked
 against the figures worked out by hand and against :mod:`cgm_reference`, an independent
@@ -11,9 +10,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from batch_support import batch_settings, normalise, store, warehouse  # noqa: F401 - fixtures
+from batch_support import normalise, store
 from cgm_reference import daily, window
-from cgm_support import Person, assert_matches, every, rows, run_cgm, seed
+from cgm_support import Person, assert_matches, every, rows, run_cgm, seed, warehouse_of
 
 from streams.sink.migrations import quote_ident
 
@@ -21,6 +20,12 @@ pytestmark = [pytest.mark.integration]
 DAY = date(2026, 3, 10)
 SPRING, FALL = date(2026, 3, 29), date(2026, 10, 25)  # Europe/Berlin: 23 h and 25 h
 MMOL = (2.9, 3.0, 3.8, 3.9, 10.0, 10.1, 13.9, 14.0)  # each band's edges
+
+@pytest.fixture
+async def cgm_warehouse(batch_settings):  # type: ignore[no-untyped-def]
+    """The warehouse of ``batch_settings``' schema (the integration ``warehouse`` has its own)."""
+    async with warehouse_of(batch_settings) as warehouse:
+        yield warehouse
 
 
 def people() -> dict[str, Person]:
@@ -54,7 +59,8 @@ def people() -> dict[str, Person]:
             p["switch"].mg(at, 100 + i % 90)
     return p
 
-async def test_hand_computed_days_match_the_consensus(batch_settings, warehouse) -> None:
+async def test_hand_computed_days_match_the_consensus(batch_settings, cgm_warehouse) -> None:
+    warehouse = cgm_warehouse
     persons = people()
     keys = await seed(batch_settings, warehouse, persons)
     await run_cgm(batch_settings, warehouse, "cgm_days", date(2026, 3, 9), date(2026, 3, 31))
@@ -98,7 +104,8 @@ async def test_hand_computed_days_match_the_consensus(batch_settings, warehouse)
     assert windows[(keys["switch"], DAY)]["interval_s"] == 300, "the median of the days' intervals"
 
 
-async def test_rerunning_a_day_replaces_it_and_the_windows_after_it(batch_settings, warehouse) -> None:
+async def test_rerunning_a_day_replaces_it_and_the_windows_after_it(batch_settings, cgm_warehouse) -> None:
+    warehouse = cgm_warehouse
     p = Person("multi", "Europe/Berlin")
     for offset in range(0, 16, 3):  # days 0, 3, ..., 15: windows overlap
         for i, at in enumerate(every(5, DAY + timedelta(days=offset), p.zone)):

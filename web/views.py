@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from web import (
     responses,
+    routes_cgm,
     routes_dlq,
     routes_fhir,
     routes_imports,
@@ -47,7 +48,7 @@ API_VERSION = "1.0.0"
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
-              *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_imports.ROUTES]
+              *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_imports.ROUTES, *routes_cgm.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, tag="operations", response=responses.Open)]
 

@@ -8,7 +8,8 @@ and stores exactly what the worker path (the default engine) stores.
 Positions are ``P:O[,P:O...]`` partition offsets or ISO-8601 times with an offset or ``Z``.
 ``--to`` is exclusive (the offset after the last one replayed), like Kafka end offsets; the
 API's redrive ``to_offset`` is inclusive. Progress goes to stderr (a bar on a terminal, a
-line every few seconds otherwise); the final run record is printed as JSON on stdout. Logs
+line every few seconds otherwise; a Spark run adds its tasks done of total and readings per
+second); the final run record is printed as JSON on stdout. Logs
 follow ``HEALTHMATE_LOG_FORMAT``. Exit status: 0 when the run succeeded, 1 when it failed
 or timed out, 2 for bad usage or configuration, 3 when Kafka or PostgreSQL is unreachable.
 """
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                                      interval=(start, end) if start and end else None))
         else:
             record = run(api.backfill(settings, opts.topic, opts.start, opts.end, engine=opts.engine,
-                                      publish_dead_letters=opts.publish_dlq, progress=bar.update))
+                                      publish_dead_letters=opts.publish_dlq, progress=bar.update,
+                                      status=bar.note))
     except (BatchError, ValidationError, ValueError) as exc:
         bar.close()
         fail(one_line(exc))

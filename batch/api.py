@@ -113,17 +113,19 @@ async def backfill(settings: Settings, topic: str, start: str, end: str | None =
                    publish_dead_letters: bool = False, engine: str = "worker",
                    run_id: UUID | None = None, trigger: str = "cli",
                    timeout_minutes: float = 60.0, attempt: int = 1, max_attempts: int | None = None,
-                   progress: Callable[[int], None] | None = None) -> RunRecord:
+                   progress: Callable[[int], None] | None = None,
+                   status: Callable[[str], None] | None = None) -> RunRecord:
     """Replay ``topic`` from ``start`` to ``end`` (``P:O[,P:O]`` offsets or ISO-8601 times;
     ``end`` None: to the current end) as an ad-hoc run named ``healthmate_backfill``.
-    ``engine`` ``"spark"`` runs it on Apache Spark (``settings.spark_master``), with the same rows.
+    ``engine`` ``"spark"`` runs it on Apache Spark (``settings.spark_master``), with the same rows;
+    ``status`` then hears its progress as text (tasks done of total, readings per second).
     Raises ``InvalidRange`` for bad positions; the run is recorded with ``job_id`` NULL."""
     spec = replay_range_of(topic, start, end, publish_dead_letters=publish_dead_letters, engine=engine)
     job = ETLJobConfig(job_id=BACKFILL_JOB_NAME, job_name=BACKFILL_JOB_NAME,
                        pipeline_type=PipelineType.REPLAY, replay=spec,
                        timeout_minutes=timeout_minutes, notification_on_failure=False)
     async with _warehouse(settings, None) as wh:
-        runner = JobRunner(settings, wh, progress=progress)
+        runner = JobRunner(settings, wh, progress=progress, status=status)
         return await runner.run(job, RunOptions(trigger=trigger, run_id=run_id, registered=False,
                                                 attempt=attempt, max_attempts=max_attempts))
 

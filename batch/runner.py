@@ -66,7 +66,8 @@ class JobRunner:
 
     def __init__(self, settings: Settings, warehouse: Warehouse, *, clock: Callable[[], datetime] = utc_now,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 metrics: Metrics | None = None, progress: Callable[[int], None] | None = None) -> None:
+                 metrics: Metrics | None = None, progress: Callable[[int], None] | None = None,
+                 status: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.warehouse = warehouse
         self.clock = clock
@@ -74,6 +75,7 @@ class JobRunner:
         self.rng = rng
         self.metrics = metrics
         self.on_progress = progress
+        self.on_status = status  # an engine's own news (a Spark replay: tasks done of total, rate)
         self._progress = 0
 
     def backoff(self, failed_attempts: int) -> float:
@@ -157,7 +159,7 @@ class JobRunner:
                 bounds = await resolve_bounds(self.settings, job.replay)
                 stats, _ = await asyncio.to_thread(
                     spark_replay, self.settings, job.replay, bounds, group=f"replay:{run_id}", tally=tally,
-                    progress=self._set_progress)
+                    progress=self._set_progress, status=self.on_status or _no_status)
             else:
                 stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
                                      tally=tally, progress=self._set_progress)
@@ -212,6 +214,10 @@ class JobRunner:
                                timeout_s=self.settings.etl_http_timeout_s,
                                allow_hosts=self.settings.outbound_allow_host_list)
         return record
+
+
+def _no_status(text: str) -> None:
+    """No one to tell (Airflow, the API): the Spark driver still logs its progress at INFO."""
 
 
 def _describe(exc: BaseException) -> str:

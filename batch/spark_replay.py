@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: How often the driver reports progress (tasks done of total, readings per second).
 PROGRESS_INTERVAL_S = 2.0
+#: Messages per Spark task at most (Spark's Kafka source splits a partition's range into tasks
+#: of about this size): with one task per Kafka partition, a cluster would use no more cores
+#: than the topic has partitions; smaller tasks also make progress and retries finer.
+MESSAGES_PER_TASK = 50_000
 
 
 @dataclass(slots=True)
@@ -64,17 +68,22 @@ class TaskResult:
 
 def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[int, int]], *, group: str,
                  tally: QualityTally, progress: Callable[[float], None] = lambda f: None,
+                 status: Callable[[str], None] = lambda s: None,
                  master: str | None = None) -> tuple[ReplayStats, Counter[str]]:
     """Replay ``bounds`` (``{partition: (first, end exclusive)}``) of ``spec.topic`` on Spark.
 
-    Blocking (call it in a thread). Returns the summed stats and dead letters by reason."""
+    Blocking (call it in a thread). Returns the summed stats and dead letters by reason.
+    Every ``PROGRESS_INTERVAL_S`` while tasks run, ``progress`` hears the fraction of tasks
+    done and ``status`` a line with tasks done of total and readings per second (logged at INFO
+    too)."""
     stats, reasons = ReplayStats(total=sum(hi - lo for lo, hi in bounds.values())), Counter[str]()
     wanted = {p: b for p, b in bounds.items() if b[0] < b[1]}
     if not wanted:
         progress(1.0)
         return stats, reasons
     spark = _session(settings, master or settings.spark_master)
-    watcher = _ProgressWatcher(spark, stats.total, progress)
+    judged = spark.sparkContext.accumulator(0)  # readings of the tasks done so far (for the rate)
+    watcher = _ProgressWatcher(spark, judged, progress, status)
     try:
         starts = {str(p): lo for p, (lo, _) in wanted.items()}
         ends = {str(p): hi for p, (_, hi) in wanted.items()}
@@ -83,13 +92,15 @@ def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[
                  .option("startingOffsets", _json({spec.topic: starts}))
                  .option("endingOffsets", _json({spec.topic: ends}))
                  .option("failOnDataLoss", "true")
+                 .option("minPartitions", str(max(1, -(-stats.total // MESSAGES_PER_TASK))))
                  .load()
                  # Milliseconds since the epoch, as aiokafka gives them (no local-time round trip).
                  .selectExpr("topic", "partition", "offset", "unix_millis(timestamp) AS timestamp_ms",
                              "key", "value"))
         publish = spec.publish_dead_letters
         watcher.start()
-        results = frame.rdd.mapPartitions(lambda rows: _run_task(settings, group, publish, rows)).collect()
+        results = frame.rdd.mapPartitions(lambda rows: _run_task(settings, group, publish, rows, judged)
+                                          ).collect()
     except SparkUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001 - Py4J errors quote Java stack traces: keep the type only
@@ -97,6 +108,7 @@ def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[
     finally:
         watcher.stop()
         spark.stop()
+    watcher.report(len(results), len(results))  # the last word, however short the run
     for result in results:
         stats.messages += result.messages
         stats.readings += result.readings
@@ -125,6 +137,8 @@ def _session(settings: Settings, master: str) -> Any:
                .config("spark.jars", jars)
                .config("spark.task.maxFailures", str(settings.spark_task_max_failures))
                .config("spark.ui.enabled", "false")
+               # The run's own progress lines (tasks done of total, readings/s) replace Spark's bar.
+               .config("spark.ui.showConsoleProgress", "false")
                .config("spark.pyspark.python", os.environ["PYSPARK_PYTHON"])
                .config("spark.executorEnv.PYSPARK_PYTHON", os.environ["PYSPARK_PYTHON"])
                # Executors import this checkout's streams/ and batch/ (an installed image has them too).
@@ -181,11 +195,13 @@ def _json(value: object) -> str:
 
 
 class _ProgressWatcher:
-    """Reports tasks done of total and readings per second from Spark's status tracker."""
+    """Reports tasks done of total (Spark's status tracker) and readings per second (the
+    readings of the tasks done so far, an accumulator: a task counts once it has finished)."""
 
-    def __init__(self, spark: Any, total: int, progress: Callable[[float], None]) -> None:
+    def __init__(self, spark: Any, judged: Any, progress: Callable[[float], None],
+                 status: Callable[[str], None]) -> None:
         self.tracker = spark.sparkContext.statusTracker()
-        self.total, self.progress = total, progress
+        self.judged, self.progress, self.status = judged, progress, status
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="spark-progress", daemon=True)
         self.started = time.monotonic()
@@ -206,17 +222,24 @@ class _ProgressWatcher:
                 if info is not None:
                     done, total = done + info.numCompletedTasks, total + info.numTasks
             if total:
-                fraction = done / total
-                rate = fraction * self.total / max(1e-9, time.monotonic() - self.started)
-                log.info("spark replay: %d of %d tasks done, about %.0f messages/s", done, total, rate)
-                self.progress(min(0.99, fraction))
+                self.report(done, total)
+
+    def report(self, done: int, total: int) -> None:
+        rate = self.judged.value / max(1e-9, time.monotonic() - self.started)
+        line = f"spark: {done} of {total} tasks done, {rate:.0f} readings/s"
+        log.info("%s", line)
+        self.status(line)
+        self.progress(min(0.99, done / total))
 
 
 # ---- one task -------------------------------------------------------------------------------
 
-def _run_task(settings: Settings, group: str, publish: bool, rows: Iterable[Any]) -> Iterator[TaskResult]:
+def _run_task(settings: Settings, group: str, publish: bool, rows: Iterable[Any], judged: Any
+              ) -> Iterator[TaskResult]:
     """One Spark task: judge and write its rows in batches, exactly as the worker path does."""
-    yield asyncio.run(_task(settings, group, publish, rows))
+    result = asyncio.run(_task(settings, group, publish, rows))
+    judged.add(result.readings)
+    yield result
 
 
 async def _task(settings: Settings, group: str, publish: bool, rows: Iterable[Any]) -> TaskResult:

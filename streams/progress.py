@@ -36,6 +36,15 @@ class Progress:
             self._last_line = now
             self._line()
 
+    def note(self, text: str) -> None:
+        """News beside the count (a Spark replay's tasks done and rate): the bar's postfix on a
+        terminal, else a line of its own. The caller throttles (it is not counted as a line)."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(text)
+            return
+        self.stream.write(f"{self.label}: {text}\n")
+        self.stream.flush()
+
     def step(self, what: str) -> None:
         """A named stage of a command with stages instead of a count (setup)."""
         self.stream.write(f"{self.label}: {what}\n")

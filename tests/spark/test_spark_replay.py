@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -159,7 +160,8 @@ class StandaloneCluster:
 
 async def test_a_standalone_cluster_with_two_workers_stores_the_same_rows(
         pipelines: Pipelines, recent) -> None:  # type: ignore[no-untyped-def]
-    await produce(pipelines.worker, every_form(recent, 200, "cluster"))
+    messages = every_form(recent, 200, "cluster")
+    await produce(pipelines.worker, messages)
     env = {**os.environ, "HEALTHMATE_DEV_MODE": "false",
            "HEALTHMATE_PSEUDONYM_KEY": pipelines.spark.pseudonym_key.get_secret_value(),
            "HEALTHMATE_PG_DSN": pipelines.spark.pg_dsn_value,
@@ -176,6 +178,12 @@ async def test_a_standalone_cluster_with_two_workers_stores_the_same_rows(
     assert proc.returncode == 0, proc.stderr[-2000:]
     record = json.loads(proc.stdout)
     assert record["status"] == "succeeded" and record["rows_loaded"] > 0
+    # Progress on stderr by default (tool logging stays at warn): tasks done of total and the
+    # rate; one task per partition that holds messages (the range is far below a task's size).
+    tasks = len({partition for partition, *_ in messages})
+    progress = re.findall(r"^replay: spark: (\d+) of (\d+) tasks done, (\d+) readings/s$", proc.stderr, re.M)
+    assert progress, proc.stderr[-2000:]
+    assert progress[-1][:2] == (str(tasks), str(tasks)) and int(progress[-1][2]) > 0
     by_worker = await api.backfill(pipelines.worker, pipelines.worker.raw_topic, everything(pipelines.worker))
     assert by_worker.status == "succeeded"
     assert await stored(pipelines.spark) == await stored(pipelines.worker)

@@ -52,6 +52,9 @@ PROGRESS_INTERVAL_S = 2.0
 #: of about this size): with one task per Kafka partition, a cluster would use no more cores
 #: than the topic has partitions; smaller tasks also make progress and retries finer.
 MESSAGES_PER_TASK = 50_000
+#: What each task reads of a Kafka record, in the order :func:`_record` unpacks; the time is
+#: in milliseconds since the epoch, as aiokafka gives it (no local-time round trip).
+COLUMNS = ("topic", "partition", "offset", "unix_millis(timestamp) AS timestamp_ms", "key", "value")
 
 
 @dataclass(slots=True)
@@ -94,9 +97,7 @@ def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[
                  .option("failOnDataLoss", "true")
                  .option("minPartitions", str(max(1, -(-stats.total // MESSAGES_PER_TASK))))
                  .load()
-                 # Milliseconds since the epoch, as aiokafka gives them (no local-time round trip).
-                 .selectExpr("topic", "partition", "offset", "unix_millis(timestamp) AS timestamp_ms",
-                             "key", "value"))
+                 .selectExpr(*COLUMNS))
         publish = spec.publish_dead_letters
         watcher.start()
         results = frame.rdd.mapPartitions(lambda rows: _run_task(settings, group, publish, rows, judged)
@@ -274,10 +275,14 @@ async def _task(settings: Settings, group: str, publish: bool, rows: Iterable[An
 
 
 def _record(row: Any) -> ConsumerRecord:
-    """A Spark Kafka-source row as the aiokafka record the judge reads."""
-    key = bytes(row.key) if row.key is not None else None
-    value = bytes(row.value) if row.value is not None else None
-    return ConsumerRecord(row.topic, row.partition, row.offset, row.timestamp_ms, 0, key, value, None,
+    """A Spark Kafka-source row as the aiokafka record the judge reads.
+
+    Unpacked by position (the order of ``COLUMNS``): a PySpark ``Row`` is a tuple, and reading
+    its fields by name costs a list search each (8 µs of a reading's ~40 µs of transfer, measured)."""
+    topic, partition, offset, timestamp_ms, key, value = row
+    key = bytes(key) if key is not None else None
+    value = bytes(value) if value is not None else None
+    return ConsumerRecord(topic, partition, offset, timestamp_ms, 0, key, value, None,
                           len(key or b""), len(value or b""), ())
 
 

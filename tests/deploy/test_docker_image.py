@@ -161,7 +161,8 @@ def test_the_spark_image_holds_java_pyspark_and_the_connector_jars(
         assert f"SPARK_VERSION={SPARK_VERSION}" in args, stage
     fetch = " ".join(a for k, a in built["spark-jars"][1] if k == "RUN")
     assert "scripts/spark/pom.xml" in " ".join(a for k, a in built["spark-jars"][1] if k == "COPY")
-    assert "dependency:copy-dependencies" in fetch and "-DoutputDirectory=/spark-jars/${SPARK_VERSION}" in fetch
+    assert "dependency:copy-dependencies" in fetch
+    assert "-DoutputDirectory=/spark-jars/${SPARK_VERSION}" in fetch
     [copy] = [a.split() for k, a in built["spark"][1] if k == "COPY" and a.startswith("--from=spark-jars")]
     env = " ".join(a for k, a in spark if k == "ENV")
     assert copy[1:] == ["/spark-jars", "/opt/healthmate/spark-jars"]
@@ -169,7 +170,8 @@ def test_the_spark_image_holds_java_pyspark_and_the_connector_jars(
     assert "SPARK_EXTRA_CLASSPATH=/opt/healthmate/spark-jars/${SPARK_VERSION}/*" in env
     assert "SPARK_HOME=/usr/local/lib/python3.11/site-packages/pyspark" in env
     [entrypoint] = [json.loads(a) for k, a in spark if k == "ENTRYPOINT"]
-    assert ["deploy/docker/spark-entrypoint.sh", entrypoint[0]] in [a.split() for k, a in spark if k == "COPY"]
+    copies = [a.split() for k, a in spark if k == "COPY"]
+    assert ["deploy/docker/spark-entrypoint.sh", entrypoint[0]] in copies
 
 
 def test_spark_entrypoint_passes_other_commands_through() -> None:

@@ -132,14 +132,19 @@ def test_namespace_is_applied(objects: list[dict[str, Any]]) -> None:
             assert obj["metadata"]["namespace"] == namespace, path.name
 
 
-def test_matches_kubectl_kustomize(objects: list[dict[str, Any]], tmp_path: Path) -> None:
-    result = subprocess.run(["kubectl", "kustomize", str(K8S_DIR)], capture_output=True, text=True,
+def assert_matches_kubectl_kustomize(directory: Path, objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    """``kubectl kustomize directory`` builds exactly ``objects`` (this test's own build)."""
+    result = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "built.yaml"
     out.write_text(result.stdout, encoding="utf-8")
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
     assert sorted(load_yaml_documents(out), key=key) == sorted(objects, key=key)
+
+
+def test_matches_kubectl_kustomize(objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    assert_matches_kubectl_kustomize(K8S_DIR, objects, tmp_path)
 
 
 # --------------------------------------------------------------------------- worker

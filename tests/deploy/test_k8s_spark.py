@@ -8,7 +8,6 @@ template meets the namespace's Pod Security Standard, and the image is the spark
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ from kubernetes_validate import utils as kv
 from streams.config import Settings
 
 from .conftest import K8S_DIR, ROOT, load_yaml_documents
-from .test_k8s import build_kustomization, containers, find, pod_spec, validate
+from .test_k8s import (
+    assert_matches_kubectl_kustomize,
+    build_kustomization,
+    containers,
+    find,
+    pod_spec,
+    validate,
+)
 
 SPARK_DIR = K8S_DIR / "spark"
 SPARK_JOB = K8S_DIR / "jobs" / "spark-backfill-job.yaml"
@@ -76,19 +82,14 @@ def version() -> str:
 
 
 def test_every_object_validates_and_matches_kubectl_kustomize(
-        spark: list[dict[str, Any]], job: dict[str, Any], executor_template: dict[str, Any], tmp_path: Path) -> None:
+        spark: list[dict[str, Any]], job: dict[str, Any], executor_template: dict[str, Any],
+        tmp_path: Path) -> None:
     for obj in [*spark, job, executor_template]:
         try:
             validate(obj)
         except kv.ValidationError as exc:
             pytest.fail(f"{obj['kind']}: {'.'.join(str(p) for p in exc.path)}: {exc.message}")
-    result = subprocess.run(["kubectl", "kustomize", str(SPARK_DIR)], capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0, result.stderr
-    out = tmp_path / "built.yaml"
-    out.write_text(result.stdout, encoding="utf-8")
-    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(load_yaml_documents(out), key=key) == sorted(spark, key=key)
+    assert_matches_kubectl_kustomize(SPARK_DIR, spark, tmp_path)
 
 
 def test_the_validator_rejects_a_broken_role(spark: list[dict[str, Any]]) -> None:
@@ -153,7 +154,8 @@ def test_executors_reach_the_driver_through_the_headless_service(
     pod_labels = job["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
-    assert defaults["spark.driver.host"] in (f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local")
+    assert defaults["spark.driver.host"] in (f"{name}.{namespace}.svc",
+                                             f"{name}.{namespace}.svc.cluster.local")
     assert defaults["spark.driver.bindAddress"] == "0.0.0.0"
     ports = {int(defaults["spark.driver.port"]), int(defaults["spark.driver.blockManager.port"])}
     assert {p["port"] for p in service["spec"]["ports"]} == ports
@@ -186,7 +188,8 @@ def test_spark_settings_name_the_spark_image_and_size_the_executors(
     # The executors' owner is this pod (k8s expands $(VAR) of a variable defined before it).
     names = [e["name"] for e in driver(job)["env"]]
     submit = env["PYSPARK_SUBMIT_ARGS"]["value"]
-    assert "spark.kubernetes.driver.pod.name=$(SPARK_DRIVER_POD_NAME)" in submit and submit.endswith("pyspark-shell")
+    assert "spark.kubernetes.driver.pod.name=$(SPARK_DRIVER_POD_NAME)" in submit
+    assert submit.endswith("pyspark-shell")
     assert names.index("SPARK_DRIVER_POD_NAME") < names.index("PYSPARK_SUBMIT_ARGS")
     assert env["SPARK_DRIVER_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
@@ -210,14 +213,14 @@ def test_driver_and_executor_pods_meet_the_restricted_standard(
         assert {"cpu", "memory"} <= set(driver(job)["resources"][section]), section
 
 
-def test_settings_come_from_the_workers_config_and_secret_files(base: list[dict[str, Any]], job: dict[str, Any]
-                                                                ) -> None:
+def test_settings_come_from_the_workers_config_and_secret_files(
+        base: list[dict[str, Any]], job: dict[str, Any]) -> None:
     [secret] = load_yaml_documents(K8S_DIR / "secret.template.yaml")
     configmaps = {o["metadata"]["name"] for o in base if o["kind"] == "ConfigMap"}
     container = driver(job)
     assert [s["configMapRef"]["name"] for s in container["envFrom"]] == ["healthmate-config"]
     assert "healthmate-config" in configmaps
-    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"]), "secrets only as files"
+    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"]), "secrets: files only"
     volumes = {v["name"]: v["secret"] for v in pod_spec(job)["volumes"] if "secret" in v}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"] if m["name"] in volumes}
     files = {e["name"]: e["value"] for e in container["env"] if e["name"].endswith("_FILE")}

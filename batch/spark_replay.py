@@ -226,8 +226,12 @@ class _ProgressWatcher:
                 self.report(done, total)
 
     def report(self, done: int, total: int) -> None:
-        rate = self.judged.value / max(1e-9, time.monotonic() - self.started)
-        line = f"spark: {done} of {total} tasks done, {rate:.0f} readings/s"
+        """One line; the rate once a task has finished (readings count when their task ends)."""
+        judged = self.judged.value
+        rate = judged / max(1e-9, time.monotonic() - self.started)
+        line = f"spark: {done} of {total} tasks done"
+        if judged or done == total:
+            line += f", {rate:.0f} readings/s"
         log.info("%s", line)
         self.status(line)
         self.progress(min(0.99, done / total))

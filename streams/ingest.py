@@ -43,6 +43,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from streams.ages import CommitAges
 from streams.config import Settings
 from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
@@ -175,7 +176,8 @@ class IngestService(Service):
         self._done_chain: asyncio.Task[None] | None = None
         self._done_ahead: asyncio.Task[None] | None = None
         self._produced_cache: tuple[int, datetime | None] = (-1, None)
-        self.last_commit_at: dict[tuple[str, int], datetime] = {}
+        self.last_commit_at: dict[tuple[str, int], datetime] = {}  # wall clock, for display
+        self.commit_ages = CommitAges()  # ages: one monotonic clock at both ends
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self._unmirrored: dict[tuple[str, int], int] = {}
         self.rebalances = 0  # partition revokes seen; a fetch judged across one is cut short
@@ -492,6 +494,7 @@ class IngestService(Service):
                 m.ingested_to_stored.observe(max(0.0, (committed - r.produced_at).total_seconds()))
         for (topic, partition), offset in batch.next_offsets.items():
             self.last_commit_at[(topic, partition)] = committed
+            self.commit_ages.mark((topic, partition))
             self.committed_offsets[(topic, partition)] = offset
             m.last_commit_timestamp.labels(topic, str(partition)).set(committed.timestamp())
         self.refresh_lag()
@@ -521,6 +524,7 @@ class IngestService(Service):
         for tp in revoked:
             key = (tp.topic, tp.partition)
             self.last_commit_at.pop(key, None)
+            self.commit_ages.forget(key)
             self.committed_offsets.pop(key, None)
             self._unmirrored.pop(key, None)
             for gauge in (self.metrics.consumer_lag, self.metrics.last_commit_timestamp):

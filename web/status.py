@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -76,10 +76,9 @@ async def health(ingest: Any, warehouse: Any, max_poll_age_s: float, *, only_liv
     ``only_liveness``: the k8s liveness probe, which must not restart a worker that is
     merely waiting for PostgreSQL or Kafka to come back)."""
     consumer = ingest.liveness(max_poll_age_s)
-    now = datetime.now(UTC)
     consumer["partitions"] = [
-        {"topic": t, "partition": p, "last_commit_age_s": round((now - at).total_seconds(), 3)}
-        for (t, p), at in sorted(ingest.last_commit_at.items())]
+        {"topic": t, "partition": p, "last_commit_age_s": _rounded(ingest.commit_ages.age_s((t, p)))}
+        for t, p in ingest.commit_ages]
     body: dict[str, Any] = {"live": consumer["live"], "consumer": consumer}
     ok = consumer["live"]
     if not only_liveness:
@@ -108,15 +107,19 @@ async def partitions(ingest: Any, now: datetime, started_at: datetime, stall_aft
         high = ends.get(tp, consumer.highwater(tp))
         lag = max(0, high - committed) if high is not None and committed is not None else None
         last = ingest.last_commit_at.get(key)
-        age = (now - last).total_seconds() if last is not None else None
+        age = ingest.commit_ages.age_s(key)  # read now, after the awaits above: never negative
         quiet_for = age if age is not None else (now - started_at).total_seconds()
         rows.append({
             "topic": tp.topic, "partition": tp.partition, "committed_offset": committed,
             "end_offset": high, "lag": lag, "last_commit_at": last,
-            "last_commit_age_s": None if age is None else round(age, 3),
+            "last_commit_age_s": _rounded(age),
             "stalled": bool(lag) and quiet_for >= stall_after_s,
         })
     return rows
+
+
+def _rounded(age: float | None) -> float | None:
+    return None if age is None else round(age, 3)
 
 
 def services(app: Any) -> dict[str, Any]:

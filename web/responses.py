@@ -64,9 +64,13 @@ class DeadLetterCounts(Closed):
 
 class MetricQuality(Open):
     window_size_s: int
-    quality_level: str
-    overall_score: float
+    quality_level: str = Field(description="The worst judged source's level, or 'collecting' while no "
+                                           "source's window holds min_records records.")
+    overall_score: float | None = Field(description="Null while collecting.")
     below_threshold: bool
+    records: int = Field(description="Records in the latest open windows of every source.")
+    min_records: int = Field(
+        description="HEALTHMATE_QUALITY_MIN_RECORDS: records a window needs to be judged.")
     sources: list[dict[str, Any]] = Field(description="The latest open window of each source.")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from web import queries
+from web.history import PipelineHistory
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,19 @@ WINDOW_S = 60.0
 class ThroughputMeter:
     """Counts what the ingest service commits; registered as one of its batch observers."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(self, clock: Callable[[], datetime], history: PipelineHistory | None = None) -> None:
         self.clock = clock
         self.started_at = clock()
+        self.history = history
         self._batches: deque[tuple[datetime, int, int]] = deque()
 
     async def observe(self, readings: Sequence[Any], dead_letters: Sequence[Any]) -> None:
-        """Called after each committed batch."""
-        self._batches.append((self.clock(), len(readings), len(dead_letters)))
-        self._prune(self.clock())
+        """Called after each committed batch (also feeds the per-minute ``history``)."""
+        now = self.clock()
+        self._batches.append((now, len(readings), len(dead_letters)))
+        self._prune(now)
+        if self.history is not None:
+            self.history.record_batch(now, len(readings), len(dead_letters))
 
     def _prune(self, now: datetime) -> None:
         while self._batches and (now - self._batches[0][0]).total_seconds() > WINDOW_S:
@@ -49,6 +54,20 @@ class ThroughputMeter:
         dead = sum(b[2] for b in self._batches)
         return {"window_s": WINDOW_S, "batches": len(self._batches), "readings": readings,
                 "dead_letters": dead, "readings_per_s": round(readings / WINDOW_S, 3)}
+
+
+def total_lag(ingest: Any) -> int | None:
+    """Sum of the assigned partitions' lag from what the consumer already knows (its last
+    fetched high watermarks; no network call); None before the consumer has a position."""
+    consumer = ingest.consumer
+    if consumer is None:
+        return None
+    lags = []
+    for tp in consumer.assignment():
+        high, done = consumer.highwater(tp), ingest.committed_offsets.get((tp.topic, tp.partition))
+        if high is not None and done is not None:
+            lags.append(max(0, high - done))
+    return sum(lags) if lags else None
 
 
 async def kafka_ready(ingest: Any) -> bool:
@@ -145,6 +164,9 @@ async def pipeline_status(api: Any, quality: Callable[[], Any] | None = None) ->
         except Exception:  # noqa: BLE001 - reported as unknown
             dead = None
     stalled = [f"{p['topic']}/{p['partition']}" for p in parts if p["stalled"]]
+    lag = sum(p["lag"] or 0 for p in parts)
+    if meter.history is not None and parts:
+        meter.history.record_lag(now, lag)
     body: dict[str, Any] = {
         "status": "ok" if kafka_ok and warehouse_ok and not stalled
         and api.ingest.state == "running" else "degraded",
@@ -153,7 +175,7 @@ async def pipeline_status(api: Any, quality: Callable[[], Any] | None = None) ->
         "kafka": {"reachable": kafka_ok},
         "warehouse": {"reachable": warehouse_ok},
         "consumer": {"group": api.settings.consumer_group, "partitions": parts,
-                     "total_lag": sum(p["lag"] or 0 for p in parts), "stalled": stalled},
+                     "total_lag": lag, "stalled": stalled},
         "throughput": meter.last_minute(),
         "dead_letters": None if dead is None else {"by_reason": dead, "total": sum(dead.values())},
     }

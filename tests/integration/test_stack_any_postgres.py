@@ -45,7 +45,8 @@ def throwaway_clusters() -> Iterator[tuple[str, int, str]]:
                        stdout=subprocess.DEVNULL)
         subprocess.run(["pg_createcluster", PG_VERSION, stopped, "-p", str(free_port())], check=True,
                        stdout=subprocess.DEVNULL)
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, started, "start"], check=True)
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, started, "start"],
+                       check=True)
         yield started, port, stopped
     finally:
         for name in (started, stopped):
@@ -78,7 +79,8 @@ async def test_stack_up_uses_any_postgres_on_the_port(throwaway_clusters, tmp_pa
         finally:
             await conn.close()
         status = stack("status", env)
-        assert f"postgres   running  127.0.0.1:{pg_port} (a PostgreSQL not started by stack.sh)" in status.stdout
+        expected = f"postgres   running  127.0.0.1:{pg_port} (a PostgreSQL not started by stack.sh)"
+        assert expected in status.stdout
 
         # The machine's main cluster, when it is up, is on another port: the same answer.
         if main_before and main_before[1] == "online":

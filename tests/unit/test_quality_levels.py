@@ -22,7 +22,7 @@ def window(source: str, counts: DimensionCounts, min_records: int) -> dict[str, 
 
 def api_with(windows: list[dict[str, Any]], min_records: int) -> Any:
     quality = SimpleNamespace(open_windows=lambda: windows, min_records=min_records)
-    return SimpleNamespace(app=SimpleNamespace(quality=quality))
+    return SimpleNamespace(services=SimpleNamespace(quality=quality))
 
 
 def times(counts: DimensionCounts, n: int) -> DimensionCounts:

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
-from pipeline_support import ROOT, free_port
+from pipeline_support import ROOT, create_topic_as, free_port
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
@@ -34,18 +34,6 @@ def settings(bootstrap: str, user: str, password: str, cafile: Path) -> Settings
     return Settings(dev_mode=True, kafka_bootstrap=bootstrap, kafka_security_protocol="SASL_SSL",
                     kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username=user,
                     kafka_sasl_password=password, kafka_ssl_cafile=str(cafile))
-
-
-async def create_topic(s: Settings, name: str) -> None:
-    admin = AIOKafkaAdminClient(**kafka_kwargs(s), request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(name, 1, 1)], timeout_ms=10_000)
-    finally:
-        await admin.close()
-    codes = [e[1] for e in response.topic_errors]
-    if codes != [0]:
-        raise TopicAuthorizationFailedError(f"create {name}: error {codes}")
 
 
 @pytest.fixture
@@ -113,14 +101,14 @@ async def test_the_compose_broker_speaks_sasl_ssl_with_acls(broker) -> None:  # 
     bootstrap, ca = f"localhost:{broker['port']}", broker["ca"]
     admin = settings(bootstrap, "admin", PASSWORDS["admin"], ca)
     await wait_ready(admin, broker["dir"] / "broker.out")
-    await create_topic(admin, "compose.check")
+    await create_topic_as(admin, "compose.check")
     # the worker authenticates, but ACLs are on: it may create nothing it was not granted
     worker = settings(bootstrap, "healthmate-worker", PASSWORDS["worker"], ca)
     with pytest.raises(TopicAuthorizationFailedError):
-        await create_topic(worker, "compose.not-granted")
+        await create_topic_as(worker, "compose.not-granted")
     # the host's listener is SASL_SSL too
     external = settings(f"localhost:{broker['external']}", "admin", PASSWORDS["admin"], ca)
-    await create_topic(external, "compose.ext")
+    await create_topic_as(external, "compose.ext")
     # a wrong password and a CA that did not sign the broker's certificate are refused
     assert "compose.check" in await list_topics(admin)
     producer = settings(bootstrap, "healthmate-producer", PASSWORDS["producer"], ca)

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
+from pipeline_support import create_topic_as
 
 from streams.acls import Acl, Operation, Pattern, Resource, create_acls, redrive_acls
 from streams.connections import kafka_kwargs
@@ -48,25 +48,13 @@ async def _read(settings, topic: str, group: str | None = None) -> list[bytes]: 
     return [record.value for record in fetched.get(tp, [])]
 
 
-async def _create_topic(settings, name: str) -> None:  # type: ignore[no-untyped-def]
-    admin = AIOKafkaAdminClient(**kafka_kwargs(settings))
-    await admin.start()
-    try:
-        response = await admin.create_topics([NewTopic(name, 1, 1)], timeout_ms=10_000)
-    finally:
-        await admin.close()
-    codes = [e[1] for e in response.topic_errors]
-    if codes != [0]:
-        raise TopicAuthorizationFailedError(f"create {name}: error {codes}")
-
-
 async def test_worker_principal_reads_raw_and_profiles_and_writes_dlq_and_internal(secure_pipeline) -> None:  # type: ignore[no-untyped-def]
     worker = secure_pipeline.settings("worker")
     await _read(worker, worker.raw_topic, group=worker.consumer_group)
     await _read(worker, secure_pipeline.profile_topic, group=worker.consumer_group)
     assert await _write(worker, worker.dlq_topic) >= 0  # the broker stored it at an offset
     internal = f"{worker.app_id}-some-changelog"
-    await _create_topic(worker, internal)
+    await create_topic_as(worker, internal)
     marker = uuid.uuid4().hex.encode()
     offset = await _write(worker, internal, marker)
     assert marker in await _read(worker, internal, group=worker.app_id), f"nothing at offset {offset}"
@@ -81,7 +69,7 @@ async def test_worker_principal_may_do_nothing_else(secure_pipeline) -> None:  #
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(worker, worker.dlq_topic, group=worker.consumer_group)
     with pytest.raises(TopicAuthorizationFailedError):
-        await _create_topic(worker, f"{uuid.uuid4().hex[:8]}.not-internal")
+        await create_topic_as(worker, f"{uuid.uuid4().hex[:8]}.not-internal")
     with pytest.raises(GroupAuthorizationFailedError):
         await _read(worker, worker.raw_topic)  # a consumer group not granted
 
@@ -101,7 +89,7 @@ async def test_producer_principal_may_only_write_the_raw_topic(secure_pipeline) 
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(producer, producer.raw_topic, group=group)
     with pytest.raises(TopicAuthorizationFailedError):
-        await _create_topic(producer, f"{producer.app_id}-x")
+        await create_topic_as(producer, f"{producer.app_id}-x")
 
 
 async def _records(settings, topic: str) -> list:  # type: ignore[no-untyped-def]
@@ -165,4 +153,4 @@ async def test_the_redrive_grants_let_the_worker_principal_redrive_and_nothing_m
     with pytest.raises(TopicAuthorizationFailedError):
         await _write(worker, secure_pipeline.profile_topic)
     with pytest.raises(TopicAuthorizationFailedError):
-        await _create_topic(worker, f"{uuid.uuid4().hex[:8]}.not-internal")
+        await create_topic_as(worker, f"{uuid.uuid4().hex[:8]}.not-internal")

@@ -21,6 +21,7 @@
 #   HM_BROKER_CONFIG_DIR         server.properties, admin-client.properties (0600) [/tmp/healthmate-kafka]
 #   KAFKA_LOG_DIRS               data                               [/var/lib/kafka/data]
 #   KAFKA_RUN                    runs a class with Kafka's classpath [/opt/kafka/bin/kafka-run-class.sh]
+#   KAFKA_START                  starts the broker on a properties file [/opt/kafka/bin/kafka-server-start.sh]
 #
 # The SCRAM users (admin, healthmate-worker, healthmate-producer) are created when the
 # storage is formatted, from the secrets at that time: a later password change needs
@@ -38,6 +39,7 @@ secrets=${HM_BROKER_SECRETS_DIR:-/run/secrets}
 config=${HM_BROKER_CONFIG_DIR:-/tmp/healthmate-kafka}
 data=${KAFKA_LOG_DIRS:-/var/lib/kafka/data}
 run=${KAFKA_RUN:-/opt/kafka/bin/kafka-run-class.sh}
+start=${KAFKA_START:-/opt/kafka/bin/kafka-server-start.sh}
 : "${CLUSTER_ID:?set CLUSTER_ID}"
 
 secret() { # name -> the secret's value (the file compose mounts)
@@ -123,4 +125,4 @@ if [[ ! -f "$data/meta.properties" ]]; then
   echo "kafka: formatting $data (cluster $CLUSTER_ID, transport $transport)"
   "$run" kafka.tools.StorageTool format -t "$CLUSTER_ID" -c "$props" "${scram[@]}"
 fi
-exec "$run" kafka.Kafka "$props"
+exec "$start" "$props"

@@ -50,8 +50,11 @@ def broker(tmp_path: Path) -> Iterator[dict[str, object]]:
     run.write_text(f'#!/bin/sh\nexec java -Xms64m -Xmx256m -Dkafka.logs.dir={tmp_path} '
                    f'-Dlog4j2.configurationFile={ROOT}/scripts/kafka/log4j2.yaml -cp "{JARS}/*" "$@"\n')
     run.chmod(0o755)
+    start = tmp_path / "kafka-server-start"  # the image's kafka-server-start.sh
+    start.write_text(f'#!/bin/sh\nexec {run} kafka.Kafka "$@"\n')
+    start.chmod(0o755)
     port, external, controller = free_port(), free_port(), free_port()
-    env = {**os.environ, "CLUSTER_ID": "p7-ECCreS7mY36AyawobbQ", "KAFKA_RUN": str(run),
+    env = {**os.environ, "CLUSTER_ID": "p7-ECCreS7mY36AyawobbQ", "KAFKA_RUN": str(run), "KAFKA_START": str(start),
            "HM_BROKER_LISTEN": f"127.0.0.1:{port}", "HM_BROKER_ADVERTISED": f"localhost:{port}",
            "HM_BROKER_EXTERNAL_LISTEN": f"127.0.0.1:{external}",
            "HM_BROKER_EXTERNAL_ADVERTISED": f"localhost:{external}",

@@ -54,7 +54,8 @@ def broker(tmp_path: Path) -> Iterator[dict[str, object]]:
     start.write_text(f'#!/bin/sh\nexec {run} kafka.Kafka "$@"\n')
     start.chmod(0o755)
     port, external, controller = free_port(), free_port(), free_port()
-    env = {**os.environ, "CLUSTER_ID": "p7-ECCreS7mY36AyawobbQ", "KAFKA_RUN": str(run), "KAFKA_START": str(start),
+    env = {**os.environ, "CLUSTER_ID": "p7-ECCreS7mY36AyawobbQ",
+           "KAFKA_RUN": str(run), "KAFKA_START": str(start),
            "HM_BROKER_LISTEN": f"127.0.0.1:{port}", "HM_BROKER_ADVERTISED": f"localhost:{port}",
            "HM_BROKER_EXTERNAL_LISTEN": f"127.0.0.1:{external}",
            "HM_BROKER_EXTERNAL_ADVERTISED": f"localhost:{external}",

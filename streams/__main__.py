@@ -108,7 +108,7 @@ def _tool_settings():  # type: ignore[no-untyped-def]
 
 
 def _create_acls(args: list[str]) -> None:
-    from streams.acls import create_acls, producer_acls, redrive_acls, replay_acls, worker_acls
+    from streams.acls import create_acls, secure_mode_acls
 
     parser = argparse.ArgumentParser(prog="python -m streams acls",
                                      description="Create the Kafka ACLs of the secure mode.")
@@ -123,10 +123,8 @@ def _create_acls(args: list[str]) -> None:
                              "'none': no grant")
     opts = parser.parse_args(args)
     settings = _tool_settings()
-    acls = worker_acls(settings, opts.worker) + producer_acls(settings, opts.producer)
-    for principal, grant in ((opts.redrive, redrive_acls), (opts.replay, replay_acls)):
-        if (principal or opts.worker) != "none":
-            acls += grant(settings, principal or opts.worker)
+    acls = secure_mode_acls(settings, worker=opts.worker, producer=opts.producer, redrive=opts.redrive,
+                            replay=opts.replay)
     run(create_acls(settings, acls))
     for acl in acls:
         print(f"ALLOW {acl.principal} {acl.operation.name} {acl.resource.name}:{acl.pattern.name}:{acl.name}")

@@ -105,6 +105,18 @@ def producer_acls(settings: Settings, principal: str) -> list[Acl]:
             for op in (Operation.WRITE, Operation.DESCRIBE)]
 
 
+def secure_mode_acls(settings: Settings, *, worker: str, producer: str, redrive: str | None = None,
+                     replay: str | None = None) -> list[Acl]:
+    """Every grant of the secure mode, each once: the worker's, a producer's, and the
+    redrive's and the replays' (to the worker's principal unless another is named; ``"none"``
+    leaves that grant out)."""
+    acls = worker_acls(settings, worker) + producer_acls(settings, producer)
+    for principal, grant in ((redrive or worker, redrive_acls), (replay or worker, replay_acls)):
+        if principal != "none":
+            acls += grant(settings, principal)
+    return list(dict.fromkeys(acls))
+
+
 async def create_acls(admin_settings: Settings, acls: list[Acl]) -> None:
     """Create ``acls`` (ALLOW, any host) on the cluster; raise on the first refusal."""
     from aiokafka.admin import AIOKafkaAdminClient

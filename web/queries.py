@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from streams.domain.quality_windows import COLLECTING
 from streams.sink.migrations import lock_schema_ddl, quote_ident
 
 PARTITION_NAME = re.compile(r"^health_readings_p(\d{4})(\d{2})$")
@@ -126,3 +127,21 @@ async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | No
         " AND ($4::timestamptz IS NULL OR measured_at < $4)"
         " ORDER BY measured_at, event_id LIMIT $5 OFFSET $6",
         user_key, loinc_code, since, before, limit, offset)
+
+
+async def quality_history(pool: asyncpg.Pool, schema: str, window_size_s: int, since: datetime
+                          ) -> dict[str, list[dict[str, Any]]]:
+    """Per metric, its closed windows of ``window_size_s`` that started at or after ``since``,
+    oldest first: the worst overall score of the sources judged in it (None when every
+    source was still ``collecting``) and the records of all sources."""
+    rows = await pool.fetch(
+        "SELECT metric, window_start, sum(records)::bigint AS records,"
+        " min(overall_score) FILTER (WHERE quality_level <> $3) AS overall_score"
+        f" FROM {quote_ident(schema)}.quality_windows WHERE window_size = $1 AND window_start >= $2"
+        " GROUP BY metric, window_start ORDER BY metric, window_start",
+        timedelta(seconds=window_size_s), since, COLLECTING)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["metric"], []).append(
+            {"window_start": r["window_start"], "overall_score": r["overall_score"], "records": r["records"]})
+    return out

@@ -67,6 +67,7 @@ async def test_real_answers_match_their_schemas(document, client, produce, make_
     await produce(make_reading(f"oa-{uuid.uuid4().hex[:8]}", at=now - timedelta(minutes=3)))
     await produce(make_reading(f"oa-{uuid.uuid4().hex[:8]}", at=now - timedelta(minutes=3), unit="parsecs"))
     await call("GET", "/pipeline/status", "viewer")
+    await call("GET", "/pipeline/history", "viewer")
     await call("POST", "/pipeline/setup", "admin")
     await call("POST", "/warehouse/optimize", "admin", json={"dry_run": True})
     await call("GET", "/dlq", "viewer")

@@ -115,7 +115,7 @@ def test_effective_period_is_an_interval_and_its_end_may_not_precede_the_start(c
     [r] = judge(ok, ctx, rules).readings
     assert (r.measured_at.hour, r.measured_until.hour) == (8, 9)
     bad = {**period, "effectivePeriod": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T08:00:00Z"}}
-    assert [d.code for d in judge(bad, ctx, rules).dead_letters] == [RejectReason.OUT_OF_RANGE]
+    assert [d.code for d in judge(bad, ctx, rules).dead_letters] == [RejectReason.REVERSED_INTERVAL]
 
 
 def test_user_falls_back_to_the_message_key(ctx, rules) -> None:

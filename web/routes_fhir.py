@@ -70,18 +70,21 @@ def _instant(text: str) -> datetime:
 
 
 async def search_observations(api: Api, call: Call) -> Reply:
-    """A searchset Bundle of stored readings as R4 Observations (vital-signs profile where one applies)."""
+    """A searchset Bundle of stored readings as R4 Observations (vital-signs profile where one applies;
+    blood pressure as one 85354-9 panel, found by 85354-9, 8480-6 or 8462-4). ``_count`` counts
+    Observations."""
     q: ObservationSearch = call.query
     call.target = f"fhir:Observation code={q.code}"
     rows = await queries.search_readings(api.warehouse.pool, api.settings.warehouse_schema,
                                          user_key=q.subject, loinc_code=q.code, since=q.bound("ge"),
                                          before=q.bound("lt"), limit=q.count + 1, offset=q.offset)
+    rows, more = queries.first_measurements(rows, q.count)
     links = {"self": _page(q, q.offset)}
-    if len(rows) > q.count:
+    if more:
         links["next"] = _page(q, q.offset + q.count)
     if q.offset:
         links["previous"] = _page(q, max(0, q.offset - q.count))
-    return Reply(searchset(rows[:q.count], links, FHIR_BASE))
+    return Reply(searchset(rows, links, FHIR_BASE))
 
 
 def _page(q: ObservationSearch, offset: int) -> str:

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from streams.domain.mapped import Mapped, shown, violation
 from streams.domain.omh_schema import body_judge, defined_properties
+from streams.domain.panels import PANEL_ID
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import Rejected, RejectReason
 
@@ -150,6 +151,8 @@ def _members(body: Mapping[str, Any], name: str, version: str, event_id: str,
     defined = defined_properties(name, version)
     context = {k: body[k] for k in CONTEXT if k in defined and body.get(k).__class__ is str}
     statistic = body.get("descriptive_statistic") if "descriptive_statistic" in defined else None
+    if len(QUANTITIES[name]) > 1:  # blood pressure: one measurement
+        context[PANEL_ID] = event_id
     frame = body.get("effective_time_frame")
     start, end = (fallback_time, None) if frame is None else _time_frame(frame)
     out = []

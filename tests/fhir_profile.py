@@ -83,4 +83,5 @@ def vital_sign_problems(obs: dict[str, Any]) -> list[str]:
 
 
 def is_vital_sign(obs: dict[str, Any]) -> bool:
-    return any(c.get("code") == "vital-signs" for cat in obs.get("category", []) for c in cat.get("coding", []))
+    codings = [c for cat in obs.get("category", []) for c in cat.get("coding", [])]
+    return any(c.get("code") == "vital-signs" for c in codings)

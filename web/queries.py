@@ -113,7 +113,7 @@ async def migration_versions(pool: asyncpg.Pool, schema: str) -> list[int]:
 
 
 FHIR_COLUMNS = ("event_id", "user_key", "device_id", "source", "metric", "loinc_code", "value", "unit",
-                "measured_at", "measured_until", "statistic")
+                "measured_at", "measured_until", "statistic", "ingested_at")
 
 
 async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | None, loinc_code: str | None,

@@ -19,6 +19,7 @@ from web import (
     routes_dlq,
     routes_fhir,
     routes_jobs,
+    routes_omh,
     routes_pipeline,
     routes_quality,
     routes_subjects,
@@ -43,7 +44,7 @@ API_VERSION = "1.0.0"
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
-              *routes_fhir.ROUTES, *routes_subjects.ROUTES]
+              *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_omh.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, tag="operations", response=responses.Open)]
 

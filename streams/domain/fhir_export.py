@@ -23,13 +23,19 @@ is derived from the event ids of both readings.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from streams.domain.fhir import LOINC, SOURCE_EXTENSION, STATISTIC_EXTENSION, UCUM
-from streams.domain.panels import DIASTOLIC, PANEL_LOINC, PANEL_METRICS, SYSTOLIC, observations
+from streams.domain.panels import (
+    DIASTOLIC,
+    PANEL_LOINC,
+    PANEL_METRICS,
+    SYSTOLIC,
+    measurement_id,
+    observations,
+)
+from streams.domain.timestamps import utc_text
 
 CATEGORY_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 _PROFILE: Final = "http://hl7.org/fhir/StructureDefinition/"
@@ -53,7 +59,7 @@ _DISPLAY: Final = {"vital-signs": "Vital Signs", "activity": "Activity", "labora
 
 def observation_id(event_id: str) -> str:
     """A FHIR id (``[A-Za-z0-9-.]{1,64}``) for a stored reading, stable across exports."""
-    return hashlib.sha256(event_id.encode()).hexdigest()[:40]
+    return measurement_id([{"event_id": event_id, "metric": ""}])
 
 
 def observation(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,8 +77,7 @@ def panel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The systolic and/or diastolic readings of one measurement as one 85354-9 Observation."""
     by_metric = {r["metric"]: r for r in rows}
     first = rows[0]
-    obs = _common(first, observation_id("panel:" + "|".join(sorted(r["event_id"] for r in rows))),
-                  "blood_pressure")
+    obs = _common(first, measurement_id(rows), "blood_pressure")
     obs["code"] = {"coding": [{"system": LOINC, "code": PANEL_LOINC,
                                "display": "Blood pressure panel with all children optional"}],
                    "text": "blood_pressure"}
@@ -80,7 +85,8 @@ def panel(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     components = []
     for metric in PANEL_METRICS:
         code, display = COMPONENTS[metric]
-        component: dict[str, Any] = {"code": {"coding": [{"system": LOINC, "code": code, "display": display}]}}
+        coding = [{"system": LOINC, "code": code, "display": display}]
+        component: dict[str, Any] = {"code": {"coding": coding}}
         if metric in by_metric:
             component["valueQuantity"] = _quantity(by_metric[metric])
         else:
@@ -119,9 +125,9 @@ def _place(obs: dict[str, Any], row: Mapping[str, Any]) -> None:
     obs["subject"] = {"reference": f"Patient/{row['user_key']}"}
     until = row.get("measured_until")
     if until is None:
-        obs["effectiveDateTime"] = _instant(row["measured_at"])
+        obs["effectiveDateTime"] = utc_text(row["measured_at"])
     else:
-        obs["effectivePeriod"] = {"start": _instant(row["measured_at"]), "end": _instant(until)}
+        obs["effectivePeriod"] = {"start": utc_text(row["measured_at"]), "end": utc_text(until)}
 
 
 def _quantity(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -136,8 +142,8 @@ def _with_device(obs: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
 
 def searchset(rows: Iterable[Mapping[str, Any]], links: Mapping[str, str], base_url: str) -> dict[str, Any]:
     """A ``searchset`` Bundle of ``rows``; ``links`` maps relation (self, next, previous) -> URL."""
-    entries = [{"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs, "search": {"mode": "match"}}
-               for obs in resources(rows)]
+    entries = [{"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs,
+                "search": {"mode": "match"}} for obs in resources(rows)]
     return {"resourceType": "Bundle", "type": "searchset",
             "link": [{"relation": rel, "url": url} for rel, url in links.items()], "entry": entries}
 
@@ -147,7 +153,3 @@ def collection(rows: Iterable[Mapping[str, Any]], base_url: str) -> dict[str, An
     as panels like the search."""
     entries = [{"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs} for obs in resources(rows)]
     return {"resourceType": "Bundle", "type": "collection", "total": len(entries), "entry": entries}
-
-
-def _instant(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -149,7 +149,7 @@ def _members(body: Mapping[str, Any], name: str, version: str, event_id: str,
              fallback_time: str) -> list[dict]:
     """The readings of a body its schema accepts (so every shape below is guaranteed)."""
     defined = defined_properties(name, version)
-    context = {k: body[k] for k in CONTEXT if k in defined and body.get(k).__class__ is str}
+    context: dict[str, Any] = {k: body[k] for k in CONTEXT if k in defined and body.get(k).__class__ is str}
     statistic = body.get("descriptive_statistic") if "descriptive_statistic" in defined else None
     if len(QUANTITIES[name]) > 1:  # blood pressure: one measurement
         context[PANEL_ID] = event_id

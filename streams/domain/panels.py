@@ -18,7 +18,8 @@ with one component.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import zip_longest
 from typing import Any, Final
 
@@ -31,6 +32,17 @@ PANEL_LOINC: Final = "85354-9"
 PANEL_ID: Final = "panel_id"
 
 Row = Mapping[str, Any]
+
+
+def measurement_id(rows: Sequence[Row]) -> str:
+    """A stable id (40 hex digits, a valid FHIR id) of one measurement: a hash of its event id,
+    or of ``panel:`` and its readings' sorted event ids for a panel. Event ids are producer text,
+    so they are never shown as such."""
+    if len(rows) == 1 and rows[0]["metric"] not in PANEL_METRICS:
+        text = rows[0]["event_id"]
+    else:
+        text = "panel:" + "|".join(sorted(r["event_id"] for r in rows))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
 def panel_id(row: Row) -> Any:

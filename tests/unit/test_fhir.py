@@ -187,7 +187,8 @@ def test_round_trip_readings_in_fhir_out(ctx, rules) -> None:
         parts = obs.component or [obs]
         for part in parts:
             r = by_code[part.code.coding[-1].code]  # ours last (a profile code may lead)
-            assert (float(part.valueQuantity.value), part.valueQuantity.code) == (pytest.approx(r.value), r.unit)
+            q = part.valueQuantity
+            assert (float(q.value), q.code) == (pytest.approx(r.value), r.unit)
         assert (
             obs.effectivePeriod.start == r.measured_at and obs.effectivePeriod.end == r.measured_until
             if r.measured_until

@@ -82,7 +82,8 @@ def _dia(value: float, **changes):  # type: ignore[no-untyped-def]
 
 VITAL_ROWS = [
     _row("heart_rate", 61, "/min", "8867-4"), _row("respiratory_rate", 14, "/min", "9279-1"),
-    _row("oxygen_saturation", 97, "%", "59408-5"),  # exported with the profile's 2708-6 first _row("body_temperature", 36.6, "Cel", "8310-5"),
+    _row("oxygen_saturation", 97, "%", "59408-5"),  # exported with the profile's 2708-6 first
+    _row("body_temperature", 36.6, "Cel", "8310-5"),
     _row("body_height", 172, "cm", "8302-2"), _row("body_weight", 70, "kg", "29463-7"),
     _row("body_mass_index", 23.7, "kg/m2", "39156-5"),
     _row("heart_rate", 48, "/min", "8867-4", measured_until=datetime(2024, 5, 1, 9, tzinfo=UTC),

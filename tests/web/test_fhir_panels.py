@@ -36,17 +36,20 @@ async def test_blood_pressure_is_one_panel_in_search_and_export(client, api_work
         "date_time": (t0 + timedelta(minutes=1)).isoformat()}}, id=f"{user}-omh", user_id=user)  # 121/79
     await produce(omh, key=user)
     pair_at = (t0 + timedelta(minutes=2)).isoformat()
-    for metric, value in (("blood_pressure_systolic", 131), ("blood_pressure_diastolic", 83), ("heart_rate", 64)):
-        await produce({"user_id": user, "device_id": "cuff", "source": "omron", "metric": metric, "value": value,
-                       "unit": "bpm" if metric == "heart_rate" else "mmHg", "timestamp": pair_at}, key=user)
-    await produce({"user_id": user, "device_id": "cuff", "source": "omron", "metric": "blood_pressure_systolic",
-                   "value": 142, "unit": "mmHg", "timestamp": (t0 + timedelta(minutes=3)).isoformat()}, key=user)
+    cuff = {"user_id": user, "device_id": "cuff", "source": "omron", "unit": "mmHg"}
+    for metric, value in (("blood_pressure_systolic", 131), ("blood_pressure_diastolic", 83)):
+        await produce({**cuff, "metric": metric, "value": value, "timestamp": pair_at}, key=user)
+    heart = {**cuff, "metric": "heart_rate", "value": 64, "unit": "bpm", "timestamp": pair_at}
+    await produce(heart, key=user)
+    await produce({**cuff, "metric": "blood_pressure_systolic", "value": 142,
+                   "timestamp": (t0 + timedelta(minutes=3)).isoformat()}, key=user)
     s = quote_ident(api_worker.settings.warehouse_schema)
     await eventually(
         lambda: pg.fetchval(f"SELECT count(*) = 8 FROM {s}.health_readings WHERE user_key = $1", ukey))
 
     async def search(code: str | None, count: int = 50) -> list[dict]:
-        entries, url = [], f"/fhir/Observation?subject={ukey}&_count={count}" + (f"&code={code}" if code else "")
+        url = f"/fhir/Observation?subject={ukey}&_count={count}" + (f"&code={code}" if code else "")
+        entries: list[dict] = []
         while url:
             reply = await client.call("GET", url, role="analyst")
             assert reply.status == 200, reply.body

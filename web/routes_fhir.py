@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
 
-from streams.domain.fhir_export import searchset
+from streams.domain.catalogue import build_catalogue
+from streams.domain.fhir_export import PROFILE_CODES, searchset
 from streams.forms import FORMS, MESSAGE_REASONS, json_schema
 from web import queries, responses
 from web.api import API_PREFIX, Api, Call, Reply, Route
@@ -102,8 +103,14 @@ async def search_observations(api: Api, call: Call) -> Reply:
     Observations."""
     q: ObservationSearch = call.query
     call.target = f"fhir:Observation code={q.code}"
-    rows, links = await search_page(api, q, q.code, f"{FHIR_BASE}/Observation")
+    rows, links = await search_page(api, q, _stored_code(api, q.code), f"{FHIR_BASE}/Observation")
     return Reply(searchset(rows, links, FHIR_BASE))
+
+
+def _stored_code(api: Api, code: str | None) -> str | None:
+    """A profile's own LOINC code (oxygensat's 2708-6) finds the readings it is exported for."""
+    metric = next((m for m, c in PROFILE_CODES.items() if c == code), None)
+    return code if metric is None else build_catalogue(api.settings.catalogue_overrides)[metric].loinc_code
 
 
 def _page(path: str, q: ReadingSearch, offset: int) -> str:

@@ -71,9 +71,16 @@ async def test_blood_pressure_is_one_panel_in_search_and_export(client, api_work
     lone = next(p["id"] for p in panels if _components(p)["8462-4"] is None)
     assert by_code == {"85354-9": ids, "8480-6": ids, "8462-4": sorted(set(ids) - {lone})}
     assert [o["code"]["coding"][0]["code"] for o in await search("8867-4")] == ["8867-4"]
+    spo2_reading = {**cuff, "metric": "oxygen_saturation", "value": 97, "unit": "%", "timestamp": pair_at}
+    await produce(spo2_reading, key=user)
+    await eventually(
+        lambda: pg.fetchval(f"SELECT count(*) = 9 FROM {s}.health_readings WHERE user_key = $1", ukey))
+    for code in ("2708-6", "59408-5"):  # the oxygensat profile's code, and the one we store
+        [spo2] = await search(code)
+        assert [c["code"] for c in spo2["code"]["coding"]] == ["2708-6", "59408-5"]
 
     export = await client.call("GET", f"/subjects/{user}/export", role="admin")
     assert export.status == 200, export.body
     exported = [e["resource"] for e in export.body["entry"]]
-    assert sorted(o["id"] for o in exported) == sorted(o["id"] for o in everything)
+    assert sorted(o["id"] for o in exported) == sorted([o["id"] for o in everything] + [spo2["id"]])
     assert all(vital_sign_problems(o) == [] for o in exported)

@@ -180,7 +180,7 @@ def test_round_trip_readings_in_fhir_out(ctx, rules) -> None:
     readings = [r for example, _ in EXPECTED for r in judge(example, ctx, rules).readings]
     bundle = searchset([asdict(r) for r in readings], {"self": "/fhir/Observation?_count=50"}, "/fhir")
     parsed = Bundle.model_validate(bundle)
-    assert parsed.type == "searchset" and len(readings) == 7 and len(parsed.entry) == len(EXPECTED) == 6
+    assert parsed.type == "searchset" and len(readings) == 9 and len(parsed.entry) == len(EXPECTED) == 8
     by_code = {r.loinc_code: r for r in readings}
     for entry in parsed.entry:
         obs = entry.resource

@@ -17,8 +17,8 @@ from streams.domain import process_message
 from streams.domain.fhir_export import collection, resources, searchset
 
 #: UCUM factors of the specification examples' units to ours (written from UCUM, not the catalogue)
-TO_CANONICAL = {"[lb_av]": ("kg", 0.45359237), "/min": ("/min", 1), "Cel": ("Cel", 1), "%": ("%", 1),
-                "mm[Hg]": ("mm[Hg]", 1)}
+TO_CANONICAL = {"[lb_av]": ("kg", 0.45359237), "[in_i]": ("cm", 2.54), "/min": ("/min", 1), "Cel": ("Cel", 1),
+                "%": ("%", 1), "mm[Hg]": ("mm[Hg]", 1), "kg/m2": ("kg/m2", 1)}
 
 
 def judge(doc, ctx, rules, key=None):  # type: ignore[no-untyped-def]

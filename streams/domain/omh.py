@@ -167,9 +167,9 @@ def _members(body: Mapping[str, Any], name: str, version: str, event_id: str,
 
 def _time_frame(frame: Mapping[str, Any]) -> tuple[str, str | None]:
     """``(start, end)`` of a schema-valid time frame; refuses the forms that cannot be placed."""
-    if "date_time" in frame:
-        return frame["date_time"], None
-    interval = frame["time_interval"]
+    if "date_time" in frame:  # RFC 3339 allows "t" and "z"; Python's parser wants them upper-case
+        return frame["date_time"].upper(), None
+    interval = {k: v.upper() if k.endswith("date_time") else v for k, v in frame["time_interval"].items()}
     if "date" in interval:
         raise Rejected(RejectReason.NAIVE_TIMESTAMP, "a time interval given as date and part of day has no "
                                                      "time zone")

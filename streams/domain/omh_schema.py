@@ -37,6 +37,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT4
+from rfc3339_validator import validate_rfc3339
 
 from streams.domain.mapped import violation
 
@@ -109,6 +110,12 @@ def _inline(node: Any, resolver: Any) -> Any:
             if k not in ("$schema", "$id", "id", "definitions")}
 
 
+def is_date_time(text: str) -> bool:
+    """The ``date-time`` format as jsonschema asserts it (RFC 3339, ``t``/``z`` in either case);
+    fastjsonschema's own pattern is laxer (it takes ``+0200``)."""
+    return bool(validate_rfc3339(text.upper()))
+
+
 @cache
 def defined_properties(name: str, version: str) -> frozenset[str]:
     """The body properties the schema defines (what the mapping may read)."""
@@ -120,7 +127,8 @@ def body_judge(name: str, version: str) -> BodyJudge:
     """A function that returns for a body its official schema accepts and raises
     ``Rejected(schema_violation)`` for one it refuses. Compiled once per version."""
     document = inlined(name, version)
-    fast = fastjsonschema.compile(document, detailed_exceptions=False)  # no per-raise definition dicts
+    fast = fastjsonschema.compile(document, formats={"date-time": is_date_time},
+                                  detailed_exceptions=False)  # no per-raise definition dicts
     cls = validators.validator_for(document, default=Draft4Validator)
     reference = cls(document, format_checker=FormatChecker())
 

@@ -237,3 +237,24 @@ def test_dead_letter_messages_carry_no_values_or_ids(ctx, rules) -> None:
     doc = data_point("heart-rate", "2.0", {"heart_rate": uv(61.98765, "bpm")}, user_id="PHI-jane")
     [dead] = judge(doc, ctx, rules).dead_letters
     assert "61.98765" not in dead.message and "PHI-jane" not in dead.message and "bpm" not in dead.message
+
+
+@pytest.mark.parametrize(
+    ("date_time", "stored_at"),
+    [
+        ("2024-05-01t10:00:00z", datetime(2024, 5, 1, 10, tzinfo=UTC)),  # RFC 3339 allows lower case
+        ("2024-05-01T12:00:00.5+02:00", datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+        ("2024-05-01T10:00:00+0200", None),  # the offset needs its colon
+        ("2024-05-01 10:00:00Z", None),  # a space is ISO 8601's, not RFC 3339's
+        ("2024-02-30T10:00:00Z", None),  # no such day
+        ("2024-05-01T10:00:00", None),  # no offset
+    ],
+)
+def test_date_times_are_judged_as_rfc_3339_says(date_time, stored_at, ctx, rules) -> None:
+    body_changes = {"effective_time_frame": {"date_time": date_time}}
+    out = judge(data_point("heart-rate", "2.0", body_changes), ctx, rules)
+    if stored_at is None:
+        assert [d.code for d in out.dead_letters] == [RejectReason.SCHEMA_VIOLATION]
+        assert out.dead_letters[0].message.startswith("/body/effective_time_frame/date_time")
+    else:
+        assert [r.measured_at for r in out.readings] == [stored_at], out.dead_letters

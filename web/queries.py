@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from streams.domain.panels import PANEL_LOINC, PANEL_METRICS
+from streams.domain.panels import PANEL_CODES, PANEL_LOINC, PANEL_METRICS
 from streams.sink.migrations import lock_schema_ddl, quote_ident
 
 PARTITION_NAME = re.compile(r"^health_readings_p(\d{4})(\d{2})$")
@@ -126,7 +126,8 @@ async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | No
     :mod:`streams.domain.panels` (person, device, source, instant or interval, statistic, the
     ``metadata`` ``panel_id``): all of them come on the same page. ``loinc_code`` selects the
     measurements holding a reading with that code, the panel's 85354-9 every blood-pressure
-    measurement. Each row carries ``panel_id`` and ``obs_key`` (the measurement it belongs to).
+    measurement (a search by a panel code reads only blood-pressure rows, by another code only
+    that code's rows). Each row carries ``panel_id`` and ``obs_key`` (its measurement).
     """
     cols = ", ".join(FHIR_COLUMNS)
     return await pool.fetch(
@@ -137,6 +138,7 @@ async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | No
         " ELSE 'reading:' || event_id END AS obs_key"
         f" FROM {quote_ident(schema)}.health_readings"
         " WHERE ($1::text IS NULL OR user_key = $1)"
+        " AND ($2::text IS NULL OR loinc_code = $2 OR ($2 = ANY($9::text[]) AND metric = ANY($7::text[])))"
         " AND ($3::timestamptz IS NULL OR measured_at >= $3)"
         " AND ($4::timestamptz IS NULL OR measured_at < $4)),"
         " page AS (SELECT obs_key, min(measured_at) AS at FROM r GROUP BY obs_key"
@@ -144,7 +146,8 @@ async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | No
         " ORDER BY at, obs_key LIMIT $5 OFFSET $6)"
         f" SELECT {cols}, panel_id, obs_key FROM r JOIN page USING (obs_key)"
         " ORDER BY page.at, obs_key, event_id",
-        user_key, loinc_code, since, before, limit, offset, list(PANEL_METRICS), PANEL_LOINC)
+        user_key, loinc_code, since, before, limit, offset, list(PANEL_METRICS), PANEL_LOINC,
+        list(PANEL_CODES))
 
 
 def first_measurements(rows: list[asyncpg.Record], count: int) -> tuple[list[asyncpg.Record], bool]:

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from streams.domain.fhir import LOINC, SOURCE_EXTENSION, STATISTIC_EXTENSION, UCUM
 from streams.domain.panels import (
+    COMPONENT_LOINC,
     DIASTOLIC,
     PANEL_LOINC,
     PANEL_METRICS,
@@ -48,8 +49,8 @@ VITAL_SIGNS: Final[Mapping[str, str | None]] = {
 #: Where a profile fixes another LOINC code than the catalogue's: it comes first, ours second.
 PROFILE_CODES: Final = {"oxygen_saturation": "2708-6"}
 #: Blood-pressure components: metric -> (LOINC code, display).
-COMPONENTS: Final = {SYSTOLIC: ("8480-6", "Systolic blood pressure"),
-                     DIASTOLIC: ("8462-4", "Diastolic blood pressure")}
+COMPONENTS: Final = {SYSTOLIC: (COMPONENT_LOINC[SYSTOLIC], "Systolic blood pressure"),
+                     DIASTOLIC: (COMPONENT_LOINC[DIASTOLIC], "Diastolic blood pressure")}
 DATA_ABSENT: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 _OTHER_CATEGORY: Final = {"steps": "activity", "sleep_duration": "activity", "active_energy": "activity",
                           "blood_glucose": "laboratory", "body_fat_percentage": "exam"}

@@ -28,6 +28,10 @@ DIASTOLIC: Final = "blood_pressure_diastolic"
 #: Metrics that are components of the blood-pressure panel, in component order.
 PANEL_METRICS: Final = (SYSTOLIC, DIASTOLIC)
 PANEL_LOINC: Final = "85354-9"
+#: The LOINC codes of the components (the catalogue's codes of the two metrics).
+COMPONENT_LOINC: Final = {SYSTOLIC: "8480-6", DIASTOLIC: "8462-4"}
+#: Every code a search may name to find a panel.
+PANEL_CODES: Final = (PANEL_LOINC, *COMPONENT_LOINC.values())
 #: The ``metadata`` key linking the readings of one source event (set at ingest).
 PANEL_ID: Final = "panel_id"
 

@@ -147,3 +147,10 @@ def test_open_mhealth_and_wide_blood_pressure_are_one_panel(ctx, rules) -> None:
 def test_searchset_counts_observations_not_readings() -> None:
     bundle = searchset([_sys(121), _dia(79), VITAL_ROWS[0]], {"self": "/x"}, "/fhir")
     assert [e["resource"]["code"]["coding"][0]["code"] for e in bundle["entry"]] == ["85354-9", "8867-4"]
+
+
+def test_the_panel_codes_are_the_catalogues() -> None:
+    from streams.domain.catalogue import DEFAULT_CATALOGUE
+    from streams.domain.panels import COMPONENT_LOINC
+
+    assert {m: DEFAULT_CATALOGUE[m].loinc_code for m in COMPONENT_LOINC} == COMPONENT_LOINC

@@ -12,7 +12,7 @@ is the name of the file it stands for.
    (``https://w3id.org/openmhealth/schemas/omh/…`` and ``https://w3id.org/ieee/…`` map to the
    copied files; an unknown URI raises instead of being fetched), inlined into one document;
 2. a ``fastjsonschema`` function compiled from that document: the per-message check
-   (about 5-20 µs a body, instead of jsonschema's 30-170 µs; without detailed exceptions, which
+   (about 4-35 µs a body, instead of jsonschema's 30-170 µs; without detailed exceptions, which
    would build the schema's dicts at every failed ``oneOf`` branch);
 3. a ``jsonschema`` validator of the same document (its draft, format assertion on), the
    reference: a body the compiled check refuses is judged again by it, and only a body it

@@ -258,6 +258,15 @@ class Settings(BaseSettings):
     airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
     airflow_retry_delay_s: float = Field(
         60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")
+    spark_master: str = Field(
+        "local[*]", min_length=1, description="Spark master of `--engine spark` replays: local[N], "
+        "spark://HOST:PORT (a standalone cluster) or k8s://https://HOST:PORT.")
+    spark_jars_dir: str = Field(
+        ".stack/spark-jars", description="Cache of the Spark Kafka connector's jars, fetched from Maven "
+        "Central on first use (scripts/spark/pom.xml).")
+    spark_task_max_failures: int = Field(
+        4, ge=1, description="Attempts of one Spark task before the replay fails (a retried task stores "
+        "nothing twice).")
 
     @property
     def outbound_allow_host_list(self) -> tuple[str, ...]:

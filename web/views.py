@@ -21,6 +21,7 @@ from web import (
     routes_fhir,
     routes_imports,
     routes_jobs,
+    routes_omh,
     routes_pipeline,
     routes_quality,
     routes_subjects,
@@ -50,6 +51,7 @@ HISTORY_LAG_SAMPLE_S = 15.0
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
+              *routes_omh.ROUTES,
               *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_imports.ROUTES, *routes_cgm.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, tag="operations", response=responses.Open)]

@@ -76,6 +76,7 @@ async def test_real_answers_match_their_schemas(document, client, produce, make_
     await call("POST", "/data-quality/analyze", "analyst",
                params={"data_type": "heart_rate", "sample_size": "10"})
     await call("GET", "/fhir/Observation", "analyst", params={"code": "8867-4", "_count": "5"})
+    await call("GET", "/omh/data-points", "analyst", params={"metric": "heart_rate", "_count": "5"})
     await call("GET", "/schemas", "viewer")
     await call("GET", "/schemas/healthmate-reading.json", "viewer")
 

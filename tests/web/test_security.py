@@ -39,6 +39,7 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/data-pipeline/pipeline/setup"): ("admin", {}),
     ("POST", "/data-pipeline/warehouse/optimize"): ("admin", {"json": {"dry_run": True}}),
     ("GET", "/data-pipeline/fhir/Observation"): ("analyst", {"params": {"_count": "1"}}),
+    ("GET", "/data-pipeline/omh/data-points"): ("analyst", {"params": {"_count": "1"}}),
     ("GET", "/data-pipeline/schemas"): ("viewer", {}),
     ("GET", "/data-pipeline/schemas/healthmate-reading.json"): ("viewer", {}),
     ("GET", "/data-pipeline/subjects/{user_id}/export"): ("admin", {}),

@@ -22,6 +22,7 @@ UNKNOWN_JOB = str(uuid.UUID(int=7))
 # harmless request that passes validation (or fails it only after authorisation).
 MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/pipeline/status"): ("viewer", {}),
+    ("GET", "/data-pipeline/pipeline/history"): ("viewer", {}),
     ("GET", "/data-pipeline/openapi.json"): ("viewer", {}),
     ("GET", "/data-pipeline/dlq"): ("viewer", {}),
     ("GET", "/data-pipeline/etl-jobs"): ("viewer", {}),

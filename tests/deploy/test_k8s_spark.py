@@ -9,7 +9,6 @@ template meets the namespace's Pod Security Standard, and the image is the spark
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,16 +18,8 @@ from kubernetes_validate import utils as kv
 from streams.config import Settings
 
 from .conftest import K8S_DIR, ROOT, load_yaml_documents
-from .test_k8s import (
-    assert_matches_kubectl_kustomize,
-    build_kustomization,
-    containers,
-    find,
-    pod_spec,
-    validate,
-)
+from .test_k8s import SPARK_DIR, build_kustomization, containers, find, pod_spec, validate
 
-SPARK_DIR = K8S_DIR / "spark"
 SPARK_JOB = K8S_DIR / "jobs" / "spark-backfill-job.yaml"
 #: What a client-mode driver does through the Kubernetes API (docs: running-on-kubernetes, RBAC).
 DRIVER_RULES = {
@@ -76,20 +67,27 @@ def driver(job: dict[str, Any]) -> dict[str, Any]:
     return container
 
 
+def setting_files(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"] if e["name"].endswith("_FILE")}
+
+
+def secret_volumes(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return sorted((v for v in spec["volumes"] if "secret" in v), key=lambda v: str(v["name"]))
+
+
 def version() -> str:
     project: dict[str, Any] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return str(project["version"])
 
 
-def test_every_object_validates_and_matches_kubectl_kustomize(
-        spark: list[dict[str, Any]], job: dict[str, Any], executor_template: dict[str, Any],
-        tmp_path: Path) -> None:
+def test_every_object_validates(spark: list[dict[str, Any]], job: dict[str, Any],
+                                executor_template: dict[str, Any]) -> None:
+    """(test_k8s.py cross-checks this build with `kubectl kustomize k8s/spark`.)"""
     for obj in [*spark, job, executor_template]:
         try:
             validate(obj)
         except kv.ValidationError as exc:
             pytest.fail(f"{obj['kind']}: {'.'.join(str(p) for p in exc.path)}: {exc.message}")
-    assert_matches_kubectl_kustomize(SPARK_DIR, spark, tmp_path)
 
 
 def test_the_validator_rejects_a_broken_role(spark: list[dict[str, Any]]) -> None:
@@ -218,6 +216,11 @@ def test_settings_come_from_the_workers_config_and_secret_files(
     [secret] = load_yaml_documents(K8S_DIR / "secret.template.yaml")
     configmaps = {o["metadata"]["name"] for o in base if o["kind"] == "ConfigMap"}
     container = driver(job)
+    # Every setting file the worker path's backfill Job reads, the driver reads too.
+    [plain] = load_yaml_documents(K8S_DIR / "jobs" / "backfill-job.yaml")
+    [replay] = pod_spec(plain)["containers"]
+    assert setting_files(container) == setting_files(replay)
+    assert secret_volumes(pod_spec(job)) == secret_volumes(pod_spec(plain))
     assert [s["configMapRef"]["name"] for s in container["envFrom"]] == ["healthmate-config"]
     assert "healthmate-config" in configmaps
     assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"]), "secrets: files only"
@@ -231,3 +234,22 @@ def test_settings_come_from_the_workers_config_and_secret_files(
         assert volume["secretName"] == secret["metadata"]["name"]
         assert {"key": filename, "path": filename} in volume["items"]
         assert variable == f"{filename}_FILE" and filename in secret["stringData"]
+
+
+def test_executors_mount_the_ca_their_connections_verify_against(
+        base: list[dict[str, Any]], job: dict[str, Any], executor_template: dict[str, Any]) -> None:
+    """The executors' Kafka source and their tasks' PostgreSQL connections read the CA files
+    the settings name (paths shipped from the driver): the same files as in the driver."""
+    config = find(base, "ConfigMap", "healthmate-config")["data"]
+    ca_files = {config[k] for k in ("HEALTHMATE_KAFKA_SSL_CAFILE", "HEALTHMATE_PG_SSL_ROOTCERT")
+                if k in config}
+    assert ca_files, "the base verifies TLS against a CA file"
+    for spec in (pod_spec(job), executor_template["spec"]):
+        [container] = [c for c in spec["containers"] if c["name"] in ("driver", "executor")]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for path in ca_files:
+            directory, _, filename = path.rpartition("/")
+            [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == directory]
+            secret = volumes[mount["name"]]["secret"]
+            assert secret["secretName"] == "healthmate-tls"
+            assert {"key": filename, "path": filename} in secret["items"]

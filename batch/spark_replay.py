@@ -36,6 +36,7 @@ from batch.errors import SparkUnavailable
 from batch.quality_gate import QualityTally
 from batch.replay import ReplayStats, flush_batch, judge_message
 from batch.spark_jars import SPARK_VERSION, connector_jars
+from streams.acls import REPLAY_GROUP_PREFIX
 from streams.batching import PendingBatch
 from streams.config import Settings
 from streams.connections import kafka_kwargs, warehouse_from_settings
@@ -95,6 +96,8 @@ def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[
                  .option("startingOffsets", _json({spec.topic: starts}))
                  .option("endingOffsets", _json({spec.topic: ends}))
                  .option("failOnDataLoss", "true")
+                 # Its consumers' groups fall under the replay ACLs of the secure mode (streams/acls.py).
+                 .option("groupIdPrefix", f"{REPLAY_GROUP_PREFIX}spark")
                  .option("minPartitions", str(max(1, -(-stats.total // MESSAGES_PER_TASK))))
                  .load()
                  .selectExpr(*COLUMNS))

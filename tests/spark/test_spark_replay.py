@@ -21,7 +21,7 @@ import pytest
 from pipeline_support import ROOT
 from spark_support import Pipelines, every_form, produce, stored
 
-from batch import api
+from batch import api, spark_replay
 from streams.sink.migrations import quote_ident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,12 +32,19 @@ def everything(settings) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_spark_stores_what_the_worker_path_stores_and_a_rerun_stores_nothing(
-        pipelines: Pipelines, recent) -> None:  # type: ignore[no-untyped-def]
-    await produce(pipelines.worker, every_form(recent, 120, "eq"))
+        pipelines: Pipelines, recent, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    messages = every_form(recent, 120, "eq")
+    await produce(pipelines.worker, messages)
+    # Tasks of at most 15 messages: each partition's range is split over several tasks, which
+    # write the same partition's offsets and rows side by side.
+    monkeypatch.setattr(spark_replay, "MESSAGES_PER_TASK", 15)
     by_worker = await api.backfill(pipelines.worker, pipelines.worker.raw_topic, everything(pipelines.worker))
+    lines: list[str] = []
     by_spark = await api.backfill(pipelines.spark, pipelines.spark.raw_topic, everything(pipelines.spark),
-                                  engine="spark")
+                                  engine="spark", status=lines.append)
     assert by_worker.status == by_spark.status == "succeeded", (by_worker.error, by_spark.error)
+    done = re.fullmatch(r"spark: (\d+) of (\d+) tasks done, \d+ readings/s", lines[-1])
+    assert done and done[1] == done[2] and int(done[1]) > len({m[0] for m in messages}), lines
     rows_w, dead_w = await stored(pipelines.worker)
     rows_s, dead_s = await stored(pipelines.spark)
     assert len(rows_w) > 100 and len(dead_w) > 20

@@ -9,6 +9,8 @@ recorded under a group of the replay's own (``replay:<run_id>``); the live worke
 ``sink_offsets`` are never touched. Each message is judged as of its Kafka timestamp
 (``ingested_at`` = record time), so a replay's verdicts do not depend on when it runs.
 Dead letters are published to the DLQ again only when ``publish_dead_letters`` is set.
+Readings of subjects in the erasure register are refused by the write itself and booked as
+``subject_erased`` dead letters (``ReplayStats.erased``), like the live worker's.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class ReplayStats:
     stored: int = 0
     dead_letters: int = 0
     total: int = 0  # messages in the resolved range
+    erased: int = 0  # readings of erased subjects, dead-lettered as subject_erased
 
 
 def parse_position(text: str) -> datetime | dict[int, int]:
@@ -191,6 +194,7 @@ async def _flush(settings: Settings, warehouse: Warehouse, dlq: DeadLetterPublis
     stats.readings += len(batch.readings)
     stats.stored += result.stored
     stats.dead_letters += len(batch.dead_letters)
+    stats.erased += written.erased
     if batch.readings:
         tally.readings(batch.readings)  # type: ignore[arg-type]
     rejected: dict[tuple[str, str | None], int] = {}

@@ -392,8 +392,9 @@ class IngestService(Service):
         written = await write_setting_aside_refused(
             self.warehouse, self.settings.consumer_group, prepared, publish=self.dlq.publish,
             max_payload_bytes=self.settings.dlq_max_payload_bytes, call=self._retry)
-        if written.splits:
+        if written.refused_event_ids:
             self.metrics.sink_batches_split.inc(written.splits)
+            self.metrics.erased_readings_refused.inc(written.erased)
             batch.readings = [r for r in batch.readings if r.event_id not in written.refused_event_ids]
             batch.dead_letters.extend(written.dead_letters)
         result = written.result

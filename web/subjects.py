@@ -5,7 +5,9 @@ found through every table of the schema that has a ``user_key`` column (the fact
 the daily aggregates, user engagement, any table added later, e.g. profiles, and the
 partitions that ``warehouse/optimize`` detached for retention, which still hold readings),
 plus the fact table's event registry. Table names come from the catalog and are quoted; nothing
-from the request reaches SQL except as a parameter.
+from the request reaches SQL except as a parameter. The erasure register is not a person
+table: erasure adds the person to it, in the same transaction, before deleting anything
+(:func:`streams.sink.erasure.register_erasure`), so nothing of theirs is stored afterwards.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from streams.sink.erasure import REGISTER, register_erasure
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import READING_COLUMNS
 
@@ -36,7 +39,7 @@ async def _person_tables(conn: asyncpg.Connection, schema: str) -> list[str]:
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = $1 AND a.attname = 'user_key' AND NOT a.attisdropped"
         " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname", schema)
-    names = [r["relname"] for r in rows]
+    names = [r["relname"] for r in rows if r["relname"] != REGISTER]
     return sorted(names, key=lambda n: n != FACT_TABLE)
 
 
@@ -54,11 +57,14 @@ async def export_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict
     return out
 
 
-async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[str, int]:
-    """Delete the person's rows everywhere in one transaction; the count per table."""
+async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str, *, erased_by: str,
+                        request_id: str) -> dict[str, int]:
+    """Enter the person in the erasure register and delete their rows everywhere, in one
+    transaction; the count per table."""
     s = quote_ident(schema)
     counts: dict[str, int] = {}
     async with pool.acquire() as conn, conn.transaction():
+        await register_erasure(conn, schema, user_key, erased_by=erased_by, request_id=request_id)
         for table in await _person_tables(conn, schema):
             if table == FACT_TABLE:
                 events = await conn.fetch(

@@ -18,6 +18,12 @@ registry, then a COPY of only the readings whose id was new. Every writer goes t
 registered id always has its row; should a row exist without its registry entry anyway,
 that COPY fails too and the readings go through a staging table and
 ``INSERT … ON CONFLICT DO NOTHING``. Each path stores exactly the same rows.
+
+Every path also checks the erasure register (:mod:`streams.sink.erasure`) in the same
+transaction, after its first write: a batch that holds a reading of an erased subject is
+rolled back with :class:`~streams.errors.SubjectsErased`, and the writer
+(:func:`streams.sink.refusals.write_setting_aside_refused`) dead-letters those readings and
+writes the rest.
 """
 
 from __future__ import annotations
@@ -37,8 +43,9 @@ import asyncpg
 import orjson
 
 from streams.domain.text import safe_rendering
-from streams.errors import BatchRefused, ConfigurationError, WarehouseUnavailable
+from streams.errors import BatchRefused, ConfigurationError, SubjectsErased, WarehouseUnavailable
 from streams.records import DeadLetter, NormalisedReading
+from streams.sink.erasure import erased_among
 from streams.sink.migrations import apply_migrations, lock_schema_ddl, quote_ident
 
 READING_COLUMNS = (
@@ -88,7 +95,8 @@ class PreparedBatch:
 
     ``first`` holds one reading per ``event_id`` in ``event_id`` order (concurrent writers
     then lock registry keys in one order); the two ``*_copy`` fields are binary COPY data
-    of ``first``. Immutable, so a write can be retried with it.
+    of ``first``. ``user_keys``: the distinct pseudonyms of ``first``, sorted (checked
+    against the erasure register). Immutable, so a write can be retried with it.
     """
 
     readings: int
@@ -99,6 +107,7 @@ class PreparedBatch:
     months: frozenset[datetime]
     dead_letters: Sequence[DeadLetterRow]
     next_offsets: Mapping[tuple[str, int], int]
+    user_keys: tuple[str, ...] = ()
 
     def without(self, event_ids: set[str], dead_letters: Sequence[DeadLetterRow]) -> PreparedBatch:
         """This batch less the readings of ``event_ids``, plus ``dead_letters``."""
@@ -148,6 +157,7 @@ def _prepared(readings: Sequence[NormalisedReading], first: list[NormalisedReadi
         by_metric=dict(Counter(r.metric for r in first)),
         months=frozenset(datetime(y, m, 1, tzinfo=UTC) for y, m in months),
         dead_letters=dead_letters, next_offsets=next_offsets,
+        user_keys=tuple(sorted({r.user_key for r in first})),
     )
 
 
@@ -315,6 +325,9 @@ class Warehouse:
 
         Not careful: COPY registry keys and readings as they are (raises UniqueViolationError,
         having rolled back, if a key exists). Careful: store only readings with a new id.
+        Either way, raises :class:`SubjectsErased` (rolled back) if a subject of the batch
+        is in the erasure register: checked after the first write to ``reading_events``,
+        whose lock orders this transaction against an erasure (:mod:`streams.sink.erasure`).
         """
         async with conn.transaction():
             stored: dict[str, int] = {}
@@ -324,6 +337,10 @@ class Warehouse:
                 stored = batch.by_metric
             elif batch.first:
                 stored = await self._store_new_readings(conn, batch.first)
+            if batch.first:
+                erased = await erased_among(conn, self.s, batch.user_keys)
+                if erased:
+                    raise SubjectsErased(erased)
             if batch.dead_letters:
                 await conn.execute(self._dead_letter_sql, *_dead_letter_columns(batch.dead_letters))
             await conn.execute(

@@ -47,10 +47,14 @@ class ReadingFields(_Form):
     metadata: dict[str, Any] | None = None
 
 
+#: ``user_id`` in every form: a string, or an integer (``1`` is the user ``"1"``).
+UserId = Annotated[NonEmpty | int, Field(description="A string, or an integer taken as its decimal string")]
+
+
 class SingleReading(ReadingFields):
     """One reading per message."""
 
-    user_id: NonEmpty
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
 
@@ -59,7 +63,7 @@ class BatchEnvelope(_Form):
     """Several readings of one user, device and source; each member is judged on its own."""
 
     batch_id: NonEmpty
-    user_id: NonEmpty
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
     readings: list[ReadingFields]
@@ -72,7 +76,7 @@ class WideMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, float] = Field(init=False)  # metric -> value
 
-    user_id: NonEmpty | int = Field(description="A string, or an integer taken as its decimal string")
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
     timestamp: Timestamp

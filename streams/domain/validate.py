@@ -255,7 +255,8 @@ def _single(
 
 def judge_identity(doc: Mapping[str, Any]) -> tuple[str, str | None, str]:
     """``(user_id, device_id, source)`` of ``doc``, checked for type, length and control
-    characters; an integer ``user_id`` is its decimal string; raises ``Rejected``. Every input form calls this before :func:`_normalise`."""
+    characters; an integer ``user_id`` is its decimal string; raises ``Rejected``. Every
+    input form calls this before :func:`_normalise`."""
     user_id = doc.get("user_id")
     if user_id.__class__ is int:  # in every form: 1 is the user "1" (a bool is not an int here)
         user_id = str(user_id)

@@ -246,7 +246,7 @@ class SubjectErased(Closed):
     user_key: str
     erased: dict[str, int] = Field(description="Rows erased per table.")
     total: int
-    register: ErasureEntry = Field(
+    erasure: ErasureEntry = Field(
         description="The erasure register entry: from now on no reading of the person is stored.")
     profile_tombstone: Literal["published", "failed"] = Field(
         description="The tombstone on the profiles topic (failed: Kafka unreachable; call again).")

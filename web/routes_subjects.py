@@ -100,7 +100,7 @@ async def erase(api: Api, call: Call) -> dict[str, Any]:
         log.warning("profile tombstone not published (%s); the erasure call can be repeated",
                     type(exc).__name__)
         tombstone = "failed"
-    return {"user_key": user_key, "erased": counts, "total": sum(counts.values()), "register": entry,
+    return {"user_key": user_key, "erased": counts, "total": sum(counts.values()), "erasure": entry,
             "profile_tombstone": tombstone, "not_reached": not_reached(api.settings)}
 
 

@@ -215,7 +215,7 @@ async def test_an_erased_person_stays_erased(
     await sending
     await wait_until_caught_up(settings, pg, alive=fleet.alive)  # copies below land in later batches
     assert status == 200, erased
-    assert erased["register"]["erased_by"] == "dpo"
+    assert erased["erasure"]["erased_by"] == "dpo"
     assert erased["profile_tombstone"] == "published"
     assert {p["place"] for p in erased["not_reached"]} >= {f"Kafka topic {settings.raw_topic}",
                                                            f"Kafka topic {settings.dlq_topic}"}

@@ -43,6 +43,7 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/schemas/healthmate-reading.json"): ("viewer", {}),
     ("GET", "/data-pipeline/subjects/{user_id}/export"): ("admin", {}),
     ("DELETE", "/data-pipeline/subjects/{user_id}"): ("admin", {}),
+    ("DELETE", "/data-pipeline/subjects/{user_id}/erasure"): ("admin", {}),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 from uuid import uuid4
 
 from croniter import croniter
@@ -61,6 +61,9 @@ class ReplayRange(BaseModel):
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = Field(default=None, validate_default=True)
     publish_dead_letters: bool = Field(default=False, description="Send bad records to the DLQ again.")
+    engine: Literal["worker", "spark"] = Field(
+        default="worker", description="What runs the replay: 'worker' (one process, the default) or "
+        "'spark' (Apache Spark on HEALTHMATE_SPARK_MASTER); both store exactly the same rows.")
 
     @field_validator("topic")
     @classmethod

@@ -33,14 +33,17 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     job_type_job,
     nominal_time_run,
+    processing_engine_run,
     schema_dataset,
 )
 from openlineage.client.serde import Serde
 
 from batch.config import REPLAY_TARGET, ETLJobConfig, PipelineType
 from batch.outbound import guarded_post
+from batch.spark_jars import SPARK_VERSION
 from batch.targets import SOURCE_SCHEMAS, TARGETS
 from streams.config import Settings
+from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import OutboundRefused
 from streams.sink.migrations import quote_ident
 
@@ -159,6 +162,11 @@ def run_event(state: RunState, job: ETLJobConfig, run_id: UUID, settings: Settin
     if interval is not None:
         run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
             nominalStartTime=interval[0].isoformat(), nominalEndTime=interval[1].isoformat())
+    if job.replay is not None:  # which engine ran the replay: Spark or the worker path
+        spark = job.replay.engine == "spark"
+        run_facets["processing_engine"] = processing_engine_run.ProcessingEngineRunFacet(
+            version=SPARK_VERSION if spark else TRANSFORMATION_VERSION,
+            name="spark" if spark else "healthmate")
     if error is not None:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=error, programmingLanguage="PYTHON")

@@ -23,21 +23,21 @@ from typing import Any
 import aiohttp
 from openlineage.client.event_v2 import RunState
 
-from batch import lineage, registry
+import batch.lineage as lineage
+import batch.registry as registry
 from batch.config import ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, QualityGateFailed
 from batch.notify import post_summary
 from batch.outbound import outbound_session
 from batch.pipeline import AttemptResult, BatchPipeline, day_bounds
 from batch.quality_gate import QualityTally, QualityVerdict
-from batch.replay import replay
+from batch.replay import replay, resolve_bounds
 from batch.schedule import resolve_interval
+from streams.clock import utc_now
 from streams.config import Settings
 from streams.errors import HealthMateError
-from streams.ingest import utc_now
 from streams.logs import bind_run_id
 from streams.metrics import Metrics
-from streams.quality import quality_config
 from streams.sink.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -148,11 +148,19 @@ class JobRunner:
     async def attempt(self, job: ETLJobConfig, run_id: uuid.UUID, interval: tuple[datetime, datetime] | None
                       ) -> AttemptResult:
         """One attempt: a batch pipeline over the interval's days, or a replay."""
-        tally = QualityTally(quality_config(self.settings))
+        tally = QualityTally(self.settings.quality_rules)
         if job.pipeline_type == PipelineType.REPLAY:
             assert job.replay is not None
-            stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
-                                 tally=tally, progress=self._set_progress)
+            if job.replay.engine == "spark":
+                from batch.spark_replay import spark_replay  # pyspark loads only for Spark runs
+
+                bounds = await resolve_bounds(self.settings, job.replay)
+                stats, _ = await asyncio.to_thread(
+                    spark_replay, self.settings, job.replay, bounds, group=f"replay:{run_id}", tally=tally,
+                    progress=self._set_progress)
+            else:
+                stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
+                                     tally=tally, progress=self._set_progress)
             if self.metrics is not None:
                 self.metrics.erased_readings_refused.inc(stats.erased)
             return AttemptResult(stats.messages, stats.stored, stats.dead_letters, tally.verdict(0.0))

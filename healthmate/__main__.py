@@ -11,7 +11,7 @@ COMMANDS = """HealthMate Pipeline commands (each takes --help):
   python -m streams produce           publish synthetic readings (--rate --count --bad-ratio --batch-size)
   python -m streams acls              create the secure mode's Kafka ACLs (--worker, --producer principals)
   python -m batch run-job JOB_ID      run a registered ETL job now (--start/--end for an interval)
-  python -m batch replay              replay a topic range (--topic --from [--to] [--publish-dlq])
+  python -m batch replay              replay a topic range: TOPIC START [END] [--engine spark]
   python -m web token                 mint an API bearer token (--role --sub [--ttl] [--private-key])
 
 On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_KEY) they use the

@@ -18,9 +18,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from streams.sink.copy_encoding import READING_COLUMNS
 from streams.sink.erasure import GUARDED_TABLES, REGISTER, lock_writers, register_erasure
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import READING_COLUMNS
 
 FACT_TABLE = "health_readings"
 REGISTRY = "reading_events"

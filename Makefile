@@ -13,11 +13,11 @@ help: ## list targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,airflow]'
+	$(PY) -m pip install -q -e '.[dev,airflow,spark]'
 	@touch $(STAMP)
 
 PYTHON_BOOT ?= python3.11
-venv: $(STAMP) ## create .venv and install the package with the dev and airflow extras
+venv: $(STAMP) ## create .venv and install the package with the dev, airflow and spark extras
 
 deps: venv ## also install system packages the tests need (apt)
 	bash scripts/install_system_deps.sh

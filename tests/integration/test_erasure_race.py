@@ -45,7 +45,9 @@ async def _count(pg: asyncpg.Connection, s: str, user: str) -> int:
     return await pg.fetchval(f"SELECT count(*) FROM {s}.health_readings WHERE user_key = $1", user)
 
 
-async def test_a_write_that_waits_for_an_erasure_refuses_the_erased_readings(warehouse, pg, pg_dsn) -> None:
+async def test_a_write_that_waits_for_an_erasure_refuses_the_erased_readings(pg_warehouse, pg, pg_dsn
+                                                                              ) -> None:
+    warehouse = pg_warehouse
     s = quote_ident(warehouse.schema)
     erasure = await asyncpg.connect(pg_dsn)
     try:
@@ -66,7 +68,8 @@ async def test_a_write_that_waits_for_an_erasure_refuses_the_erased_readings(war
     assert await _count(pg, s, ERASED) == await _count(pg, s, OTHER) == 0  # rolled back whole
 
 
-async def test_an_erasure_deletes_what_a_write_in_flight_commits(warehouse, pg, pg_dsn) -> None:
+async def test_an_erasure_deletes_what_a_write_in_flight_commits(pg_warehouse, pg, pg_dsn) -> None:
+    warehouse = pg_warehouse
     s = quote_ident(warehouse.schema)
     await warehouse.ensure_partitions([NOW])
     writer = await asyncpg.connect(pg_dsn)
@@ -88,7 +91,9 @@ async def test_an_erasure_deletes_what_a_write_in_flight_commits(warehouse, pg, 
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.reading_events WHERE event_id = 'race-e-9'") == 0
 
 
-async def test_the_shared_write_path_dead_letters_erased_readings_and_stores_the_rest(warehouse, pg) -> None:
+async def test_the_shared_write_path_dead_letters_erased_readings_and_stores_the_rest(pg_warehouse, pg
+                                                                                       ) -> None:
+    warehouse = pg_warehouse
     s = quote_ident(warehouse.schema)
     await erase_subject(warehouse.pool, warehouse.schema, ERASED, erased_by="dpo", request_id="r-3")
     published: list = []
@@ -97,7 +102,7 @@ async def test_the_shared_write_path_dead_letters_erased_readings_and_stores_the
         published.extend(records)
 
     batch = [reading(i, ERASED if i % 3 == 0 else OTHER) for i in range(12)]
-    written = await write_setting_aside_refused(warehouse, "g", prepare_batch(batch, [], {("raw", 0): 12}),
+    written = await write_setting_aside_refused(pg_warehouse, "g", prepare_batch(batch, [], {("raw", 0): 12}),
                                                 publish=publish, max_payload_bytes=1000)
     erased = [r for r in batch if r.user_key == ERASED]
     assert written.erased == len(erased) == 4 and written.result.stored == 8

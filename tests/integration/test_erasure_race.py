@@ -12,10 +12,12 @@ import asyncpg
 import pytest
 
 from streams.domain import TRANSFORMATION_VERSION
+from streams.domain.profiles import UserProfile
 from streams.errors import RejectReason, SubjectsErased
 from streams.records import NormalisedReading
 from streams.sink.erasure import lock_writers, register_erasure
 from streams.sink.migrations import quote_ident
+from streams.sink.profiles import upsert_profile
 from streams.sink.refusals import write_setting_aside_refused
 from streams.sink.warehouse import prepare_batch
 from web.subjects import erase_subject
@@ -112,3 +114,17 @@ async def test_the_shared_write_path_dead_letters_erased_readings_and_stores_the
     assert await _count(pg, s, ERASED) == 0 and await _count(pg, s, OTHER) == 8
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.dead_letters WHERE reason = 'subject_erased'") == 4
     assert await pg.fetchval(f"SELECT next_offset FROM {s}.sink_offsets WHERE consumer_group = 'g'") == 12
+
+
+async def test_a_profile_of_an_erased_person_is_not_stored(pg_warehouse, pg) -> None:
+    warehouse = pg_warehouse
+    s = quote_ident(warehouse.schema)
+    profile = UserProfile(ERASED, "Europe/Paris", 1975, False, "female", NOW)
+    assert await upsert_profile(warehouse.pool, warehouse.schema, profile)
+    counts = await erase_subject(warehouse.pool, warehouse.schema, ERASED, erased_by="dpo", request_id="r-4")
+    assert counts["user_profiles"] == 1
+    later = UserProfile(ERASED, "UTC", 1975, False, "female", NOW + timedelta(minutes=1))
+    assert not await upsert_profile(warehouse.pool, warehouse.schema, later)  # a late update, refused
+    assert await upsert_profile(warehouse.pool, warehouse.schema, UserProfile(OTHER, "UTC", None, False,
+                                                                             "unknown", NOW))
+    assert [r["user_key"] for r in await pg.fetch(f"SELECT user_key FROM {s}.user_profiles")] == [OTHER]

@@ -36,7 +36,7 @@ from streams.domain.validate import Rules, process_message
 from streams.records import MessageContext
 from streams.rules import rules_from_settings
 from streams.sink.copy_encoding import prepare_batch
-from streams.sink.refusals import write_setting_aside_refused
+from streams.sink.refusals import scrub_erased_payloads, write_setting_aside_refused
 from streams.sink.warehouse import Warehouse
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
@@ -206,6 +206,8 @@ async def flush_batch(settings: Settings, warehouse: Warehouse, dlq: DeadLetterP
     transaction under ``group`` (the exactly-once sink the worker uses); add to ``stats`` and
     ``tally``. Every replay engine calls this."""
     publish = dlq.publish if dlq is not None else _publish_nothing
+    if dlq is not None:
+        await scrub_erased_payloads(warehouse, batch.dlq_records)
     await publish(batch.dlq_records)
     written = await write_setting_aside_refused(
         warehouse, group, prepare_batch(batch.readings, batch.dead_letters, batch.next_offsets),

@@ -97,6 +97,31 @@ async def write_setting_aside_refused(warehouse: Warehouse, group: str, prepared
             rows += new_rows
 
 
+async def scrub_erased_payloads(warehouse: Warehouse, records: list[DeadLetterRecord]) -> int:
+    """Empty the payload of every DLQ record (about to be published) whose key, a pseudonym,
+    is in the erasure register, and mark it ``subject.erased: true``; returns how many.
+
+    For the dead letters the domain judged (a bad unit, a malformed body) of a person erased
+    earlier: the reason stays, their raw message is not copied into the DLQ. Best effort
+    against an erasure that commits during the publish (the raw topic holds the message
+    anyway); the storing check is the warehouse transaction's."""
+    keys = sorted({r.key.decode("utf-8", "replace") for r in records if r.key})
+    erased = await warehouse.erased_subjects(keys) if keys else frozenset()
+    return blank_payloads(records, erased)
+
+
+def blank_payloads(records: list[DeadLetterRecord], erased: frozenset[str]) -> int:
+    """:func:`scrub_erased_payloads` once the erased keys are known (pure, in place)."""
+    count = 0
+    for record in records:
+        if record.key and record.key.decode("utf-8", "replace") in erased:
+            record.value = b""
+            record.headers = [(k, v) for k, v in record.headers if not k.startswith("payload.")]
+            record.headers.append(("subject.erased", b"true"))
+            count += 1
+    return count
+
+
 def sink_rejected_letters(
     refused: Sequence[tuple[NormalisedReading, str, str | None]], booked: Sequence[DeadLetterRow], *,
     max_payload_bytes: int,

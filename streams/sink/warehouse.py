@@ -172,6 +172,17 @@ class Warehouse:
             raise WarehouseUnavailable(f"loading offsets failed: {type(exc).__name__}") from exc
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
+    async def erased_subjects(self, user_keys: Sequence[str]) -> frozenset[str]:
+        """The ``user_keys`` in the erasure register now (outside any write: for dead letters
+        about to be published, :func:`streams.sink.refusals.scrub_erased_payloads`)."""
+        if not user_keys:
+            return frozenset()
+        try:
+            async with self.pool.acquire() as conn:
+                return await erased_among(conn, self.s, user_keys)
+        except TRANSIENT_ERRORS as exc:
+            raise WarehouseUnavailable(f"reading the erasure register failed: {type(exc).__name__}") from exc
+
     # ---- the batch write -------------------------------------------------------------
     async def write_batch(
         self,

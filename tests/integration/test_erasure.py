@@ -132,7 +132,7 @@ class Sent:
     offset: int
     ids: list[str]
     value: bytes
-    naive: bool
+    naive: bool  # or a bad unit: dead-lettered by the domain, before the warehouse
 
 
 class Traffic:
@@ -143,11 +143,12 @@ class Traffic:
         self.sent: dict[str, list[Sent]] = {}
         self.now = datetime.now(UTC)
 
-    async def send(self, user: str, *, count: int = 1, naive: bool = False, envelope: bool = False) -> None:
+    async def send(self, user: str, *, count: int = 1, naive: bool = False, envelope: bool = False,
+                   unit: str = "bpm") -> None:
         ids = [f"er-{uuid.uuid4().hex[:12]}" for _ in range(count)]
         at = self.now - timedelta(minutes=30 + len(self.sent.get(user, ())))
         stamp = at.replace(tzinfo=None).isoformat() if naive else at.isoformat()
-        readings = [{"event_id": e, "metric": "heart_rate", "value": 60 + i, "unit": "bpm",
+        readings = [{"event_id": e, "metric": "heart_rate", "value": 60 + i, "unit": unit,
                      "timestamp": stamp} for i, e in enumerate(ids)]
         common = {"user_id": user, "device_id": "d-1", "source": "fitbit"}
         if envelope:
@@ -155,7 +156,7 @@ class Traffic:
         else:
             (reading,) = readings
             value = orjson.dumps({**common, **reading})
-        await self.resend(user, Sent(-1, -1, ids, value, naive))
+        await self.resend(user, Sent(-1, -1, ids, value, naive or unit != "bpm"))
 
     async def resend(self, user: str, sent: Sent) -> None:
         meta = await self.producer.send_and_wait(self.topic, sent.value, key=user.encode())
@@ -224,6 +225,8 @@ async def test_an_erased_person_stays_erased(
     # 3. After: a producer's late retry of everything the person sent, and new readings.
     for sent in [x for x in traffic.sent[person] if not x.naive]:
         await traffic.resend(person, sent)
+    await traffic.send(person, unit="furlongs")  # unknown_unit: the domain's reason, but no payload
+    bad = traffic.sent[person][-1]
     for user in (person, *OTHERS):
         await traffic.send(user)
         await traffic.send(user, count=2, envelope=True)
@@ -267,7 +270,7 @@ async def test_an_erased_person_stays_erased(
     assert all(person.encode() not in b"".join(v for _, v in r.headers) for r in letters)
     positions = [(int(dict(r.headers)["source.partition"]), int(dict(r.headers)["source.offset"]))
                  for r in letters]
-    after = traffic.sent[person][during[person]:]
+    after = [x for x in traffic.sent[person][during[person]:] if not x.naive]
     assert {(x.partition, x.offset) for x in after} <= set(positions)
     in_flight = traffic.sent[person][phase1[person]:during[person]]
     refused = [x for x in in_flight if (x.partition, x.offset) in set(positions)]
@@ -277,6 +280,11 @@ async def test_an_erased_person_stays_erased(
     person_positions = {(x.partition, x.offset) for x in traffic.sent[person]}
     assert len([p for p in positions if p not in person_positions]) == redrive_erased == 1  # the redriven
     assert len(positions) == live_erased + redrive_erased  # one letter per reading, none twice
+    [bad_letter] = [r for r in await read_topic(settings.kafka_bootstrap, settings.dlq_topic)
+                    if (int(dict(r.headers)["source.partition"]), int(dict(r.headers)["source.offset"]))
+                    == (bad.partition, bad.offset)]
+    assert dict(bad_letter.headers)["error.code"] == b"unknown_unit"
+    assert (bad_letter.value, dict(bad_letter.headers)["subject.erased"]) == (b"", b"true")
     booked = await pg.fetchval(f"SELECT count(*) FROM {s}.dead_letters WHERE reason = 'subject_erased'")
     assert booked == live_erased + stats.erased + redrive_erased
 

@@ -32,6 +32,8 @@ TARGET_SOURCES: Final = {
     "aggregated_health_metrics": ("health_readings",),
     "user_engagement": ("health_readings",),
     "system_performance": ("health_readings", "dead_letters"),
+    # CGM metrics are by the person's local day, always (tables cgm_daily and cgm_14d).
+    "cgm": ("health_readings", "user_profiles"),
 }
 #: The one target of a replay: the fact table, through the streaming sink.
 REPLAY_TARGET: Final = "health_readings"

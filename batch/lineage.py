@@ -41,7 +41,7 @@ from openlineage.client.serde import Serde
 from batch.config import REPLAY_TARGET, ETLJobConfig, PipelineType
 from batch.outbound import guarded_post
 from batch.spark_jars import SPARK_VERSION
-from batch.targets import SOURCE_SCHEMAS, TARGETS
+from batch.targets import SOURCE_SCHEMAS, tables_of
 from streams.config import Settings
 from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import OutboundRefused
@@ -125,15 +125,14 @@ def datasets(job: ETLJobConfig, settings: Settings) -> tuple[list[InputDataset],
     inputs = [InputDataset(namespace=pg, name=table.format(s), facets={"schema": _schema(SOURCE_SCHEMAS[s])})
               for s in job.source_tables or ()]
     outputs = []
-    for name in job.target_tables or ():
-        target = TARGETS[name]
+    for target in (t for name in job.target_tables or () for t in tables_of(name)):
         fields = {col: cl.Fields(inputFields=[cl.InputField(
             namespace=pg, name=table.format(src), field=f,
             transformations=[cl.Transformation(type=typ, subtype=sub, description=desc)])
             for f in src_fields])
             for col, (src, src_fields, typ, sub, desc) in target.lineage.items()
             if src in (job.source_tables or ())}  # timezone is the constant UTC without user_profiles
-        outputs.append(OutputDataset(namespace=pg, name=table.format(name), facets={
+        outputs.append(OutputDataset(namespace=pg, name=table.format(target.name), facets={
             "schema": _schema(target.schema), "columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)}))
     return inputs, outputs
 

@@ -207,6 +207,21 @@ class Settings(BaseSettings):
     warehouse_retention_months: int = Field(
         0, ge=0, description="Optimize detaches partitions older than this many months; 0 keeps all.")
 
+    # --- importer (python -m streams import, POST /data-pipeline/imports) ---------------
+    import_spool_dir: str = Field(
+        ".stack/import-spool", description="Where uploads are written while they are imported; each "
+        "upload's folder is removed when its import ends.")
+    import_max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Larger uploads answer 413 (nothing is kept).")
+    import_max_uncompressed_bytes: int = Field(
+        32 * 1024**3, ge=1024, description="A zip whose entries add up to more is refused (zip bomb).")
+    import_max_compression_ratio: float = Field(
+        200.0, ge=2, description="A zip entry that expands more than this many times is refused (zip bomb).")
+    import_max_archive_entries: int = Field(
+        100_000, ge=1, description="A zip with more entries is refused.")
+    import_concurrency: int = Field(
+        1, ge=1, le=8, description="Uploaded imports the worker runs at once (429 beyond).")
+
     # --- data quality -----------------------------------------------------------------
     quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
     quality_windows_s: list[PositiveInt] = Field(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncpg
 
 from streams.sink import device_migration
+from streams.sink.cgm_tables import CGM_TABLES
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "readings fact table, event registry, sink offsets, dead letters", """
@@ -336,6 +337,7 @@ CREATE TABLE {s}.erasure_register (
     request_id text        NOT NULL
 );
 """),
+    (12, "CGM metrics by the international consensus on time in range", CGM_TABLES),
 )
 
 # What the runtime role (the worker, the API, batch jobs) may do; re-applied after every

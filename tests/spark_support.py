@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from batch_support import batch_env, reading, settings_for
 from fhir_examples import BLOOD_PRESSURE, HEART_RATE
 from omh_examples import data_point
+from pipeline_support import free_port
 
 from streams.config import Settings
 from streams.sink.migrations import quote_ident
@@ -94,3 +99,56 @@ def spark_home() -> str:
     import pyspark
 
     return os.path.dirname(pyspark.__file__)
+
+
+def everything(settings: Settings) -> str:
+    """The start of every partition of the raw topic, as ``replay`` takes it."""
+    return ",".join(f"{p}:0" for p in range(settings.topic_partitions))
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    """The environment of ``python -m batch replay`` for ``settings``' pipeline."""
+    return {**os.environ, "HEALTHMATE_DEV_MODE": "false",
+            "HEALTHMATE_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value(),
+            "HEALTHMATE_PG_DSN": settings.pg_dsn_value,
+            "HEALTHMATE_WAREHOUSE_SCHEMA": settings.warehouse_schema,
+            "HEALTHMATE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "HEALTHMATE_RAW_TOPIC": settings.raw_topic,
+            "HEALTHMATE_DLQ_TOPIC": settings.dlq_topic,
+            "HEALTHMATE_SINK_BATCH_SIZE": str(settings.sink_batch_size)}
+
+
+class StandaloneCluster:
+    """A Spark standalone master and ``workers`` one-core workers, started from the installed
+    Spark, on loopback."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self.home, self.workers = spark_home(), workers
+        self.port, self.procs = free_port(), []
+        self.url = f"spark://127.0.0.1:{self.port}"
+
+    def _start(self, cls: str, *args: str) -> None:
+        env = {**os.environ, "SPARK_HOME": self.home, "SPARK_LOCAL_IP": "127.0.0.1",
+               "PYSPARK_PYTHON": sys.executable}
+        self.procs.append(subprocess.Popen(
+            [os.path.join(self.home, "bin", "spark-class"), cls, *args], env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+
+    def __enter__(self) -> StandaloneCluster:
+        self._start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--webui-port", str(free_port()))
+        for _ in range(self.workers):
+            self._start("org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
+                        "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)

@@ -3,7 +3,9 @@
 #
 # Spark on Kubernetes starts each executor pod from the image with the one argument `executor`
 # and describes the executor in SPARK_* environment variables (driver URL, executor id, cores,
-# memory, application id, pod IP and name; its JVM options as SPARK_JAVA_OPT_0, _1, ...).
+# memory, application id, pod IP and name; its JVM options as SPARK_JAVA_OPT_0, _1, ...: Spark's
+# start-up settings and spark.executor.extraJavaOptions, which carries the --add-opens flags
+# Spark needs on Java 17).
 # This script turns that into the executor JVM: Spark's own jars from the pyspark wheel
 # ($SPARK_HOME/jars) plus the Kafka connector jars ($SPARK_EXTRA_CLASSPATH). The executor's
 # Python workers are this image's python with the project installed (PYSPARK_PYTHON, set by
@@ -30,9 +32,11 @@ while IFS= read -r name; do
   java_opts+=("${!name}")
 done < <(compgen -e | grep '^SPARK_JAVA_OPT_[0-9]*$' | sort -t_ -k4 -n || true)
 
-# SPARK_CONF_DIR (Spark mounts the executor's configuration there), Spark's jars, the
-# connector, then the working directory (where the executor fetches the driver's added jars).
-classpath="${SPARK_CONF_DIR:-$SPARK_HOME/conf}:$SPARK_HOME/jars/*:${SPARK_EXTRA_CLASSPATH:-}:$PWD"
+# SPARK_CONF_DIR (Spark mounts the executor's configuration there), spark.executor.extraClassPath
+# (SPARK_CLASSPATH), Spark's jars, the connector, then the working directory (where the executor
+# fetches the driver's added jars).
+classpath="${SPARK_CONF_DIR:-$SPARK_HOME/conf}:${SPARK_CLASSPATH:+$SPARK_CLASSPATH:}$SPARK_HOME/jars/*"
+classpath="$classpath:${SPARK_EXTRA_CLASSPATH:-}:$PWD"
 
 exec java "${java_opts[@]}" -Xms"$SPARK_EXECUTOR_MEMORY" -Xmx"$SPARK_EXECUTOR_MEMORY" -cp "$classpath" \
   org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend \

@@ -5,7 +5,6 @@ storing nothing twice."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -19,16 +18,12 @@ from collections import Counter
 import asyncpg
 import pytest
 from pipeline_support import ROOT
-from spark_support import Pipelines, every_form, produce, stored
+from spark_support import Pipelines, StandaloneCluster, cli_env, every_form, everything, produce, stored
 
 from batch import api, spark_replay
 from streams.sink.migrations import quote_ident
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def everything(settings) -> str:  # type: ignore[no-untyped-def]
-    return ",".join(f"{p}:0" for p in range(settings.topic_partitions))
 
 
 async def test_spark_stores_what_the_worker_path_stores_and_a_rerun_stores_nothing(
@@ -125,58 +120,11 @@ async def test_a_task_killed_mid_batch_is_retried_and_stores_nothing_twice(
     assert by_worker.rows_loaded == len(rows_w)
 
 
-class StandaloneCluster:
-    """A Spark standalone master and two workers, started from the installed Spark, on loopback."""
-
-    def __init__(self) -> None:
-        import pyspark
-        from pipeline_support import free_port
-
-        self.home = os.path.dirname(pyspark.__file__)
-        self.port, self.procs = free_port(), []
-        self.url = f"spark://127.0.0.1:{self.port}"
-
-    def _start(self, cls: str, *args: str) -> None:
-        env = {**os.environ, "SPARK_HOME": self.home, "SPARK_LOCAL_IP": "127.0.0.1",
-               "PYSPARK_PYTHON": sys.executable}
-        self.procs.append(subprocess.Popen(
-            [os.path.join(self.home, "bin", "spark-class"), cls, *args], env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-
-    def __enter__(self) -> StandaloneCluster:
-        from pipeline_support import free_port
-
-        self._start("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--webui-port", str(free_port()))
-        for _ in range(2):
-            self._start("org.apache.spark.deploy.worker.Worker", self.url, "--host", "127.0.0.1",
-                        "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in reversed(self.procs):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
 async def test_a_standalone_cluster_with_two_workers_stores_the_same_rows(
         pipelines: Pipelines, recent) -> None:  # type: ignore[no-untyped-def]
     messages = every_form(recent, 200, "cluster")
     await produce(pipelines.worker, messages)
-    env = {**os.environ, "HEALTHMATE_DEV_MODE": "false",
-           "HEALTHMATE_PSEUDONYM_KEY": pipelines.spark.pseudonym_key.get_secret_value(),
-           "HEALTHMATE_PG_DSN": pipelines.spark.pg_dsn_value,
-           "HEALTHMATE_WAREHOUSE_SCHEMA": pipelines.spark.warehouse_schema,
-           "HEALTHMATE_KAFKA_BOOTSTRAP": pipelines.spark.kafka_bootstrap,
-           "HEALTHMATE_RAW_TOPIC": pipelines.spark.raw_topic,
-           "HEALTHMATE_DLQ_TOPIC": pipelines.spark.dlq_topic,
-           "HEALTHMATE_SINK_BATCH_SIZE": "40"}
+    env = cli_env(pipelines.spark)
     with StandaloneCluster() as cluster:
         proc = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "batch", "replay", "--engine", "spark", "--master",

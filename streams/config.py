@@ -206,6 +206,31 @@ class Settings(BaseSettings):
     warehouse_retention_months: int = Field(
         0, ge=0, description="Optimize detaches partitions older than this many months; 0 keeps all.")
 
+    # --- HTTP ingest gateway (python -m web gateway) --------------------------------------
+    gateway_host: str = Field(
+        "127.0.0.1", description="Address the gateway binds (0.0.0.0 in a container).")
+    gateway_port: int = Field(6070, ge=1, le=65535, description="Port of the HTTP ingest gateway.")
+    gateway_max_body_bytes: int = Field(
+        4_194_304, ge=1024, description="Largest request body as sent (compressed or not); 413 beyond.")
+    gateway_max_decompressed_bytes: int = Field(
+        8_388_608, ge=1024,
+        description="Largest gzip request body once decompressed (gzip bombs); 413 beyond.")
+    gateway_max_message_bytes: int = Field(
+        262_144, ge=256, description="Largest single document (one reading, envelope, resource); 413 beyond.")
+    gateway_max_documents: int = Field(
+        1000, ge=1, description="Documents per request (NDJSON lines, array members).")
+    gateway_max_depth: int = Field(
+        32, ge=2, le=1000, description="Deepest JSON nesting accepted in a document.")
+    gateway_ack_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's messages; 503 beyond.")
+    gateway_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger: batching against latency.")
+    gateway_rate_per_token: float = Field(
+        50.0, gt=0,
+        description="Sustained requests per second per token (jti, else subject and roles); 429 beyond.")
+    gateway_burst_per_token: int = Field(100, ge=1, description="Requests a token may make at once.")
+    gateway_shutdown_grace_s: float = Field(
+        20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
+
     # --- data quality -----------------------------------------------------------------
     quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
     quality_windows_s: list[PositiveInt] = Field(

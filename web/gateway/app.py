@@ -1,0 +1,170 @@
+"""The ingest gateway's aiohttp application: ``POST /ingest/v1/readings``, ``/health``, ``/metrics``.
+
+An ingest request is handled in this order, and the first problem answers:
+
+1. the bearer token (:class:`web.auth.TokenVerifier`, the API's verification and settings):
+   401; a token without an ingest role (``producer``, ``ingest-service``): 403;
+2. the token's rate limit (a token bucket per ``jti``, else per subject and roles): 429 with
+   ``Retry-After``;
+3. the body (:mod:`web.gateway.body`): size 413, encoding and media type 415, JSON 400;
+4. each document's form and user (:mod:`web.gateway.documents`): 400 or 403;
+5. Kafka (:mod:`web.gateway.publisher`): 202 once every message is acknowledged, else 503
+   with ``Retry-After``.
+
+A refused request sent nothing to Kafka. Answers are JSON; an error names the first problem
+and never quotes the body, a user id or a token. Logs carry the user's pseudonym only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.config import Settings
+from web.auth import Permission, Principal, TokenVerifier
+from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests
+from web.gateway.body import BodyLimits, read_documents
+from web.gateway.documents import EventIds, bind
+from web.gateway.metrics import GatewayMetrics
+from web.gateway.publisher import Publisher
+from web.limits import RateLimiter
+
+log = logging.getLogger("healthmate.gateway")
+
+INGEST_PATH = "/ingest/v1/readings"
+
+
+class Gateway:
+    """The handlers and the services they share; built once per process by :func:`create_gateway`."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        from streams.app import rules_from_settings
+
+        rules = rules_from_settings(settings)
+        self.settings = settings
+        self.registry = registry
+        self.metrics = GatewayMetrics(registry)
+        self.verifier = TokenVerifier(settings)
+        self.limiter = RateLimiter(settings.gateway_rate_per_token, settings.gateway_burst_per_token)
+        self.limits = BodyLimits.from_settings(settings)
+        self.catalogue = rules.catalogue
+        self.pseudonymise = rules.pseudonymise
+        self.event_ids = EventIds(rules)
+        self.publisher = Publisher(settings, self.metrics)
+        self.draining = False
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        self.metrics.in_flight.inc()
+        try:
+            response = await self._ingest(request, request_id)
+        except ApiError as exc:
+            self.metrics.refusals.labels(exc.reason).inc()
+            log.info("ingest refused: %s (%s), request %s", exc.reason, exc.status, request_id)
+            response = _json(exc.status, {**exc.body(request_id), "reason": exc.reason}, exc.headers)
+        finally:
+            self.metrics.in_flight.dec()
+        response.headers["X-Request-Id"] = request_id
+        self.metrics.requests.labels(str(response.status)).inc()
+        self.metrics.request_duration.observe(time.perf_counter() - started)
+        return response
+
+    async def _ingest(self, request: web.Request, request_id: str) -> web.Response:
+        principal = self.verifier.verify(request.headers.get("Authorization"))
+        if not principal.may(Permission.INGEST_OWN):
+            raise Forbidden("this token may not write readings (roles: producer, ingest-service)",
+                            reason="no_role")
+        wait = self.limiter.acquire(_bucket(principal))
+        if wait:
+            raise TooManyRequests("this token's request rate is exhausted", retry_after=wait,
+                                  reason="rate_limited")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"the body is larger than {self.settings.gateway_max_body_bytes} bytes",
+                                  reason="body_too_large") from None
+        documents = read_documents(body, request.headers.get("Content-Type", ""),
+                                   request.headers.get("Content-Encoding", ""), self.limits)
+        any_user = principal.may(Permission.INGEST_ANY_USER)
+        messages = [bind(d, principal.subject, any_user=any_user, catalogue=self.catalogue)
+                    for d in documents]
+        event_ids, readings = [], 0
+        for message in messages:
+            ids, count = self.event_ids.of(message)
+            event_ids.append(ids)
+            readings += count
+        await self.publisher.publish(messages)
+        self.metrics.messages_produced.inc(len(messages))
+        self.metrics.readings_accepted.inc(readings)
+        if log.isEnabledFor(logging.DEBUG):
+            users = {m.user_id for m in messages}
+            who = self.pseudonymise(next(iter(users))) if len(users) == 1 else f"{len(users)} users"
+            log.debug("ingest accepted %d messages, %d readings for %s, request %s",
+                      len(messages), readings, who, request_id)
+        return _json(202, {"accepted": len(messages), "readings": readings, "event_ids": event_ids,
+                           "request_id": request_id})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """``status`` ok when serving and Kafka took the last request (or nothing failed since);
+        ``?probe=liveness`` answers 200 while the process serves at all."""
+        checks = {"kafka": self.publisher.healthy, "accepting": not self.draining}
+        if request.query.get("probe") == "liveness":
+            return _json(200, {"status": "ok", "live": True})
+        ok = all(checks.values())
+        return _json(200 if ok else 503, {"status": "ok" if ok else "degraded", "checks": checks})
+
+    async def metrics_view(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def on_startup(self, app: web.Application) -> None:
+        await self.publisher.start()
+        log.info("gateway serving %s for topic %s", INGEST_PATH, self.settings.raw_topic)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        self.draining = True
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        await self.publisher.stop()
+        log.info("gateway stopped; every accepted request was acknowledged")
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_gateway(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
+    """The gateway's application; the producer starts with the app and stops after the last request."""
+    gateway = Gateway(settings, registry or CollectorRegistry())
+    app = web.Application(client_max_size=settings.gateway_max_body_bytes)
+    app.router.add_post(INGEST_PATH, gateway.ingest)
+    app.router.add_get("/health", gateway.health)
+    app.router.add_get("/metrics", gateway.metrics_view)
+    app.on_startup.append(gateway.on_startup)
+    app.on_shutdown.append(gateway.on_shutdown)
+    app.on_cleanup.append(gateway.on_cleanup)
+    app[GATEWAY] = gateway
+    return app
+
+
+def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; then stop listening, finish in-flight requests (up to
+    ``HEALTHMATE_GATEWAY_SHUTDOWN_GRACE_S``), flush and stop the producer."""
+    web.run_app(create_gateway(settings), host=settings.gateway_host, port=settings.gateway_port,
+                shutdown_timeout=settings.gateway_shutdown_grace_s, access_log=None, print=None,
+                auto_decompress=False)  # the body's gzip is decoded under a cap (body.decompress)
+
+
+def _bucket(principal: Principal) -> str:
+    return principal.token_id or f"{principal.subject}\x00{','.join(principal.roles)}"
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers=headers)

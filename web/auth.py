@@ -79,11 +79,12 @@ ROLES = tuple(ROLE_PERMISSIONS)
 class Principal:
     """The authenticated caller. ``subject`` is the token's ``sub``: an operator for the API,
     the user itself for a ``producer`` token of the ingest gateway. ``token_id`` is the
-    token's ``jti`` when it has a non-empty string one."""
+    token's ``jti`` when it has a non-empty string one; ``expires_at`` its ``exp`` (epoch s)."""
 
     subject: str
     roles: tuple[str, ...]
     token_id: str | None = None
+    expires_at: float | None = None
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -147,7 +148,8 @@ class TokenVerifier:
             raise Unauthenticated("invalid token subject")
         jti = claims.get("jti")
         return Principal(subject=subject, roles=_roles(claims.get(self.roles_claim)),
-                         token_id=jti if isinstance(jti, str) and jti and len(jti) <= 256 else None)
+                         token_id=jti if isinstance(jti, str) and jti and len(jti) <= 256 else None,
+                         expires_at=float(claims["exp"]))  # type: ignore[arg-type]  # checked above
 
 
     def _check_claims(self, claims: dict[str, object], now: float) -> None:

@@ -33,6 +33,7 @@ from web.gateway.body import BodyLimits, read_documents
 from web.gateway.documents import EventIds, bind
 from web.gateway.metrics import GatewayMetrics
 from web.gateway.publisher import Publisher
+from web.gateway.tokens import CachedVerifier
 from web.limits import RateLimiter
 
 log = logging.getLogger("healthmate.gateway")
@@ -50,7 +51,7 @@ class Gateway:
         self.settings = settings
         self.registry = registry
         self.metrics = GatewayMetrics(registry)
-        self.verifier = TokenVerifier(settings)
+        self.verifier = CachedVerifier(TokenVerifier(settings))
         self.limiter = RateLimiter(settings.gateway_rate_per_token, settings.gateway_burst_per_token)
         self.limits = BodyLimits.from_settings(settings)
         self.catalogue = rules.catalogue

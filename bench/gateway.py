@@ -148,10 +148,13 @@ async def main() -> int:
         if os.environ.get("GATEWAY_BENCH_PROFILE") and gateway.proc is not None:
             out = ROOT / "bench" / "profiles"
             out.mkdir(parents=True, exist_ok=True)
-            profiler = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(gateway.proc.pid), "--format", "raw",
-                                         "-o", str(out / "gateway.txt"), "-d", str(int(3 * SECONDS + 10))],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        requests, seconds = await closed_loop(gateway.url, tokens, data, per_request=BATCH, clients=CONCURRENCY)
+            py_spy = str(Path(sys.executable).with_name("py-spy"))
+            profiler = subprocess.Popen(
+                [py_spy, "record", "-p", str(gateway.proc.pid), "--format", "raw", "-o",
+                 str(out / "gateway.txt"), "-d", str(int(3 * SECONDS + 10))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        requests, seconds = await closed_loop(gateway.url, tokens, data, per_request=BATCH,
+                                              clients=CONCURRENCY)
         batched = requests * BATCH / seconds
         log(f"batched: {requests} requests of {BATCH} in {seconds:.1f}s")
         latencies = await open_loop(gateway.url, tokens, data, batched / 2 / BATCH)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import jwt
@@ -83,8 +83,8 @@ class Principal:
 
     subject: str
     roles: tuple[str, ...]
-    token_id: str | None = None
-    expires_at: float | None = None
+    token_id: str | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def permissions(self) -> frozenset[Permission]:

@@ -21,7 +21,7 @@ SINGLE = {"metric": "heart_rate", "value": 61, "unit": "bpm", "timestamp": AT, "
 ENVELOPE = {"batch_id": "b1", "source": "garmin", "readings": [
     {"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": AT},
     {"metric": "steps", "value": 10, "unit": "count", "timestamp": AT, "event_id": "mine-1"}]}
-WIDE = {"heart_rate": 70, "spo2": 97, "timestamp": AT, "source": "oura"}
+WIDE = {"heart_rate": 70, "oxygen_saturation": 97, "timestamp": AT, "source": "oura"}
 OMH = {"header": {"id": "p-1", "schema_id": {"namespace": "omh", "name": "heart-rate", "version": "2.0"},
                   "creation_date_time": AT},
        "body": {"heart_rate": {"value": 55, "unit": "beats/min"}, "effective_time_frame": {"date_time": AT}}}

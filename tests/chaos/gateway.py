@@ -18,8 +18,8 @@ from typing import Protocol
 
 import aiohttp
 import asyncpg
-from pydantic import SecretStr
 from gateway_support import GatewayProcess
+from pydantic import SecretStr
 
 from chaos.pipeline import Pipeline
 from chaos.scenarios import CATCH_UP_S, Row
@@ -68,9 +68,9 @@ class GatewayLoad:
         lines = []
         for _ in range(self.per_request):
             self._n += 1
+            at = self._start + timedelta(milliseconds=self._n)
             lines.append(json.dumps({"metric": "heart_rate", "value": 50 + self._n % 50, "unit": "bpm",
-                                     "source": "polar", "device_id": "chaos",
-                                     "timestamp": (self._start + timedelta(milliseconds=self._n)).isoformat()}))
+                                     "source": "polar", "device_id": "chaos", "timestamp": at.isoformat()}))
         return "\n".join(lines).encode()
 
     async def _client(self, i: int) -> None:
@@ -102,7 +102,8 @@ async def verify_answers(settings: Settings, answers: Answers) -> Verdict:
     v = Verdict(sent=len(answers.event_ids), offsets_ok=True)
     conn = await asyncpg.connect(settings.pg_dsn_value)
     try:
-        rows = await conn.fetch(f"SELECT event_id FROM {quote_ident(settings.warehouse_schema)}.health_readings")
+        s = quote_ident(settings.warehouse_schema)
+        rows = await conn.fetch(f"SELECT event_id FROM {s}.health_readings")
     finally:
         await conn.close()
     stored = Counter(r["event_id"] for r in rows)

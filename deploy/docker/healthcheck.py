@@ -5,7 +5,8 @@ Used by the Dockerfile HEALTHCHECK and by docker-compose.yml (python:3.11-slim h
 Standard library only. Reads the port from ``HEALTHMATE_WEB_PORT`` (default 6066), or from
 the variable named by the first argument (the ingest gateway's container passes
 ``HEALTHMATE_GATEWAY_PORT``, default 6070), and always probes the loopback address, which
-works whatever the service binds (0.0.0.0 in the image). Prints one line: the HTTP status or the connection error.
+works whatever the service binds (0.0.0.0 in the image). Prints one line: the HTTP status
+or the connection error.
 """
 
 from __future__ import annotations

@@ -32,10 +32,11 @@ test: deps ## install what is missing, start the stack, run every test, stop wha
 unit: venv ## fast tests that need neither Kafka nor PostgreSQL
 	$(PY) -m pytest tests/unit tests/deploy -q
 
-bench: venv ## worker vs a minimal consumer, then the ETL old vs new (BENCH_N=200000, BENCH_ETL_N=1000000)
+bench: venv ## worker vs a minimal consumer, the ETL old vs new, the ingest gateway (BENCH_N=200000, BENCH_ETL_N=1000000)
 	bash scripts/stack.sh up
 	$(PY) bench/run.py
 	$(PY) bench/etl.py
+	$(PY) bench/gateway.py
 
 chaos: venv ## fault suite on a private Kafka + PostgreSQL (kill -9, restarts, rebalance, overload, poison)
 	$(PY) scripts/chaos.py $(SCENARIOS)

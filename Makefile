@@ -26,11 +26,13 @@ run: venv ## start Kafka + PostgreSQL, set up topics/schema, run the worker with
 	bash scripts/stack.sh up
 	bash scripts/run_local.sh
 
-test: deps ## install what is missing, start the stack, run every test, stop what was started
+test: deps ## install what is missing, lint, start the stack, run every test, stop what was started
+	$(MAKE) --no-print-directory lint
 	bash scripts/test.sh
 
-unit: venv ## fast tests that need neither Kafka nor PostgreSQL
-	$(PY) -m pytest tests/unit tests/deploy -q
+unit: venv ## every test that needs no service (no Kafka, no PostgreSQL); needs promtool and kubectl (make deps)
+	@for tool in promtool kubectl; do command -v $$tool >/dev/null || { echo "make unit needs $$tool: run make deps" >&2; exit 2; }; done
+	$(PY) -m pytest -m "not integration" -q
 
 bench: venv ## worker vs a minimal consumer, the ETL old vs new, the ingest gateway (BENCH_N=200000, BENCH_ETL_N=1000000)
 	bash scripts/stack.sh up
@@ -66,6 +68,6 @@ airflow: ## AIRFLOW_HOME in .stack/airflow (SQLite, our DAGs, settings exported)
 airflow-test: ## run one DAG once: make airflow-test DAG=healthmate_backfill PARAMS='{"topic": "...", "start": "0:0"}'
 	bash scripts/airflow.sh test "$(DAG)" '$(PARAMS)'
 
-lint: venv ## ruff + mypy
-	$(VENV)/bin/ruff check streams batch web tests
-	$(VENV)/bin/mypy streams batch web
+lint: venv ## ruff + mypy (make test runs it first)
+	$(VENV)/bin/ruff check healthmate streams batch web tests bench conftest.py
+	$(VENV)/bin/mypy healthmate streams batch web

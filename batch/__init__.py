@@ -14,11 +14,11 @@ __all__ = sorted(_FACADES | _CONFIG)
 
 def __getattr__(name: str) -> Any:
     if name in _FACADES:
-        from batch import facade
+        import batch.facade
 
-        return getattr(facade, name)
+        return getattr(batch.facade, name)
     if name in _CONFIG:
-        from batch import config
+        import batch.config
 
-        return getattr(config, name)
+        return getattr(batch.config, name)
     raise AttributeError(f"module 'batch' has no attribute {name!r}")

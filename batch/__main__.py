@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--publish-dlq", action="store_true", help="send bad records to the DLQ again")
     opts = parser.parse_args(argv)
 
-    from batch import api
+    import batch.api as api
     from streams.cli import fail, load_settings, one_line, preflight, run
     from streams.logs import configure_tool_logging
     from streams.progress import Progress

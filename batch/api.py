@@ -19,7 +19,7 @@ from uuid import UUID
 
 import orjson
 
-from batch import registry
+import batch.registry as registry
 from batch.config import JOB_ID_PATTERN, ETLJobConfig, PipelineType
 from batch.errors import JobNotFound, RunNotFound
 from batch.graph import lineage_graph

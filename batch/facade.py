@@ -14,7 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from batch import api, registry
+import batch.api as api
+import batch.registry as registry
 from batch.config import ETLJobConfig
 from batch.errors import JobNotFound
 from batch.registry import RunRecord

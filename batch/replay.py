@@ -1,7 +1,7 @@
 """Replay a topic range through the streaming domain and the exactly-once sink.
 
 Every message goes through :func:`streams.domain.validate.process_message` with the rules
-of :func:`streams.app.rules_from_settings`, and every batch through
+of :func:`streams.rules.rules_from_settings`, and every batch through
 :func:`streams.sink.refusals.write_setting_aside_refused`, so a replay stores exactly what the
 live worker would: readings deduplicated by ``event_id`` and dead-letter rows by source
 position. Replaying a range twice therefore leaves the warehouse unchanged. Offsets are
@@ -25,15 +25,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from batch.config import ReplayRange
 from batch.errors import InvalidRange
 from batch.quality_gate import QualityTally
-from streams.app import rules_from_settings
+from streams.batching import PendingBatch
 from streams.config import Settings
 from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, DeadLetterRecord
 from streams.domain.validate import process_message
-from streams.ingest import PendingBatch
 from streams.records import MessageContext
+from streams.rules import rules_from_settings
+from streams.sink.copy_encoding import prepare_batch
 from streams.sink.refusals import write_setting_aside_refused
-from streams.sink.warehouse import Warehouse, prepare_batch
+from streams.sink.warehouse import Warehouse
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
 

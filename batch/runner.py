@@ -23,7 +23,8 @@ from typing import Any
 import aiohttp
 from openlineage.client.event_v2 import RunState
 
-from batch import lineage, registry
+import batch.lineage as lineage
+import batch.registry as registry
 from batch.config import ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, QualityGateFailed
 from batch.notify import post_summary
@@ -32,12 +33,11 @@ from batch.pipeline import AttemptResult, BatchPipeline, day_bounds
 from batch.quality_gate import QualityTally, QualityVerdict
 from batch.replay import replay
 from batch.schedule import resolve_interval
+from streams.clock import utc_now
 from streams.config import Settings
 from streams.errors import HealthMateError
-from streams.ingest import utc_now
 from streams.logs import bind_run_id
 from streams.metrics import Metrics
-from streams.quality import quality_config
 from streams.sink.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class JobRunner:
     async def attempt(self, job: ETLJobConfig, run_id: uuid.UUID, interval: tuple[datetime, datetime] | None
                       ) -> AttemptResult:
         """One attempt: a batch pipeline over the interval's days, or a replay."""
-        tally = QualityTally(quality_config(self.settings))
+        tally = QualityTally(self.settings.quality_rules)
         if job.pipeline_type == PipelineType.REPLAY:
             assert job.replay is not None
             stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",

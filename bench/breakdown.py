@@ -31,13 +31,14 @@ from aiokafka.structs import ConsumerRecord  # noqa: E402
 from pipeline_support import drop_schema  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from bench.run import make_data  # noqa: E402
-from streams.app import rules_from_settings  # noqa: E402
+from bench.data import make_data  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.ingest import IngestService  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
+from streams.rules import rules_from_settings  # noqa: E402
+from streams.sink.copy_encoding import _reading_rows  # noqa: E402
 from streams.sink.migrations import quote_ident  # noqa: E402
-from streams.sink.warehouse import Warehouse, _reading_rows  # noqa: E402
+from streams.sink.warehouse import Warehouse  # noqa: E402
 
 N = int(os.environ.get("BENCH_N", "40000"))
 FETCH = 500  # HEALTHMATE_FETCH_MAX_RECORDS default

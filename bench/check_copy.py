@@ -28,13 +28,14 @@ from pipeline_support import drop_schema  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from bench.breakdown import fetches  # noqa: E402
-from bench.run import make_data  # noqa: E402
-from streams.app import rules_from_settings  # noqa: E402
+from bench.data import make_data  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.ingest import IngestService  # noqa: E402
 from streams.metrics import Metrics  # noqa: E402
+from streams.rules import rules_from_settings  # noqa: E402
+from streams.sink.copy_encoding import READING_COLUMNS, _reading_rows, copy_readings  # noqa: E402
 from streams.sink.migrations import quote_ident  # noqa: E402
-from streams.sink.warehouse import READING_COLUMNS, Warehouse, _copy_readings, _reading_rows  # noqa: E402
+from streams.sink.warehouse import Warehouse  # noqa: E402
 
 
 async def main() -> int:
@@ -72,7 +73,7 @@ async def main() -> int:
             await conn.copy_records_to_table("by_asyncpg", schema_name=schema,
                                              records=_reading_rows(readings), columns=READING_COLUMNS)
             await conn.copy_to_table("by_warehouse", schema_name=schema, format="binary",
-                                     source=memoryview(_copy_readings(readings)), columns=READING_COLUMNS)
+                                     source=memoryview(copy_readings(readings)), columns=READING_COLUMNS)
             differ = 0
             for a, b in (("by_asyncpg", "by_warehouse"), ("by_warehouse", "by_asyncpg")):
                 differ += await conn.fetchval(

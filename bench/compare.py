@@ -18,23 +18,15 @@ import sys
 import uuid
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import asyncpg  # noqa: E402
+from pipeline_support import end_offsets  # noqa: E402
 
-from bench.run import (  # noqa: E402
-    BOOTSTRAP,
-    PG_DSN,
-    ROOT,
-    CpuMeter,
-    Worker,
-    cleanup,
-    cpu_us_per_reading,
-    create_topics,
-    end_offsets,
-    make_data,
-    produce,
-)
+from bench.data import BOOTSTRAP, PG_DSN, cleanup, create_topics, make_data, produce  # noqa: E402
+from bench.metering import CpuMeter, cpu_us_per_reading  # noqa: E402
+from bench.workers import Worker  # noqa: E402
 
 
 async def one_run(checkout: Path, form: str, n: int) -> tuple[int, float | None]:
@@ -73,7 +65,8 @@ async def main() -> None:
         for form in opts.forms.split(","):
             for checkout in (opts.old, opts.new):
                 rate, cpu = await one_run(checkout.resolve(), form, opts.n)
-                print(f"{round_:>5} {form:9} {str(checkout)[-30:]:30} {rate:>10,} {cpu or 0:>15.1f}", flush=True)
+                line = f"{round_:>5} {form:9} {str(checkout)[-30:]:30} {rate:>10,} {cpu or 0:>15.1f}"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pipeline_support import partitions_of
 
+from streams.sink.copy_encoding import READING_COLUMNS
 from streams.sink.migrations import apply_migrations, quote_ident
-from streams.sink.warehouse import READING_COLUMNS, Warehouse, month_start
+from streams.sink.warehouse import Warehouse, month_start
 
 BATCH = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@
 #   mvn            <- maven                    scripts/stack.sh: fetches the Kafka jars once
 #   chromium       <- chromium                 tests/web/test_console_browser.py: headless browser
 #   chromedriver   <- chromium-driver          the same test: Selenium drives chromium through it
+#   kubectl        <- kubectl                  tests/deploy/test_k8s.py: kubectl kustomize cross-check
 #
 # Idempotent. Fast path: when every command is already there, apt is not touched at all.
 # Otherwise one `apt-get update` and one `apt-get install --no-install-recommends` of what is
@@ -24,7 +25,7 @@ log() { printf '[system-deps] %s\n' "$*"; }
 die() { printf '[system-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # command -> Debian package that provides it (bookworm: promtool is in `prometheus`).
-TOOLS=(promtool pg_ctlcluster java mvn chromium chromedriver)
+TOOLS=(promtool pg_ctlcluster java mvn chromium chromedriver kubectl)
 declare -A PACKAGE=(
   [promtool]=prometheus
   [pg_ctlcluster]=postgresql
@@ -32,6 +33,7 @@ declare -A PACKAGE=(
   [mvn]=maven
   [chromium]=chromium
   [chromedriver]=chromium-driver
+  [kubectl]=kubectl
 )
 
 missing_packages() {
@@ -75,3 +77,4 @@ log "java: $(first_line java -version)"
 log "maven: $(first_line mvn -B -v)"
 # stderr dropped: Debian's chromium wrapper prints a shell warning before the version.
 log "chromium: $(chromium --version 2>/dev/null | head -n 1) (driver: $(first_line chromedriver --version))"
+log "kubectl: $(kubectl version --client 2>/dev/null | head -n 1)"

@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     if command != "worker":
         sys.stderr.write(f"healthmate: unknown command {command!r}\n{HELP}")
         raise SystemExit(2)
-    from streams.app import create_app
+    from healthmate.worker import create_worker
 
     settings = load_settings()
     if "--help" not in argv and "-h" not in argv:
         preflight(settings)
-    app = create_app(settings)
+    app = create_worker(settings)
     if not any(a.startswith(("-l", "--loglevel")) for a in argv):
         argv += ["-l", settings.log_level]
     sys.argv = [sys.argv[0], *argv]

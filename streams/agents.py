@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 import faust
 from faust.types import AgentT, StreamT
 
+from streams.batching import ReadingProcessor
+from streams.clock import Clock, utc_now
 from streams.domain.validate import Rules, process_message
-from streams.ingest import Clock, ReadingProcessor, utc_now
 from streams.records import MessageContext, MessageOutcome
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ stack that ``scripts/stack.sh up`` starts, so a fresh checkout runs with no conf
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,9 @@ from pydantic import Field, PositiveInt, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from streams.domain.catalogue import build_catalogue
 from streams.domain.outbound import check_outbound_url
+from streams.domain.quality import DIMENSIONS, QualityConfig
 from streams.errors import ConfigurationError, OutboundRefused
 
 DEV_PSEUDONYM_KEY = "healthmate-dev-only-pseudonym-key"
@@ -153,8 +156,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _strategies_name_known_metrics(self) -> Settings:
-        from streams.domain.catalogue import build_catalogue
-
         try:
             catalogue = build_catalogue(self.catalogue_overrides)
         except ConfigurationError as exc:
@@ -255,10 +256,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _quality_rules_valid(self) -> Settings:
-        from streams.quality import quality_config
-
         try:
-            quality_config(self)
+            self.quality_rules  # noqa: B018 - built (and so validated) once, here
         except ConfigurationError as exc:
             raise ConfigurationError(f"HEALTHMATE_QUALITY_WEIGHTS or HEALTHMATE_QUALITY_TIMELINESS_*: {exc}"
                                      ) from None
@@ -355,6 +354,18 @@ class Settings(BaseSettings):
         if self.api_jwt_secret is not None:
             return self.api_jwt_secret.get_secret_value()
         return DEV_JWT_SECRET if self.dev_mode else None
+
+    @cached_property
+    def quality_rules(self) -> QualityConfig:
+        """The quality rules these settings describe (unlisted dimensions weigh 1)."""
+        return QualityConfig(
+            weights={**dict.fromkeys(DIMENSIONS, 1.0), **self.quality_weights},
+            timeliness_default=timedelta(seconds=self.quality_timeliness_s),
+            timeliness_by_source={s: timedelta(seconds=v)
+                                  for s, v in self.quality_timeliness_by_source_s.items()},
+            catalogue=build_catalogue(self.catalogue_overrides),
+            known_sources=frozenset(s.strip().lower() for s in self.known_sources),
+        )
 
     @cached_property
     def pseudonym_key_bytes(self) -> bytes:

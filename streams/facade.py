@@ -28,13 +28,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.clock import utc_now
 from streams.config import Settings
 from streams.connections import kafka_kwargs
 from streams.domain.quality import ALL_METRICS, DataQualityMetrics, QualityConfig
 from streams.domain.quality import DataValidator as _DomainValidator
 from streams.domain.validate import Rules, process_message
 from streams.errors import ConfigurationError
-from streams.ingest import utc_now
 from streams.producer import stream_data
 from streams.records import DeadLetter, MessageContext, MessageOutcome, NormalisedReading
 
@@ -44,7 +44,7 @@ RawMessage = Mapping[str, Any] | str | bytes
 
 def default_rules(settings: Settings | None = None) -> Rules:
     """The rules of ``settings`` (default: from the environment); see the module docstring."""
-    from streams.app import rules_from_settings
+    from streams.rules import rules_from_settings
 
     try:
         return rules_from_settings(settings or Settings())  # type: ignore[call-arg]  # read from the environment

@@ -38,35 +38,28 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from streams.batching import BatchObserver, PendingBatch, ReadingProcessor
+from streams.clock import Clock, utc_now
+from streams.commit_chain import CommitChain, Committed
 from streams.config import Settings
 from streams.connections import kafka_kwargs
-from streams.dlq import DeadLetterPublisher, DeadLetterRecord, dead_letter_record
-from streams.domain.pseudonym import user_key
+from streams.dlq import DeadLetterPublisher
 from streams.domain.text import safe_rendering
 from streams.domain.validate import Rules, process_message
 from streams.errors import Retryable
 from streams.metrics import Metrics
-from streams.records import DeadLetter, MessageContext, NormalisedReading
+from streams.rebalance import ResumeFromWarehouse
+from streams.records import MessageContext
+from streams.sink.copy_encoding import PreparedBatch, prepare_batch_cooperatively
 from streams.sink.refusals import write_setting_aside_refused
-from streams.sink.warehouse import (
-    BatchResult,
-    DeadLetterRow,
-    Warehouse,
-    prepare_batch_cooperatively,
-)
+from streams.sink.warehouse import BatchResult, Warehouse
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-ReadingProcessor = Callable[[NormalisedReading], None]
-# Called after each batch commits, with its stored readings and dead letters. Best effort:
-# a failure is logged and never blocks ingestion (the warehouse is already consistent).
-BatchObserver = Callable[[Sequence[NormalisedReading], Sequence[DeadLetterRow]], Awaitable[None]]
 
 
 _set = object.__setattr__
@@ -76,67 +69,6 @@ FATAL_EXIT_GRACE_S = 15.0
 OFFSET_MIRROR_INTERVAL_S = 1.0
 #: About how many readings are judged between two yields to the event loop.
 JUDGE_SLICE_READINGS = 500
-
-
-# What a write task returns: the warehouse's answer and the clock when it committed.
-Committed = tuple[BatchResult, datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class PendingBatch:
-    """Outcomes judged but not yet committed, and the offsets they advance to."""
-
-    def __init__(self) -> None:
-        self.readings: list[NormalisedReading] = []
-        self.dead_letters: list[DeadLetterRow] = []
-        self.dlq_records: list[DeadLetterRecord] = []
-        self.next_offsets: dict[tuple[str, int], int] = {}
-        self.messages = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.readings) + len(self.dead_letters)
-
-    def __bool__(self) -> bool:
-        return bool(self.next_offsets)
-
-    def add_dead_letters(self, msg: ConsumerRecord, letters: Sequence[DeadLetter], *,
-                         pseudonym_key: bytes, max_payload_bytes: int) -> None:
-        """Book the rejects of one message: warehouse rows and DLQ records (live and replay)."""
-        # The raw key is the user id (PHI): the DLQ gets its pseudonym.
-        key = user_key(pseudonym_key, msg.key.decode("utf-8", "replace")).encode() if msg.key else None
-        for index, letter in enumerate(letters):
-            self.dead_letters.append(DeadLetterRow(msg.topic, msg.partition, msg.offset, index, letter))
-            self.dlq_records.append(dead_letter_record(
-                letter, key=key, topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                member_index=index, max_payload_bytes=max_payload_bytes))
-
-
-class ResumeFromWarehouse(ConsumerRebalanceListener):
-    def __init__(self, service: IngestService) -> None:
-        self.service = service
-
-    """Flush on revoke, seek to the warehouse's offsets on assignment.
-
-    aiokafka only logs what a listener raises, and the partitions would stay paused for
-    ever: a failure here is handed to the consume loop, which stops the worker."""
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.service.rebalances += 1
-        try:
-            await self.service.flush()
-        except Exception as exc:  # noqa: BLE001 - handed over, see the class docstring
-            self.service.fail(exc, "flushing on a partition revoke")
-        self.service.forget_partitions(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        try:
-            await self.service.seek_to_stored_offsets(assigned)
-        except Exception as exc:  # noqa: BLE001 - handed over, see the class docstring
-            self.service.fail(exc, "loading the offsets of assigned partitions")
 
 
 class IngestService(Service):
@@ -169,11 +101,7 @@ class IngestService(Service):
         self.dlq = DeadLetterPublisher(kafka_kwargs(settings), settings.dlq_topic,
                                        max_payload_bytes=settings.dlq_max_payload_bytes)
         self._pending = PendingBatch()
-        # The newest write task and the newest post-commit task (each awaits the one before
-        # it), and the post-commit task of the batch before the newest.
-        self._write_chain: asyncio.Task[Committed | None] | None = None
-        self._done_chain: asyncio.Task[None] | None = None
-        self._done_ahead: asyncio.Task[None] | None = None
+        self.chain = CommitChain(prepare=self._prepare, write=self._write, after_commit=self._after_commit)
         self._produced_cache: tuple[int, datetime | None] = (-1, None)
         self.last_commit_at: dict[tuple[str, int], datetime] = {}
         self.committed_offsets: dict[tuple[str, int], int] = {}
@@ -271,11 +199,10 @@ class IngestService(Service):
             due = deadline is not None and loop.time() >= deadline
             # Group commit: with no write in flight, waiting for more readings only adds
             # latency; under load the writes are always busy and batches fill up.
-            idle = self._write_chain is None or self._write_chain.done()
-            if self._pending and (full or due or idle):
+            if self._pending and (full or due or self.chain.idle):
                 self._commit_in_order()
                 deadline = None
-                ahead = self._done_ahead
+                ahead = self.chain.done_ahead
                 if ahead is not None and not ahead.done():
                     await ahead  # backpressure (see the module docstring); raises if it failed
             # getmany(timeout_ms=0) can return without yielding: never starve heartbeats,
@@ -301,9 +228,9 @@ class IngestService(Service):
 
         Only a bug or a broken schema gets here (data errors are isolated, outages are
         retried), so the service crashes and the worker exits non-zero for a restart."""
-        chain = self._write_chain
-        if chain is not None and chain.done() and not chain.cancelled() and chain.exception() is not None:
-            self.fail(chain.exception(), "warehouse write")  # type: ignore[arg-type]
+        failure = self.chain.failure()
+        if failure is not None:
+            self.fail(failure, "warehouse write")
         if self._failure is not None:
             raise self._failure
 
@@ -365,28 +292,16 @@ class IngestService(Service):
         return last
 
     def _commit_in_order(self) -> asyncio.Task[None]:
-        """Hand the pending batch over: it is written after every batch handed over before it.
-
-        Returns its post-commit task, done once this batch and every earlier one is
-        committed and observed; it raises what an earlier write raised (nothing is stored
-        after a failed write).
-        """
+        """Hand the pending batch to the commit chain (see :mod:`streams.commit_chain`)."""
         batch, self._pending = self._pending, PendingBatch()
-        write = asyncio.ensure_future(self._write_after(self._write_chain, batch))
-        self._write_chain = write
-        self._done_ahead = self._done_chain
-        self._done_chain = asyncio.ensure_future(self._done_after(self._done_chain, write, batch))
-        return self._done_chain
+        return self.chain.hand_over(batch)
 
-    async def _write_after(self, previous: asyncio.Task[Committed | None] | None,
-                           batch: PendingBatch) -> Committed | None:
-        # CPU work first: it overlaps the database time of the batch before this one.
-        prepared = await prepare_batch_cooperatively(
-            batch.readings, batch.dead_letters, batch.next_offsets) if batch else None
-        if previous is not None:
-            await previous  # an earlier batch failed or was cancelled: never commit past it
-        if prepared is None:
-            return None
+    @staticmethod
+    async def _prepare(batch: PendingBatch) -> PreparedBatch:
+        return await prepare_batch_cooperatively(batch.readings, batch.dead_letters, batch.next_offsets)
+
+    async def _write(self, batch: PendingBatch, prepared: PreparedBatch) -> Committed:
+        """Publish the batch's dead letters, then one warehouse transaction (see the module docstring)."""
         await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
         started = self.clock()
         written = await write_setting_aside_refused(
@@ -396,18 +311,9 @@ class IngestService(Service):
             self.metrics.sink_batches_split.inc(written.splits)
             batch.readings = [r for r in batch.readings if r.event_id not in written.refused_event_ids]
             batch.dead_letters.extend(written.dead_letters)
-        result = written.result
         committed = self.clock()
         self.metrics.sink_batch_duration.observe((committed - started).total_seconds())
-        return result, committed
-
-    async def _done_after(self, previous: asyncio.Task[None] | None,
-                          write: asyncio.Task[Committed | None], batch: PendingBatch) -> None:
-        committed = await write
-        if previous is not None:
-            await previous
-        if committed is not None:
-            await self._after_commit(batch, *committed)
+        return written.result, committed
 
     async def flush(self) -> None:
         """Commit the pending batch and any batch in flight, in order; retries until the
@@ -427,6 +333,9 @@ class IngestService(Service):
                             type(exc).__name__)
 
     @Service.timer(OFFSET_MIRROR_INTERVAL_S)
+    async def _mirror_offsets_periodically(self) -> None:
+        await self._mirror_offsets_to_kafka()
+
     async def _mirror_offsets_to_kafka(self) -> None:
         """Mirror committed offsets to Kafka for lag tooling; the warehouse copy is
         authoritative. On a timer: a broker round trip per batch would slow the chain."""

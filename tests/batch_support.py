@@ -13,13 +13,14 @@ import asyncpg
 import orjson
 import pytest
 
-from streams.app import rules_from_settings
 from streams.config import Settings
 from streams.domain.validate import process_message
 from streams.errors import RejectReason
 from streams.records import DeadLetter, MessageContext, NormalisedReading
+from streams.rules import rules_from_settings
+from streams.sink.copy_encoding import DeadLetterRow
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.sink.warehouse import Warehouse
 
 DAY = datetime(2026, 3, 10, tzinfo=UTC)
 

@@ -1,6 +1,11 @@
 """Shared fixtures.
 
-Integration tests (``@pytest.mark.integration``) need the local stack:
+A test that uses the Kafka or PostgreSQL fixtures (``kafka_bootstrap``, ``pg_dsn``, or any
+fixture built on them) is marked ``integration`` by :func:`pytest_collection_modifyitems`:
+the marker follows the fixture, so ``-m "not integration"`` runs with no service. A test that
+reaches a service some other way (a subprocess against the stack) carries the marker itself.
+
+Integration tests need the local stack:
 ``scripts/stack.sh up`` (Kafka on 127.0.0.1:29092, PostgreSQL on 127.0.0.1:5432).
 Point them elsewhere with HEALTHMATE_KAFKA_BOOTSTRAP and HEALTHMATE_PG_DSN. When the
 stack is not reachable the fixtures fail (they do not skip), with a hint to start it;
@@ -21,8 +26,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+#: Fixtures that reach a service: a test that needs one (directly or through another fixture)
+#: is an integration test.
+SERVICE_FIXTURES = frozenset({"kafka_bootstrap", "pg_dsn"})
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:29092"
 DEFAULT_PG_DSN = "postgresql://healthmate:healthmate@127.0.0.1:5432/healthmate"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 def _require_tcp(what: str, host: str, port: int, env: str) -> None:

@@ -186,3 +186,12 @@ async def drop_schema(dsn: str, schema: str, **connect_kwargs: Any) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(schema)} CASCADE")
     finally:
         await conn.close()
+
+
+def documented_level(score: float) -> str:
+    """The quality level of a score as the docs define it (>= 0.95 excellent, >= 0.85 good,
+    >= 0.70 fair, >= 0.50 poor, else unusable), written here independently of the code."""
+    for level, floor in (("excellent", 0.95), ("good", 0.85), ("fair", 0.70), ("poor", 0.50)):
+        if score >= floor:
+            return level
+    return "unusable"

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import faust
 import orjson
@@ -42,6 +42,9 @@ from web.errors import (
     validation_fields,
 )
 from web.limits import ConcurrencyCap, RateLimiter
+
+if TYPE_CHECKING:
+    from healthmate.worker import WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +110,14 @@ class Route:
 class Api:
     """The worker's services as the handlers see them, and the request pipeline."""
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, services: WorkerServices) -> None:
         self.app = app
-        self.settings: Settings = app.healthmate_settings  # type: ignore[attr-defined]
-        self.warehouse = app.warehouse  # type: ignore[attr-defined]
-        self.ingest = app.ingest  # type: ignore[attr-defined]
-        self.metrics = app.metrics  # type: ignore[attr-defined]
-        self.clock: Callable[[], datetime] = self.ingest.clock
+        self.services = services
+        self.settings: Settings = services.settings
+        self.warehouse = services.warehouse
+        self.ingest = services.ingest
+        self.metrics = services.metrics
+        self.clock: Callable[[], datetime] = services.clock
         self.verifier = TokenVerifier(self.settings)
         self.audit = AuditTrail(self.warehouse, self.settings.warehouse_schema, self.clock)
         self.extensions: dict[str, Any] = {}

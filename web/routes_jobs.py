@@ -21,7 +21,7 @@ from typing import Any
 from mode import Service
 from pydantic import AwareDatetime, Field, TypeAdapter, model_validator
 
-from batch import api as batch
+import batch.api as batch
 from batch.config import JOB_ID_PATTERN, ETLJobConfig, PipelineType
 from batch.errors import InvalidRange, JobNameTaken, JobNotFound, RunNotFound
 from batch.registry import RunRecord

@@ -36,7 +36,7 @@ async def analyze(api: Api, call: Call) -> dict[str, Any]:
     """The report of ``streams.quality.analysis.analyze_quality`` (also stored in quality_reports)."""
     query: AnalyzeQuery = call.query
     call.target = f"data_type={query.data_type} sample_size={query.sample_size}"
-    quality = getattr(api.app, "quality", None)
+    quality = api.services.quality
     config = quality.config if quality is not None else None
     return await analyze_quality(api.warehouse, api.settings.warehouse_schema, query.data_type,
                                  query.sample_size, config=config, clock=api.clock)
@@ -55,7 +55,7 @@ async def report(api: Api, call: Call) -> dict[str, Any]:
 async def current_levels(api: Api) -> dict[str, Any] | None:
     """Per metric, the open windows of the smallest size (latest start, one per source) and
     the level of its worst source. None when in-stream quality is disabled."""
-    quality = getattr(api.app, "quality", None)
+    quality = api.services.quality
     if quality is None:
         return None
     windows = quality.open_windows()

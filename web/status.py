@@ -119,11 +119,12 @@ async def partitions(ingest: Any, now: datetime, started_at: datetime, stall_aft
     return rows
 
 
-def services(app: Any) -> dict[str, Any]:
+def services(api: Any) -> dict[str, Any]:
     """Each service's and agent's state (``init``, ``running``, ``stopping``, ``crashed``...)."""
+    app = api.app
     return {
         "worker": app.state,
-        "ingest": app.ingest.state,
+        "ingest": api.ingest.state,
         "agents": {str(name): agent.state for name, agent in app.agents.items()},
     }
 
@@ -146,7 +147,7 @@ async def pipeline_status(api: Any, quality: Callable[[], Any] | None = None) ->
         "status": "ok" if kafka_ok and warehouse_ok and not stalled
         and api.ingest.state == "running" else "degraded",
         "at": now,
-        "services": services(api.app),
+        "services": services(api),
         "kafka": {"reachable": kafka_ok},
         "warehouse": {"reachable": warehouse_ok},
         "consumer": {"group": api.settings.consumer_group, "partitions": parts,

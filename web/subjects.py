@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from streams.sink.copy_encoding import READING_COLUMNS
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import READING_COLUMNS
 
 FACT_TABLE = "health_readings"
 REGISTRY = "reading_events"

@@ -8,7 +8,7 @@ they cannot drift apart. Each view method only hands the request to ``Api.handle
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.web import Request, Response, View
@@ -30,6 +30,9 @@ from web.edge import Edge
 from web.openapi import openapi_document
 from web.server import HardenedWeb
 from web.status import ThroughputMeter, health
+
+if TYPE_CHECKING:
+    from healthmate.worker import WorkerServices
 
 PUBLIC_PATHS = {
     "/health": "Liveness (consume loop polling, write chain unbroken; last poll and commit ages) and "
@@ -53,16 +56,16 @@ async def _openapi(api: Api, call: Call) -> dict[str, Any]:
                             version=API_VERSION)
 
 
-def register_views(app: faust.App) -> None:
-    """Attach every view to ``app`` (called by the app factory)."""
+def register_views(app: faust.App, services: WorkerServices) -> None:
+    """Attach every view to ``app`` (called by the composition root, :mod:`healthmate.worker`)."""
 
     @app.page("/health")
     class Health(View):
         """Liveness of the consume loop and write chain, plus readiness of Kafka and PostgreSQL."""
 
         async def get(self, request: Request) -> Response:
-            settings = app.healthmate_settings  # type: ignore[attr-defined]
-            body = await health(app.ingest, app.warehouse, settings.health_max_poll_age_s,  # type: ignore[attr-defined]
+            body = await health(services.ingest, services.warehouse,
+                                services.settings.health_max_poll_age_s,
                                 only_liveness=request.query.get("probe") == "live")
             return self.json(body, status=200 if body["status"] == "ok" else 503)
 
@@ -71,16 +74,15 @@ def register_views(app: faust.App) -> None:
         """Prometheus exposition of the app's registry."""
 
         async def get(self, request: Request) -> Response:
-            payload = generate_latest(app.metrics.registry)  # type: ignore[attr-defined]
+            payload = generate_latest(services.metrics.registry)
             return self.bytes(payload, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    api = Api(app)
+    api = Api(app, services)
     meter = ThroughputMeter(api.clock)
     api.extensions["throughput"] = meter
     api.extensions["quality_levels"] = routes_quality.current_levels
-    api.ingest.batch_observers.append(meter.observe)
+    services.ingest.batch_observers.append(meter.observe)
     api.extensions["etl_runs"] = app.service(routes_jobs.BackgroundRuns(beacon=app.beacon))  # type: ignore[arg-type]
-    app.api = api  # type: ignore[attr-defined]
     web_driver = app.web
     assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
     web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)

@@ -7,6 +7,7 @@ always passed in.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from streams.domain.text import has_control_character
 from streams.errors import Rejected, RejectReason
@@ -50,7 +51,7 @@ def parse_timestamp(raw: object, name: str = "timestamp", *, naive_is_utc: bool 
             raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     if cls is int:
         try:
-            return _EPOCH + timedelta(0, 0, 0, raw)  # milliseconds; positional is ~25% cheaper
+            return _EPOCH + timedelta(0, 0, 0, cast(int, raw))  # milliseconds; positional is ~25% cheaper
         except OverflowError:
             raise Rejected(RejectReason.INVALID_TYPE, f"field {name!r} is out of range") from None
     raise Rejected(

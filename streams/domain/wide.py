@@ -37,7 +37,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from streams.domain.decode import dumps_member, has_nonfinite
-from streams.domain.validate import Rules, _shown, _single, _str_or_none, _type_name, _whole
+from streams.domain.judge import Rules, shown, single, str_or_none, type_name, whole
 from streams.errors import Rejected, RejectReason
 from streams.records import DeadLetter, MessageContext, MessageOutcome
 
@@ -60,7 +60,7 @@ def expand_wide(doc: Mapping[str, Any], rules: Rules) -> list[tuple[dict[str, An
     if units is None:
         units = {}
     elif units.__class__ is not dict:
-        raise Rejected(RejectReason.INVALID_TYPE, f"field 'units' must be an object, got {_type_name(units)}")
+        raise Rejected(RejectReason.INVALID_TYPE, f"field 'units' must be an object, got {type_name(units)}")
     keys = [k for k in doc if k not in RESERVED_KEYS]
     if len(keys) > rules.max_batch_readings:
         raise Rejected(RejectReason.OVERSIZED, "wide message has more metrics than allowed")
@@ -86,20 +86,20 @@ def process_wide(
     limits: tuple[datetime, datetime],
 ) -> MessageOutcome:
     """The outcome of one wide message (called by :func:`streams.domain.validate.process_message`)."""
-    source = _str_or_none(doc.get("source"))
+    source = str_or_none(doc.get("source"))
     try:
         members = expand_wide(doc, rules)
     except Rejected as exc:
-        return _whole(value, exc.code, exc.message, None, source)
+        return whole(value, exc.code, exc.message, None, source)
     outcome = MessageOutcome()
     for member, metric in members:
         try:
             if metric is None:
                 raise Rejected(RejectReason.UNKNOWN_METRIC,
-                               f"metric {_shown(member['metric'])} is not in the catalogue")
+                               f"metric {shown(member['metric'])} is not in the catalogue")
             if nonfinite and has_nonfinite(member):
                 raise Rejected(RejectReason.INVALID_TYPE, "the reading holds a NaN or infinite number")
-            outcome.readings.append(_single(member, ctx, rules, limits))
+            outcome.readings.append(single(member, ctx, rules, limits))
         except Rejected as exc:
             outcome.dead_letters.append(
                 DeadLetter(dumps_member(member, nonfinite), exc.code, exc.message, metric, source))

@@ -18,8 +18,9 @@ import orjson
 from streams.domain.quality import ALL_METRICS, DIMENSIONS, DataValidator, QualityConfig
 from streams.domain.quality_rules import label
 from streams.errors import HealthMateError, WarehouseUnavailable
+from streams.sink.copy_encoding import READING_COLUMNS
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import READING_COLUMNS, TRANSIENT_ERRORS, Warehouse
+from streams.sink.warehouse import TRANSIENT_ERRORS, Warehouse
 
 MAX_SAMPLE_SIZE = 100_000
 _PARTNER = {"blood_pressure_systolic": "blood_pressure_diastolic",

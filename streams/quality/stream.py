@@ -33,11 +33,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 import faust
 
+from streams.clock import Clock
 from streams.config import Settings
 from streams.domain.quality import DimensionCounts, QualityConfig
 from streams.domain.quality_judge import count_stored_batch
@@ -50,14 +50,13 @@ from streams.domain.quality_windows import (
     window_summary,
 )
 from streams.metrics import Metrics
-from streams.quality import quality_config
 from streams.quality.snapshots import publish_gauges, snapshot_rows, upsert_windows
 from streams.records import NormalisedReading
-from streams.sink.warehouse import DeadLetterRow
+from streams.sink.copy_encoding import DeadLetterRow
+from streams.sink.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 #: ``sink(metric, source, windows)``: persist closed windows; raise to keep them open.
 SnapshotSink = Callable[[str, str, Sequence[ClosedWindow]], Awaitable[None]]
 #: The longest the counts of consecutive batches are merged before they are sent.
@@ -110,9 +109,12 @@ class QualityStream:
     """
 
     def __init__(self, app: faust.App, settings: Settings, metrics: Metrics, clock: Clock, *,
-                 sink: SnapshotSink | None = None, config: QualityConfig | None = None) -> None:
+                 warehouse: Warehouse | None = None, sink: SnapshotSink | None = None,
+                 config: QualityConfig | None = None) -> None:
+        """``warehouse`` receives the closed windows, unless another ``sink`` is given."""
         self.app, self.settings, self.metrics, self.clock = app, settings, metrics, clock
-        self.config = config or quality_config(settings)
+        self.warehouse = warehouse
+        self.config = config or settings.quality_rules
         self.sizes = sorted(set(settings.quality_windows_s))
         self.grace = settings.quality_window_grace_s
         self.threshold = settings.quality_threshold
@@ -203,7 +205,8 @@ class QualityStream:
         """Default sink: upsert into ``quality_windows``, then update the gauges."""
         weights = self.config.weights
         rows = snapshot_rows(metric, source, closed, weights, self.threshold, self.clock())
-        await upsert_windows(self.app.warehouse.pool, self.settings.warehouse_schema, rows)  # type: ignore[attr-defined]
+        assert self.warehouse is not None, "QualityStream needs a warehouse or another sink"
+        await upsert_windows(self.warehouse.pool, self.settings.warehouse_schema, rows)
         publish_gauges(self.metrics, metric, source, closed, weights, self.threshold, self.sizes[0])
 
     # ---- reads --------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from streams.dlq import DeadLetterRecord, dead_letter_record
 from streams.domain.text import safe_rendering
 from streams.errors import BatchRefused, Fatal, RejectReason
 from streams.records import DeadLetter, NormalisedReading
-from streams.sink.warehouse import BatchResult, DeadLetterRow, PreparedBatch, Warehouse
+from streams.sink.copy_encoding import DeadLetterRow, PreparedBatch
+from streams.sink.warehouse import BatchResult, Warehouse
 
 log = logging.getLogger(__name__)
 

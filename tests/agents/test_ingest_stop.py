@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from streams.app import rules_from_settings
 from streams.config import Settings
 from streams.ingest import IngestService
 from streams.metrics import Metrics
+from streams.rules import rules_from_settings
 from streams.sink.warehouse import Warehouse
 
 
@@ -21,7 +21,8 @@ async def test_stop_hooks_run_after_the_final_flush_even_when_one_fails():
 
     async def merged() -> None:
         # the final flush has been handed over and finished before any hook runs
-        calls.append(f"merged, chain done: {service._write_chain is not None and service._write_chain.done()}")
+        writes = service.chain._writes
+        calls.append(f"merged, chain done: {writes is not None and writes.done()}")
 
     service = IngestService(settings, rules_from_settings(settings),
                             Warehouse(settings.pg_dsn_value, "test_ingest_stop"),

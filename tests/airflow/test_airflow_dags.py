@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from batch_support import batch_settings, day0, reading, seeded, table_rows, warehouse  # noqa: F401
+from batch_support import reading, table_rows
 from pipeline_support import ROOT
 
 from batch import api

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from batch_support import batch_settings, warehouse  # noqa: F401
 from pipeline_support import ROOT
 
 from batch import api

@@ -153,7 +153,7 @@ def test_dockerignore_matcher() -> None:
     assert not dockerignore_excludes("deploy/docker/healthcheck.py", patterns)
     assert dockerignore_excludes("a/b/__pycache__/x.pyc", patterns)
     assert dockerignore_excludes(".env.local", patterns)
-    assert not dockerignore_excludes("streams/app.py", patterns)
+    assert not dockerignore_excludes("healthmate/worker.py", patterns)
 
 
 # ------------------------------------------------------------------ the health probe itself

@@ -21,8 +21,9 @@ from streams.domain import Rules
 from streams.domain.validate import process_message
 from streams.errors import WarehouseUnavailable
 from streams.records import MessageContext
+from streams.sink.copy_encoding import DeadLetterRow
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow, Warehouse
+from streams.sink.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,7 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from batch_support import (  # noqa: F401 - fixtures are used by name
-    batch_settings,
-    day0,
-    normalise,
-    reading,
-    sample_day,
-    seeded,
-    store,
-    table_rows,
-    warehouse,
-)
+from batch_support import normalise, reading, sample_day, store, table_rows
 
 from batch import api
 from batch.errors import JobNameTaken, JobNotFound, RunNotFound

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from batch_support import batch_settings, reading, warehouse  # noqa: F401 - fixtures
+from batch_support import reading
 from pipeline_support import ROOT, read_topic
 
 from batch import api

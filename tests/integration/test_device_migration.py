@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from batch_support import DAY, batch_settings, normalise, reading, store  # noqa: F401 - fixtures
+from batch_support import DAY, normalise, reading, store
 
 from streams.domain.pseudonym import device_key
 from streams.sink import device_migration

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from batch_support import batch_settings, table_rows, warehouse  # noqa: F401 - fixtures
+from batch_support import table_rows
 from etl_data import add_profiles, copy_readings, readings
 from etl_reference import reference_daily
 

@@ -13,9 +13,9 @@ import pytest
 from pipeline_support import wait_until_caught_up
 from prometheus_client import CollectorRegistry
 
-from streams.app import rules_from_settings
 from streams.ingest import IngestService
 from streams.metrics import Metrics
+from streams.rules import rules_from_settings
 from streams.sink.warehouse import Warehouse
 from web.status import health
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from batch_support import batch_settings, normalise, reading, store, table_rows  # noqa: F401
-from batch_support import warehouse as warehouse  # noqa: F401 - a fixture
+from batch_support import normalise, reading, store, table_rows
 from prometheus_client import CollectorRegistry
 
 from batch import api

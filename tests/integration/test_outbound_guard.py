@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from batch_support import batch_settings, day0, seeded, warehouse  # noqa: F401 - fixtures
 from pipeline_support import free_port
 
 from batch import api

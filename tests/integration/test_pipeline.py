@@ -11,11 +11,11 @@ import pytest
 from pipeline_support import read_topic, wait_until_caught_up
 from prometheus_client import CollectorRegistry
 
-from streams.app import rules_from_settings
 from streams.domain.catalogue import DEFAULT_CATALOGUE
 from streams.domain.pseudonym import device_key, user_key
 from streams.ingest import IngestService
 from streams.metrics import Metrics
+from streams.rules import rules_from_settings
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import Warehouse
 from streams.synthetic import BAD_KINDS, SyntheticReadings

@@ -12,8 +12,8 @@ from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import RejectReason
 from streams.quality.analysis import InvalidAnalysisRequest, analyze_quality
 from streams.records import DeadLetter, NormalisedReading
+from streams.sink.copy_encoding import DeadLetterRow
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ from pipeline_support import read_topic, wait_until_caught_up
 from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import BatchRefused, RejectReason
 from streams.records import DeadLetter, NormalisedReading
+from streams.sink.copy_encoding import DeadLetterRow, prepare_batch
 from streams.sink.migrations import quote_ident
-from streams.sink.warehouse import DeadLetterRow, prepare_batch
 
 pytestmark = pytest.mark.integration
 

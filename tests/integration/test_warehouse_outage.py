@@ -12,9 +12,9 @@ from pipeline_support import wait_until_caught_up
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from streams.app import rules_from_settings
 from streams.ingest import IngestService
 from streams.metrics import Metrics
+from streams.rules import rules_from_settings
 from streams.sink.migrations import quote_ident
 from streams.sink.warehouse import Warehouse
 from streams.synthetic import SyntheticReadings

@@ -17,17 +17,19 @@ from streams.connections import kafka_kwargs
 pytestmark = pytest.mark.integration
 
 
-async def _write(settings, topic: str) -> None:  # type: ignore[no-untyped-def]
+async def _write(settings, topic: str, value: bytes = b"{}") -> int:  # type: ignore[no-untyped-def]
+    """Write ``value`` to partition 0 of ``topic``; the offset the broker stored it at."""
     producer = AIOKafkaProducer(**kafka_kwargs(settings), acks="all", request_timeout_ms=10_000)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, b"{}", key=b"k")
+        metadata = await producer.send_and_wait(topic, value, key=b"k", partition=0)
     finally:
         await producer.stop()
+    return metadata.offset
 
 
-async def _read(settings, topic: str, group: str | None = None) -> None:  # type: ignore[no-untyped-def]
-    """Fetch from partition 0 of ``topic`` (an empty fetch is fine; a refusal raises)."""
+async def _read(settings, topic: str, group: str | None = None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """The values fetched from partition 0 of ``topic`` (none is fine; a refusal raises)."""
     consumer = AIOKafkaConsumer(**kafka_kwargs(settings), enable_auto_commit=False,
                                 group_id=group or f"not-granted-{uuid.uuid4().hex[:6]}",
                                 auto_offset_reset="earliest")
@@ -36,10 +38,11 @@ async def _read(settings, topic: str, group: str | None = None) -> None:  # type
         tp = TopicPartition(topic, 0)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
-        await consumer.getmany(tp, timeout_ms=1000)
+        fetched = await consumer.getmany(tp, timeout_ms=1000)
         await consumer.position(tp)
     finally:
         await consumer.stop()
+    return [record.value for record in fetched.get(tp, [])]
 
 
 async def _create_topic(settings, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -58,11 +61,12 @@ async def test_worker_principal_reads_raw_and_profiles_and_writes_dlq_and_intern
     worker = secure_pipeline.settings("worker")
     await _read(worker, worker.raw_topic, group=worker.consumer_group)
     await _read(worker, secure_pipeline.profile_topic, group=worker.consumer_group)
-    await _write(worker, worker.dlq_topic)
+    assert await _write(worker, worker.dlq_topic) >= 0  # the broker stored it at an offset
     internal = f"{worker.app_id}-some-changelog"
     await _create_topic(worker, internal)
-    await _write(worker, internal)
-    await _read(worker, internal, group=worker.app_id)
+    marker = uuid.uuid4().hex.encode()
+    offset = await _write(worker, internal, marker)
+    assert marker in await _read(worker, internal, group=worker.app_id), f"nothing at offset {offset}"
 
 
 async def test_worker_principal_may_do_nothing_else(secure_pipeline) -> None:  # type: ignore[no-untyped-def]
@@ -81,7 +85,7 @@ async def test_worker_principal_may_do_nothing_else(secure_pipeline) -> None:  #
 
 async def test_producer_principal_may_only_write_the_raw_topic(secure_pipeline) -> None:  # type: ignore[no-untyped-def]
     producer = secure_pipeline.settings("producer")
-    await _write(producer, producer.raw_topic)
+    assert await _write(producer, producer.raw_topic) >= 0  # acknowledged: stored
     with pytest.raises(TopicAuthorizationFailedError):
         await _write(producer, producer.dlq_topic)
     with pytest.raises(TopicAuthorizationFailedError):

@@ -52,10 +52,6 @@ def test_valid_single_reading_is_normalised(
     assert stored.measured_at.tzinfo is UTC
 
 
-def test_version_constant() -> None:
-    assert TRANSFORMATION_VERSION == "1.0.0"
-
-
 @pytest.mark.parametrize(
     "fields", [{"device_id": None, "metadata": None}, {"drop": ("device_id", "metadata")}]
 )

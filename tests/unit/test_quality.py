@@ -219,11 +219,10 @@ def test_settings_refuse_bad_quality_rules(bad, monkeypatch):
 
 def test_settings_build_the_quality_rules(monkeypatch):
     from streams.config import Settings
-    from streams.quality import quality_config
 
     monkeypatch.setenv("HEALTHMATE_QUALITY_WEIGHTS", '{"validity": 3}')
     monkeypatch.setenv("HEALTHMATE_QUALITY_TIMELINESS_BY_SOURCE_S", '{"Withings": 86400}')
-    config = quality_config(Settings(dev_mode=True))
+    config = Settings(dev_mode=True).quality_rules
     assert dict(config.weights) == {**dict.fromkeys(DIMENSIONS, 1.0), "validity": 3.0}
     assert config.threshold_for("withings") == timedelta(days=1)
     assert config.threshold_for("garmin") == timedelta(hours=1)

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from streams.app import rules_from_settings
 from streams.config import Settings
 from streams.errors import ConfigurationError
+from streams.rules import rules_from_settings
 
 
 @pytest.fixture(autouse=True)

@@ -31,8 +31,6 @@ from streams.config import Settings
 from streams.setup import create_topics
 from web.auth import mint_token
 
-pytestmark = pytest.mark.integration
-
 ISSUER, AUDIENCE = "healthmate-tests", "healthmate-api"
 
 

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client import CollectorRegistry
 
-from streams.app import create_app
+from healthmate.worker import build_worker
 from streams.config import Settings
 from web.auth import mint_token
 
@@ -44,15 +44,15 @@ async def rs_api(pg_dsn: str, pg_schema: str, tmp_path: Path
     settings = Settings(dev_mode=True, pg_dsn=pg_dsn, warehouse_schema=pg_schema, app_id=f"hm-{pg_schema}",
                         data_dir=str(tmp_path), api_jwt_algorithm="RS256", api_jwt_public_key=public,
                         api_jwt_audience="rs-api")
-    app = create_app(settings, registry=CollectorRegistry())
-    await app.warehouse.start()  # type: ignore[attr-defined]
+    app, services = build_worker(settings, registry=CollectorRegistry())
+    await services.warehouse.start()
     server = TestServer(await app.web.wsgi(), host="127.0.0.1")
     await server.start_server()
     try:
         yield str(server.make_url("/data-pipeline/dlq")), settings, private, public
     finally:
         await server.close()
-        await app.warehouse.stop()  # type: ignore[attr-defined]
+        await services.warehouse.stop()
 
 
 async def _get(url: str, token: str) -> int:

@@ -9,8 +9,8 @@ import pytest
 
 from streams.domain.catalogue import DEFAULT_CATALOGUE
 from streams.domain.event_ids import derive_event_id
+from streams.domain.judge import Rules
 from streams.domain.pseudonym import user_key
-from streams.domain.validate import Rules
 from web.errors import ApiError
 from web.gateway.body import Document
 from web.gateway.documents import EventIds, bind, form_of

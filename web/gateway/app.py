@@ -27,6 +27,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.config import Settings
+from streams.rules import rules_from_settings
 from web.auth import Permission, Principal, TokenVerifier
 from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests
 from web.gateway.body import BodyLimits, read_documents
@@ -45,8 +46,6 @@ class Gateway:
     """The handlers and the services they share; built once per process by :func:`create_gateway`."""
 
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
-        from streams.app import rules_from_settings
-
         rules = rules_from_settings(settings)
         self.settings = settings
         self.registry = registry

@@ -34,7 +34,8 @@ import orjson
 
 from streams.domain import fhir, omh
 from streams.domain.catalogue import MetricRule
-from streams.domain.validate import Rules, process_message
+from streams.domain.judge import Rules
+from streams.domain.validate import process_message
 from streams.records import MessageContext
 from web.errors import BadRequest, Forbidden
 from web.gateway.body import Document

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 def _gateway() -> int:
     from streams.cli import load_settings
     from streams.logs import configure_tool_logging
-    from web.gateway.app import serve
+    from web.gateway.serve import serve
 
     settings = load_settings()
     configure_tool_logging(settings.log_format, settings.log_level)

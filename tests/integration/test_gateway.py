@@ -6,8 +6,10 @@ refused requests (bad tokens, hostile bodies) put nothing on the raw topic.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -177,3 +179,31 @@ async def test_the_per_token_limit_answers_429_with_retry_after(gateway, pipelin
         text = await response.text()
     assert 'healthmate_gateway_refusals_total{reason="rate_limited"} 1.0' in text
     assert "healthmate_gateway_readings_accepted_total 31.0" in text
+
+
+async def test_sigterm_finishes_the_requests_in_flight(gateway, pipeline_settings):
+    """A request whose body is still arriving when SIGTERM comes is answered 202 (and its
+    messages are in Kafka); the gateway then exits 0 and takes no new connection."""
+    lines = [json.dumps({"metric": "steps", "value": i, "unit": "count", "source": "fitbit",
+                         "timestamp": f"2026-01-01T00:0{i}:00Z"}).encode() for i in range(4)]
+    sent_half = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"\n".join(lines[:2]) + b"\n"
+        sent_half.set()
+        await asyncio.sleep(2)
+        yield b"\n".join(lines[2:])
+
+    bearer = token(pipeline_settings)
+    in_flight = asyncio.create_task(post(gateway.url, slow_body(), bearer))  # type: ignore[arg-type]
+    await sent_half.wait()
+    await asyncio.sleep(0.5)
+    assert gateway.proc is not None
+    gateway.proc.send_signal(signal.SIGTERM)
+    status, answer, _ = await in_flight
+    assert status == 202 and answer["accepted"] == 4, answer
+    assert await asyncio.to_thread(gateway.proc.wait, 30) == 0
+    ends = await end_offsets(pipeline_settings.kafka_bootstrap, pipeline_settings.raw_topic)
+    assert sum(ends.values()) == 4
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await post(gateway.url, lines[0], token(pipeline_settings))

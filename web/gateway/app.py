@@ -58,11 +58,14 @@ class Gateway:
         self.event_ids = EventIds(rules)
         self.publisher = Publisher(settings, self.metrics)
         self.draining = False
+        #: Ingest requests whose handler is running (the drain on SIGTERM waits for 0).
+        self.active = 0
 
     async def ingest(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
         self.metrics.in_flight.inc()
+        self.active += 1
         try:
             response = await self._ingest(request, request_id)
         except ApiError as exc:
@@ -71,6 +74,9 @@ class Gateway:
             response = _json(exc.status, {**exc.body(request_id), "reason": exc.reason}, exc.headers)
         finally:
             self.metrics.in_flight.dec()
+            self.active -= 1
+        if self.draining:
+            response.force_close()  # a keep-alive client reconnects, to another replica
         response.headers["X-Request-Id"] = request_id
         self.metrics.requests.labels(str(response.status)).inc()
         self.metrics.request_duration.observe(time.perf_counter() - started)
@@ -128,9 +134,6 @@ class Gateway:
         await self.publisher.start()
         log.info("gateway serving %s for topic %s", INGEST_PATH, self.settings.raw_topic)
 
-    async def on_shutdown(self, app: web.Application) -> None:
-        self.draining = True
-
     async def on_cleanup(self, app: web.Application) -> None:
         await self.publisher.stop()
         log.info("gateway stopped; every accepted request was acknowledged")
@@ -140,25 +143,17 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 
 def create_gateway(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
-    """The gateway's application; the producer starts with the app and stops after the last request."""
+    """The gateway's application; the producer starts with the app and stops after the last
+    request (:func:`web.gateway.serve.serve` runs it)."""
     gateway = Gateway(settings, registry or CollectorRegistry())
     app = web.Application(client_max_size=settings.gateway_max_body_bytes)
     app.router.add_post(INGEST_PATH, gateway.ingest)
     app.router.add_get("/health", gateway.health)
     app.router.add_get("/metrics", gateway.metrics_view)
     app.on_startup.append(gateway.on_startup)
-    app.on_shutdown.append(gateway.on_shutdown)
     app.on_cleanup.append(gateway.on_cleanup)
     app[GATEWAY] = gateway
     return app
-
-
-def serve(settings: Settings) -> None:
-    """Run until SIGTERM/SIGINT; then stop listening, finish in-flight requests (up to
-    ``HEALTHMATE_GATEWAY_SHUTDOWN_GRACE_S``), flush and stop the producer."""
-    web.run_app(create_gateway(settings), host=settings.gateway_host, port=settings.gateway_port,
-                shutdown_timeout=settings.gateway_shutdown_grace_s, access_log=None, print=None,
-                auto_decompress=False)  # the body's gzip is decoded under a cap (body.decompress)
 
 
 def _bucket(principal: Principal) -> str:

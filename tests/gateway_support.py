@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-from pipeline_support import ROOT, free_port
+from pipeline_support import ROOT, WorkerProcess, free_port
 
 INGEST = "/ingest/v1/readings"
 
 
-class GatewayProcess:
+class GatewayProcess(WorkerProcess):
     """Started by :meth:`start`, stopped by its pid (SIGTERM, then SIGKILL after a grace)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "HEALTHMATE_GATEWAY_PORT": str(self.port),
-                    "HEALTHMATE_GATEWAY_HOST": "127.0.0.1"}
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        super().__init__({**env, "HEALTHMATE_GATEWAY_PORT": str(self.port),
+                          "HEALTHMATE_GATEWAY_HOST": "127.0.0.1"}, log_path)
 
     @property
     def url(self) -> str:
@@ -54,24 +52,25 @@ class GatewayProcess:
                 await asyncio.sleep(0.2)
         raise AssertionError(f"the gateway did not become ready in {timeout:.0f}s: {self.log_tail()}")
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, grace: float = 30.0) -> int | None:
-        """SIGTERM and wait; SIGKILL after ``grace``. The exit status (None if never started)."""
-        if self.proc is None:
-            return None
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+    def stop(self, grace: float = 30.0) -> int | None:  # type: ignore[override]
+        """SIGTERM and wait (SIGKILL after ``grace``); the exit status, None if never started."""
+        super().stop(grace)
+        return None if self.proc is None else self.proc.returncode
 
     def log_tail(self, chars: int = 3000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+@asynccontextmanager
+async def running_gateway(env: dict[str, str], log_path: Path) -> AsyncIterator[GatewayProcess]:
+    """A ready gateway; on exit it must stop with status 0 (a graceful drain)."""
+    process = GatewayProcess(env, log_path)
+    process.start()
+    try:
+        await process.wait_ready()
+        yield process
+    finally:
+        assert process.stop() == 0, process.log_tail()

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
-from gateway_support import GatewayProcess
+from gateway_support import GatewayProcess, running_gateway
 from pipeline_support import end_offsets, wait_until_caught_up
 from pydantic import SecretStr
 
@@ -39,13 +39,8 @@ async def gateway(pipeline_env: dict[str, str], pipeline_settings: Settings, tmp
                   ) -> AsyncIterator[GatewayProcess]:
     env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_RATE_PER_TOKEN": "1",
            "HEALTHMATE_GATEWAY_BURST_PER_TOKEN": "30", "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES": "4096"}
-    process = GatewayProcess(env, tmp_path / "gateway.log")
-    process.start()
-    try:
-        await process.wait_ready()
+    async with running_gateway(env, tmp_path / "gateway.log") as process:
         yield process
-    finally:
-        assert process.stop() == 0, process.log_tail()
 
 
 def settings_for_tokens(settings: Settings) -> Settings:

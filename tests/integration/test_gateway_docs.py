@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from gateway_support import GatewayProcess
+from gateway_support import GatewayProcess, running_gateway
 from pipeline_support import ROOT, end_offsets
 
 pytestmark = pytest.mark.integration
@@ -42,13 +42,8 @@ async def gateway(create_topics, kafka_bootstrap: str, unique_name: str, tmp_pat
     await create_topics([topic], partitions=2)
     env = {"HEALTHMATE_DEV_MODE": "true", "HEALTHMATE_RAW_TOPIC": topic,
            "HEALTHMATE_KAFKA_BOOTSTRAP": kafka_bootstrap}
-    process = GatewayProcess(env, tmp_path / "gateway.log")
-    process.start()
-    try:
-        await process.wait_ready()
+    async with running_gateway(env, tmp_path / "gateway.log") as process:
         yield process
-    finally:
-        assert process.stop() == 0, process.log_tail()
 
 
 def shell_env(gateway: GatewayProcess) -> dict[str, str]:

@@ -19,7 +19,7 @@ import aiohttp
 import jwt
 import pytest
 from gateway_support import GatewayProcess, running_gateway
-from pipeline_support import end_offsets, wait_until_caught_up
+from pipeline_support import end_offsets, read_topic, wait_until_caught_up
 from pydantic import SecretStr
 
 from streams.config import Settings
@@ -202,3 +202,18 @@ async def test_sigterm_finishes_the_requests_in_flight(gateway, pipeline_setting
     assert sum(ends.values()) == 4
     with pytest.raises(aiohttp.ClientConnectionError):
         await post(gateway.url, lines[0], token(pipeline_settings))
+
+
+async def test_messages_are_keyed_and_partitioned_like_every_other_producer(gateway, pipeline_settings,
+                                                                            raw_producer):
+    users = [f"user-{i}" for i in range(12)]
+    partner = token(pipeline_settings, "partner", ("ingest-service",))
+    docs = [{"user_id": u, "metric": "steps", "value": 1, "unit": "count", "source": "fitbit",
+             "timestamp": "2026-01-01T00:00:00Z"} for u in users]
+    assert (await post(gateway.url, ndjson(*docs), partner))[0] == 202
+    probes = [await raw_producer.send_and_wait(pipeline_settings.raw_topic, b"{}", key=u.encode())
+              for u in users]
+    records = await read_topic(pipeline_settings.kafka_bootstrap, pipeline_settings.raw_topic)
+    gateway_partition = {r.key.decode(): r.partition for r in records if r.value != b"{}"}
+    assert gateway_partition == {u: probe.partition for u, probe in zip(users, probes, strict=True)}
+    assert len(set(gateway_partition.values())) > 1  # the users really spread over partitions

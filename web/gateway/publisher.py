@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
@@ -38,6 +39,7 @@ class Publisher:
         self.producer: AIOKafkaProducer | None = None
         self.last_ok = 0.0
         self.last_failure = 0.0
+        self._partitioner = DefaultPartitioner()
 
     async def start(self, *, retry_s: float = 2.0) -> None:
         """Start the producer, retrying until Kafka answers (the gateway serves nothing before)."""
@@ -45,6 +47,7 @@ class Publisher:
             producer = AIOKafkaProducer(
                 **kafka_kwargs(self.settings), acks="all", enable_idempotence=True,
                 linger_ms=self.settings.gateway_linger_ms, max_request_size=4 * 1024 * 1024,
+                max_batch_size=1024 * 1024,
                 request_timeout_ms=max(1000, int(self.timeout * 1000)), client_id="healthmate-gateway")
             try:
                 await producer.start()
@@ -76,7 +79,7 @@ class Publisher:
         deadline = started + self.timeout
         try:
             async with asyncio.timeout(self.timeout):
-                futures = [await producer.send(self.topic, m.value, key=m.key) for m in messages]
+                futures = await self._send(producer, messages)
         except (TimeoutError, KafkaError):
             raise self._unavailable("Kafka did not take the readings in time") from None
         # asyncio.wait, not gather under a timeout: a cancelled send future could not
@@ -89,6 +92,25 @@ class Publisher:
         now = time.monotonic()
         self.last_ok = now
         self.metrics.kafka_ack.observe(now - started)
+
+    async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Message]) -> list[asyncio.Future]:
+        """Hand ``messages`` to the producer: one record batch per partition and request (one
+        future per batch instead of one per message), each message on the partition its key
+        gives with the producer's default partitioner, as :meth:`AIOKafkaProducer.send` would."""
+        partitions = sorted(await producer.partitions_for(self.topic))
+        by_partition: dict[int, list[Message]] = {}
+        for m in messages:
+            by_partition.setdefault(self._partitioner(m.key, partitions, partitions), []).append(m)
+        futures = []
+        for partition, members in by_partition.items():
+            batch = producer.create_batch()
+            for m in members:
+                if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
+                    futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=m.key, value=m.value, timestamp=None)  # a first record always fits
+            futures.append(await producer.send_batch(batch, self.topic, partition=partition))
+        return futures
 
     def _unavailable(self, message: str) -> ApiUnavailable:
         self.last_failure = time.monotonic()

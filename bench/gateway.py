@@ -125,6 +125,12 @@ async def open_loop(url: str, tokens: list[str], data: Readings, rate: float) ->
     return sorted(latencies)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (``/proc/PID/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -153,15 +159,20 @@ async def main() -> int:
                 [py_spy, "record", "-p", str(gateway.proc.pid), "--format", "raw", "-o",
                  str(out / "gateway.txt"), "-d", str(int(3 * SECONDS + 10))],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        assert gateway.proc is not None
+        cpu0 = cpu_seconds(gateway.proc.pid)
         requests, seconds = await closed_loop(gateway.url, tokens, data, per_request=BATCH,
                                               clients=CONCURRENCY)
         batched = requests * BATCH / seconds
+        batched_cpu = cpu_seconds(gateway.proc.pid) - cpu0
         log(f"batched: {requests} requests of {BATCH} in {seconds:.1f}s")
         latencies = await open_loop(gateway.url, tokens, data, batched / 2 / BATCH)
         p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        cpu0 = cpu_seconds(gateway.proc.pid)
         singles_n, singles_s = await closed_loop(gateway.url, tokens, data, per_request=1,
                                                  clients=SINGLE_CONCURRENCY)
         singles = singles_n / singles_s
+        singles_cpu = cpu_seconds(gateway.proc.pid) - cpu0
     finally:
         status = gateway.stop()
         if profiler is not None:
@@ -177,8 +188,12 @@ async def main() -> int:
     print()
     for name, value, target, met in rows:
         print(f"  {name:<32} {value:>28}   target {target:<14} {'met' if met else 'NOT MET'}")
+    per_reading = batched_cpu / (requests * BATCH) * 1e6
+    per_single = singles_cpu / singles_n * 1e6
+    print(f"  gateway CPU: {per_reading:.1f} us a reading batched ({1e6 / per_reading:,.0f} readings/s per "
+          f"core), {per_single:.0f} us a single request ({1e6 / per_single:,.0f} requests/s per core)")
     print(f"  (one gateway process, {os.cpu_count()} cores shared with the load generator and Kafka; "
-          f"gateway exit status {status})")
+          f"load average {os.getloadavg()[0]:.1f}; gateway exit status {status})")
     return 0
 
 

@@ -28,6 +28,8 @@ from web.gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2
+#: Messages for one partition from which a request sends its own record batch.
+OWN_BATCH_FROM = 8
 
 
 class Publisher:
@@ -94,15 +96,21 @@ class Publisher:
         self.metrics.kafka_ack.observe(now - started)
 
     async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Message]) -> list[asyncio.Future]:
-        """Hand ``messages`` to the producer: one record batch per partition and request (one
-        future per batch instead of one per message), each message on the partition its key
-        gives with the producer's default partitioner, as :meth:`AIOKafkaProducer.send` would."""
+        """Hand ``messages`` to the producer, each on the partition its key gives with the
+        producer's default partitioner (as :meth:`AIOKafkaProducer.send` chooses). Many messages
+        for one partition make a record batch of their own (one future, not one per message);
+        a few join the partition's open batch, shared with other requests (fewer produce
+        requests when many small requests arrive at once)."""
         partitions = sorted(await producer.partitions_for(self.topic))
         by_partition: dict[int, list[Message]] = {}
         for m in messages:
             by_partition.setdefault(self._partitioner(m.key, partitions, partitions), []).append(m)
         futures = []
         for partition, members in by_partition.items():
+            if len(members) < OWN_BATCH_FROM:  # joins the batch other requests are filling
+                futures.extend([await producer.send(self.topic, m.value, key=m.key, partition=partition)
+                                for m in members])
+                continue
             batch = producer.create_batch()
             for m in members:
                 if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full

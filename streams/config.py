@@ -229,6 +229,10 @@ class Settings(BaseSettings):
         50.0, gt=0,
         description="Sustained requests per second per token (jti, else subject and roles); 429 beyond.")
     gateway_burst_per_token: int = Field(100, ge=1, description="Requests a token may make at once.")
+    gateway_tls_cert_file: str | None = Field(
+        None, description="Serve HTTPS with this certificate chain (PEM); unset: HTTP behind a TLS proxy.")
+    gateway_tls_key_file: str | None = Field(
+        None, description="The private key (PEM) of HEALTHMATE_GATEWAY_TLS_CERT_FILE.")
     gateway_shutdown_grace_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
 
@@ -333,10 +337,19 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"HEALTHMATE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "HEALTHMATE_KAFKA_SASL_USERNAME and HEALTHMATE_KAFKA_SASL_PASSWORD (or _FILE).")
-        cafiles = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("PG_SSL_ROOTCERT", self.pg_ssl_rootcert))
+        cafiles = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("PG_SSL_ROOTCERT", self.pg_ssl_rootcert),
+                   ("GATEWAY_TLS_CERT_FILE", self.gateway_tls_cert_file),
+                   ("GATEWAY_TLS_KEY_FILE", self.gateway_tls_key_file))
         for var, path in cafiles:
             if path is not None and not Path(path).is_file():
                 raise ConfigurationError(f"HEALTHMATE_{var}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_tls_complete(self) -> Settings:
+        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
+            raise ConfigurationError("HEALTHMATE_GATEWAY_TLS_CERT_FILE and HEALTHMATE_GATEWAY_TLS_KEY_FILE "
+                                     "go together: set both (HTTPS) or neither (HTTP)")
         return self
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import subprocess
 import sys
 import time
@@ -19,18 +20,20 @@ INGEST = "/ingest/v1/readings"
 class GatewayProcess(WorkerProcess):
     """Started by :meth:`start`, stopped by its pid (SIGTERM, then SIGKILL after a grace)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.port = port or free_port()
+        self.tls = tls  # the client side of HTTPS (HEALTHMATE_GATEWAY_TLS_* set), None for HTTP
         super().__init__({**env, "HEALTHMATE_GATEWAY_PORT": str(self.port),
                           "HEALTHMATE_GATEWAY_HOST": "127.0.0.1"}, log_path)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{INGEST}"
+        return f"{self.base}{INGEST}"
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -44,7 +47,7 @@ class GatewayProcess(WorkerProcess):
             while time.monotonic() < deadline:
                 assert self.alive(), f"the gateway exited: {self.log_tail()}"
                 try:
-                    async with session.get(f"{self.base}/health") as response:
+                    async with session.get(f"{self.base}/health", ssl=self.tls or True) as response:
                         if response.status == 200:
                             return
                 except aiohttp.ClientError:
@@ -65,9 +68,10 @@ class GatewayProcess(WorkerProcess):
 
 
 @asynccontextmanager
-async def running_gateway(env: dict[str, str], log_path: Path) -> AsyncIterator[GatewayProcess]:
+async def running_gateway(env: dict[str, str], log_path: Path, *, tls: ssl.SSLContext | None = None
+                          ) -> AsyncIterator[GatewayProcess]:
     """A ready gateway; on exit it must stop with status 0 (a graceful drain)."""
-    process = GatewayProcess(env, log_path)
+    process = GatewayProcess(env, log_path, tls=tls)
     process.start()
     try:
         await process.wait_ready()

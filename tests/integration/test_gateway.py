@@ -10,6 +10,8 @@ import asyncio
 import gzip
 import json
 import signal
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -54,13 +56,14 @@ def token(settings: Settings, sub: str = "alice", roles: tuple[str, ...] = ("pro
 
 
 async def post(url: str, body: bytes, bearer: str | None, ctype: str = "application/x-ndjson",
-               encoding: str | None = None) -> tuple[int, dict, dict]:
+               encoding: str | None = None, tls: ssl.SSLContext | None = None) -> tuple[int, dict, dict]:
     headers = {"Content-Type": ctype}
     if bearer is not None:
         headers["Authorization"] = f"Bearer {bearer}"
     if encoding:
         headers["Content-Encoding"] = encoding
-    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as response:
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers,
+                                                                ssl=tls or True) as response:
         return response.status, await response.json(), dict(response.headers)
 
 
@@ -217,3 +220,21 @@ async def test_messages_are_keyed_and_partitioned_like_every_other_producer(gate
     gateway_partition = {r.key.decode(): r.partition for r in records if r.value != b"{}"}
     assert gateway_partition == {u: probe.partition for u, probe in zip(users, probes, strict=True)}
     assert len(set(gateway_partition.values())) > 1  # the users really spread over partitions
+
+
+async def test_https_when_a_certificate_is_configured(pipeline_env, pipeline_settings, tmp_path):
+    cert, key = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    trust = ssl.create_default_context(cafile=str(cert))
+    env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_TLS_CERT_FILE": str(cert),
+           "HEALTHMATE_GATEWAY_TLS_KEY_FILE": str(key)}
+    body = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+                   "source": "fitbit"})
+    async with running_gateway(env, tmp_path / "gateway.log", tls=trust) as gateway:
+        assert gateway.url.startswith("https://")
+        status, answer, _ = await post(gateway.url, body, token(pipeline_settings), tls=trust)
+        assert status == 202, answer
+        with pytest.raises(aiohttp.ClientError):  # no plain HTTP beside it
+            await post(gateway.url.replace("https://", "http://"), body, token(pipeline_settings))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import time
 
 from aiohttp import web
@@ -27,6 +28,16 @@ def serve(settings: Settings) -> None:
     asyncio.run(_serve(settings))
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """HTTPS (TLS 1.2 or later) when a certificate and key are configured, else None (HTTP)."""
+    if settings.gateway_tls_cert_file is None or settings.gateway_tls_key_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.gateway_tls_cert_file, settings.gateway_tls_key_file)
+    return context
+
+
 async def _serve(settings: Settings) -> None:
     app = create_gateway(settings)
     gateway = app[GATEWAY]
@@ -34,7 +45,8 @@ async def _serve(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, auto_decompress=False,
                            shutdown_timeout=settings.gateway_shutdown_grace_s)
     await runner.setup()
-    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
+                       ssl_context=tls_context(settings))
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

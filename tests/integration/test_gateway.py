@@ -139,6 +139,9 @@ async def test_tokens_bind_the_user_and_bad_tokens_write_nothing(gateway, pipeli
     partner = token(settings, "partner", ("ingest-service",))
     got, answer, _ = await post(gateway.url, ndjson({**reading, "user_id": "bob"}), partner)
     assert got == 202, answer  # a trusted service writes for any user it names
+    log = gateway.log_tail(100_000)
+    assert "ingest refused: other_user (403) for " + user_key(settings.pseudonym_key_bytes, "alice") in log
+    assert "alice" not in log and "bob" not in log, "a raw user id reached the log"
 
 
 async def test_hostile_bodies_are_refused_whole_and_leave_nothing_in_kafka(gateway, pipeline_settings):

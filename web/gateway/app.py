@@ -40,6 +40,7 @@ from web.limits import RateLimiter
 log = logging.getLogger("healthmate.gateway")
 
 INGEST_PATH = "/ingest/v1/readings"
+SUBJECT = "healthmate.subject"
 
 
 class Gateway:
@@ -70,7 +71,9 @@ class Gateway:
             response = await self._ingest(request, request_id)
         except ApiError as exc:
             self.metrics.refusals.labels(exc.reason).inc()
-            log.info("ingest refused: %s (%s), request %s", exc.reason, exc.status, request_id)
+            subject = request.get(SUBJECT)
+            log.info("ingest refused: %s (%s) for %s, request %s", exc.reason, exc.status,
+                     self.pseudonymise(subject) if subject else "an unauthenticated caller", request_id)
             response = _json(exc.status, {**exc.body(request_id), "reason": exc.reason}, exc.headers)
         finally:
             self.metrics.in_flight.dec()
@@ -84,6 +87,7 @@ class Gateway:
 
     async def _ingest(self, request: web.Request, request_id: str) -> web.Response:
         principal = self.verifier.verify(request.headers.get("Authorization"))
+        request[SUBJECT] = principal.subject  # logged as its pseudonym only
         if not principal.may(Permission.INGEST_OWN):
             raise Forbidden("this token may not write readings (roles: producer, ingest-service)",
                             reason="no_role")

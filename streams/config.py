@@ -346,6 +346,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _gateway_messages_fit_the_worker(self) -> Settings:
+        # The gateway may write a user id into a document: keep room for it below the worker's cap.
+        if self.gateway_max_message_bytes > self.max_message_bytes - 1024:
+            raise ConfigurationError(
+                "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES must stay at least 1 KiB below "
+                "HEALTHMATE_MAX_MESSAGE_BYTES (the worker dead-letters larger messages as oversized); "
+                "lower the first")
+        return self
+
+    @model_validator(mode="after")
     def _gateway_tls_complete(self) -> Settings:
         if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
             raise ConfigurationError("HEALTHMATE_GATEWAY_TLS_CERT_FILE and HEALTHMATE_GATEWAY_TLS_KEY_FILE "

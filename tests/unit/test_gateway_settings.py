@@ -24,3 +24,9 @@ def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="no such file"):
         Settings(dev_mode=True, gateway_tls_cert_file=str(cert),  # type: ignore[call-arg]
                  gateway_tls_key_file=str(tmp_path / "missing.key"))
+
+
+def test_a_gateway_message_must_fit_the_workers_cap() -> None:
+    with pytest.raises(ConfigurationError, match="GATEWAY_MAX_MESSAGE_BYTES"):
+        Settings(dev_mode=True, max_message_bytes=100_000, gateway_max_message_bytes=100_000)  # type: ignore[call-arg]
+    Settings(dev_mode=True, max_message_bytes=100_000, gateway_max_message_bytes=90_000)  # type: ignore[call-arg]

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHON := $(PY)
 
-.PHONY: help venv deps run test unit bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint airflow airflow-test
+.PHONY: help venv deps run test unit docs bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint airflow airflow-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -13,11 +13,11 @@ help: ## list targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev,airflow]'
+	$(PY) -m pip install -q -e '.[dev,airflow,spark]'
 	@touch $(STAMP)
 
 PYTHON_BOOT ?= python3.11
-venv: $(STAMP) ## create .venv and install the package with the dev and airflow extras
+venv: $(STAMP) ## create .venv and install the package with the dev, airflow and spark extras
 
 deps: venv ## also install system packages the tests need (apt)
 	bash scripts/install_system_deps.sh
@@ -34,10 +34,14 @@ unit: venv ## every test that needs no service (no Kafka, no PostgreSQL); needs 
 	@for tool in promtool kubectl; do command -v $$tool >/dev/null || { echo "make unit needs $$tool: run make deps" >&2; exit 2; }; done
 	$(PY) -m pytest -m "not integration" -q
 
-bench: venv ## worker vs a minimal consumer, the ETL old vs new, the ingest gateway (BENCH_N=200000, BENCH_ETL_N=1000000)
+docs: venv ## build the docs site into .stack/site (strict: a broken link or anchor fails); open .stack/site/index.html
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d .stack/site
+
+bench: venv ## worker vs a minimal consumer, the ETL old vs new, the importer, the ingest gateway (BENCH_N=200000, BENCH_ETL_N=1000000)
 	bash scripts/stack.sh up
 	$(PY) bench/run.py
 	$(PY) bench/etl.py
+	$(PY) bench/imports.py
 	$(PY) bench/gateway.py
 
 chaos: venv ## fault suite on a private Kafka + PostgreSQL (kill -9, restarts, rebalance, overload, poison)
@@ -55,7 +59,7 @@ stack-status: ## show the local stack's state
 	bash scripts/stack.sh status
 stack-reset: ## stop the stack and wipe its data
 	bash scripts/stack.sh reset
-secure-up: ## start the secure stack (Kafka SASL_SSL + ACLs, PostgreSQL TLS only): see README "Security"
+secure-up: ## start the secure stack (Kafka SASL_SSL + ACLs, PostgreSQL TLS only): see docs/operating/security.md
 	bash scripts/secure_stack.sh up
 secure-down: ## stop what secure-up started
 	bash scripts/secure_stack.sh down

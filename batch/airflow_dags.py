@@ -9,8 +9,8 @@
   failure or an invalid range fails the task without retries. Params ``interval_start``/``interval_end``
   (ISO-8601) override the interval.
 - ``healthmate_backfill``: manual, params ``topic``, ``start``, ``end`` (``P:O[,P:O]``
-  offsets or ISO-8601 times; ``end`` empty: to the current end) and
-  ``publish_dead_letters``.
+  offsets or ISO-8601 times; ``end`` empty: to the current end), ``publish_dead_letters`` and
+  ``engine`` (``worker``, the default, or ``spark``: Apache Spark on ``HEALTHMATE_SPARK_MASTER``).
 
 Tasks read their configuration from the ``HEALTHMATE_*`` environment of the Airflow worker
 (``make airflow`` exports it). Incomplete settings fail the DAG file's import with one clear
@@ -116,7 +116,8 @@ def backfill_dag() -> Any:
         tags=["healthmate", "replay"], description="Replay a topic range through the pipeline, idempotently",
         params={"topic": Param(None, type=["null", "string"]), "start": Param(None, type=["null", "string"]),
                 "end": Param(None, type=["null", "string"]),
-                "publish_dead_letters": Param(False, type="boolean")},
+                "publish_dead_letters": Param(False, type="boolean"),
+                "engine": Param("worker", enum=["worker", "spark"])},
         default_args={"owner": "healthmate", "retries": 2, "retry_delay": timedelta(seconds=30),
                       "retry_exponential_backoff": 2.0},
     ) as dag:
@@ -178,12 +179,14 @@ def backfill_task(**context: Any) -> dict[str, Any]:
         raise AirflowFailException("healthmate_backfill needs the params 'topic' and 'start', e.g. "
                                    "-c '{\"topic\": \"health.readings.raw\", \"start\": \"0:0\"}'")
     try:
-        replay_range_of(params["topic"], params["start"], params.get("end") or None)
+        replay_range_of(params["topic"], params["start"], params.get("end") or None,
+                        engine=params.get("engine") or "worker")
     except (InvalidRange, ValueError) as exc:
         raise AirflowFailException(f"healthmate_backfill: bad range: {one_line(exc)}") from None
     settings = _task_settings()
     record = asyncio.run(backfill(
         settings, params["topic"], params["start"], params.get("end") or None,
-        publish_dead_letters=bool(params.get("publish_dead_letters")), trigger="airflow",
-        run_id=_run_id(context), attempt=context["ti"].try_number, max_attempts=1))
+        publish_dead_letters=bool(params.get("publish_dead_letters")),
+        engine=params.get("engine") or "worker", trigger="airflow", run_id=_run_id(context),
+        attempt=context["ti"].try_number, max_attempts=1))
     return _outcome(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 from uuid import uuid4
 
 from croniter import croniter
@@ -32,6 +32,8 @@ TARGET_SOURCES: Final = {
     "aggregated_health_metrics": ("health_readings",),
     "user_engagement": ("health_readings",),
     "system_performance": ("health_readings", "dead_letters"),
+    # CGM metrics are by the person's local day, always (tables cgm_daily and cgm_14d).
+    "cgm": ("health_readings", "user_profiles"),
 }
 #: The one target of a replay: the fact table, through the streaming sink.
 REPLAY_TARGET: Final = "health_readings"
@@ -61,6 +63,9 @@ class ReplayRange(BaseModel):
     start_time: AwareDatetime | None = None
     end_time: AwareDatetime | None = Field(default=None, validate_default=True)
     publish_dead_letters: bool = Field(default=False, description="Send bad records to the DLQ again.")
+    engine: Literal["worker", "spark"] = Field(
+        default="worker", description="What runs the replay: 'worker' (one process, the default) or "
+        "'spark' (Apache Spark on HEALTHMATE_SPARK_MASTER); both store exactly the same rows.")
 
     @field_validator("topic")
     @classmethod

@@ -48,3 +48,8 @@ class QualityGateFailed(BatchError):
 
 class InvalidRange(BatchError):
     """A replay range that cannot be resolved (unknown topic, bad position syntax). Not retried."""
+
+
+class SparkUnavailable(BatchError):
+    """The Spark engine cannot run here (no Java, no connector jars, no master). Retried by the
+    runner like any other failure: a cluster that was down may be back."""

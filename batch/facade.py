@@ -20,7 +20,7 @@ from batch.config import ETLJobConfig
 from batch.errors import JobNotFound
 from batch.registry import RunRecord
 from batch.runner import JobRunner, RunOptions
-from batch.targets import TARGETS
+from batch.targets import CGM_TARGETS, TARGETS
 from streams.config import Settings
 from streams.connections import warehouse_from_settings
 from streams.errors import ConfigurationError
@@ -106,13 +106,14 @@ class DataWarehouseManager:
 
     async def read_target(self, table: str, first_day: date, last_day: date) -> list[dict[str, Any]]:
         """Rows of a built-in target (``aggregated_health_metrics``, ``user_engagement``,
-        ``system_performance``) whose day (or hour) is in ``[first_day, last_day]``."""
-        target = TARGETS.get(table)
+        ``system_performance``, ``cgm_daily``, ``cgm_14d``) whose day (or hour) is in
+        ``[first_day, last_day]``."""
+        target = TARGETS.get(table) or CGM_TARGETS.get(table)
         if target is None:
-            raise ValueError(f"unknown target {table[:64]!r}; known: {sorted(TARGETS)}")
+            raise ValueError(f"unknown target {table[:64]!r}; known: {sorted([*TARGETS, *CGM_TARGETS])}")
         column = quote_ident(target.time_column)
         bounds: tuple[Any, Any] = (first_day, last_day)
-        if target.time_column != "day":
+        if target.time_column not in ("day", "local_day"):
             bounds = (datetime.combine(first_day, datetime.min.time(), UTC),
                       datetime.combine(last_day, datetime.max.time(), UTC))
         rows = await self.warehouse.pool.fetch(

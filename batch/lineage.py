@@ -33,14 +33,17 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     job_type_job,
     nominal_time_run,
+    processing_engine_run,
     schema_dataset,
 )
 from openlineage.client.serde import Serde
 
 from batch.config import REPLAY_TARGET, ETLJobConfig, PipelineType
 from batch.outbound import guarded_post
-from batch.targets import SOURCE_SCHEMAS, TARGETS
+from batch.spark_jars import SPARK_VERSION
+from batch.targets import SOURCE_SCHEMAS, tables_of
 from streams.config import Settings
+from streams.domain.validate import TRANSFORMATION_VERSION
 from streams.errors import OutboundRefused
 from streams.sink.migrations import quote_ident
 
@@ -122,15 +125,14 @@ def datasets(job: ETLJobConfig, settings: Settings) -> tuple[list[InputDataset],
     inputs = [InputDataset(namespace=pg, name=table.format(s), facets={"schema": _schema(SOURCE_SCHEMAS[s])})
               for s in job.source_tables or ()]
     outputs = []
-    for name in job.target_tables or ():
-        target = TARGETS[name]
+    for target in (t for name in job.target_tables or () for t in tables_of(name)):
         fields = {col: cl.Fields(inputFields=[cl.InputField(
             namespace=pg, name=table.format(src), field=f,
             transformations=[cl.Transformation(type=typ, subtype=sub, description=desc)])
             for f in src_fields])
             for col, (src, src_fields, typ, sub, desc) in target.lineage.items()
             if src in (job.source_tables or ())}  # timezone is the constant UTC without user_profiles
-        outputs.append(OutputDataset(namespace=pg, name=table.format(name), facets={
+        outputs.append(OutputDataset(namespace=pg, name=table.format(target.name), facets={
             "schema": _schema(target.schema), "columnLineage": cl.ColumnLineageDatasetFacet(fields=fields)}))
     return inputs, outputs
 
@@ -159,6 +161,11 @@ def run_event(state: RunState, job: ETLJobConfig, run_id: UUID, settings: Settin
     if interval is not None:
         run_facets["nominalTime"] = nominal_time_run.NominalTimeRunFacet(
             nominalStartTime=interval[0].isoformat(), nominalEndTime=interval[1].isoformat())
+    if job.replay is not None:  # which engine ran the replay: Spark or the worker path
+        spark = job.replay.engine == "spark"
+        run_facets["processing_engine"] = processing_engine_run.ProcessingEngineRunFacet(
+            version=SPARK_VERSION if spark else TRANSFORMATION_VERSION,
+            name="spark" if spark else "healthmate")
     if error is not None:
         run_facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
             message=error, programmingLanguage="PYTHON")

@@ -30,6 +30,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 import orjson
 
+from batch.cgm import TARGET as CGM
+from batch.cgm import CgmSql
+from batch.cgm import load as load_cgm
 from batch.config import ETLJobConfig
 from batch.errors import QualityGateFailed
 from batch.quality_gate import QualityTally, QualityVerdict
@@ -39,6 +42,8 @@ from streams.domain.catalogue import DEFAULT_CATALOGUE
 from streams.domain.quality import DimensionCounts
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
+#: Targets built day by day from the day's readings, which the quality gate scores first.
+BY_DAY = (*DAILY, CGM)
 
 
 @dataclass(slots=True)
@@ -77,6 +82,7 @@ class BatchPipeline:
         self.pool = pool
         self.schema = schema
         self.sql = Sql(schema)
+        self.cgm_sql = CgmSql(self.sql.s)
         self.job = job
         self.tally = tally
         self.progress = progress
@@ -110,7 +116,7 @@ class BatchPipeline:
     async def run(self, days: list[date]) -> AttemptResult:
         out = Extracted()
         targets = list(self.job.target_tables or ())
-        daily = [t for t in targets if t in DAILY]
+        daily = [t for t in targets if t in BY_DAY]
         daily_days = self.local_days(days) if self.job.local_days else days
         work: list[tuple[str, date]] = [("daily", d) for d in daily_days if daily]
         if "system_performance" in targets:
@@ -190,8 +196,11 @@ class BatchPipeline:
         async with self.pool.acquire() as conn, conn.transaction():
             await self._known_zones(conn)  # again: profiles may have changed since the gate
             for name in sorted(self.job.target_tables or ()):
-                target = TARGETS[name]
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")
+                if name == CGM:
+                    loaded += await load_cgm(conn, self.cgm_sql, daily_days, self._day_args)
+                    continue
+                target = TARGETS[name]
                 covered = daily_days if name in DAILY else days
                 lo, hi = covered[0], covered[-1] + timedelta(days=1)
                 bounds = (lo, hi) if target.time_column == "day" else (_at(lo), _at(hi))

@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from batch.config import ReplayRange
@@ -29,7 +30,7 @@ from streams.batching import PendingBatch
 from streams.config import Settings
 from streams.connections import kafka_kwargs
 from streams.dlq import DeadLetterPublisher, DeadLetterRecord
-from streams.domain.validate import process_message
+from streams.domain.validate import Rules, process_message
 from streams.records import MessageContext
 from streams.rules import rules_from_settings
 from streams.sink.copy_encoding import prepare_batch
@@ -61,20 +62,23 @@ def parse_position(text: str) -> datetime | dict[int, int]:
     return ts
 
 
-def replay_range_of(topic: str, start: str, end: str | None, *, publish_dead_letters: bool = False
-                    ) -> ReplayRange:
+def replay_range_of(topic: str, start: str, end: str | None, *, publish_dead_letters: bool = False,
+                    engine: str = "worker") -> ReplayRange:
     """The :class:`ReplayRange` that CLI/Airflow positions describe (``end`` None: to the end)."""
+    if engine not in ("worker", "spark"):  # a CLI argument or an Airflow param
+        raise InvalidRange(f"engine must be 'worker' or 'spark', not {engine[:20]!r}")
+    kind: Literal["worker", "spark"] = "spark" if engine == "spark" else "worker"
     first = parse_position(start)
     last = parse_position(end) if end else None
     if isinstance(first, dict):
         if isinstance(last, datetime):
             raise InvalidRange("give offsets for both ends, or times for both ends")
         return ReplayRange(topic=topic, from_offsets=first, to_offsets=last,
-                           publish_dead_letters=publish_dead_letters)
+                           publish_dead_letters=publish_dead_letters, engine=kind)
     if not isinstance(last, datetime):
         raise InvalidRange("a time range needs an end time")
     return ReplayRange(topic=topic, start_time=first, end_time=last,
-                       publish_dead_letters=publish_dead_letters)
+                       publish_dead_letters=publish_dead_letters, engine=kind)
 
 
 async def _partitions(settings: Settings, topic: str) -> set[int]:
@@ -112,6 +116,16 @@ async def resolve(consumer: AIOKafkaConsumer, settings: Settings, spec: ReplayRa
     return {tp: (max(lo, begins[tp]), min(hi, ends[tp])) for tp, (lo, hi) in bounds.items()}
 
 
+async def resolve_bounds(settings: Settings, spec: ReplayRange) -> dict[int, tuple[int, int]]:
+    """``{partition: (first offset, end offset exclusive)}`` of ``spec`` (see :func:`resolve`)."""
+    consumer = AIOKafkaConsumer(**kafka_kwargs(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return {tp.partition: b for tp, b in (await resolve(consumer, settings, spec)).items()}
+    finally:
+        await consumer.stop()
+
+
 async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *, group: str,
                  tally: QualityTally | None = None,
                  progress: Callable[[float], None] = lambda f: None) -> ReplayStats:
@@ -145,7 +159,7 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
                 for msg in messages:
                     if msg.offset >= stop:
                         break
-                    _judge(settings, rules, tp, msg, pending)
+                    judge_message(settings, rules, msg, pending)
                     stats.messages += 1
             for tp in list(open_):
                 if await consumer.position(tp) >= bounds[tp][1]:
@@ -153,7 +167,7 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
                     consumer.pause(tp)
                     pending.next_offsets[(tp.topic, tp.partition)] = bounds[tp][1]
             if pending.size >= settings.sink_batch_size or (not open_ and pending):
-                await _flush(settings, warehouse, dlq, group, pending, stats, tally)
+                await flush_batch(settings, warehouse, dlq, group, pending, stats, tally)
                 pending = PendingBatch()
             progress(stats.messages / stats.total if stats.total else 1.0)
     finally:
@@ -164,14 +178,18 @@ async def replay(settings: Settings, warehouse: Warehouse, spec: ReplayRange, *,
     return stats
 
 
-def _judge(settings: Settings, rules, tp: TopicPartition, msg, pending: PendingBatch) -> None:  # type: ignore[no-untyped-def]
+def judge_message(settings: Settings, rules: Rules, msg: ConsumerRecord, pending: PendingBatch) -> None:
+    """Judge one record as of its Kafka timestamp and book the outcome in ``pending``.
+
+    Every replay engine calls this (the worker path here, Spark's tasks in
+    :mod:`batch.spark_replay`): one function, so both judge alike."""
     at = datetime.fromtimestamp(msg.timestamp / 1000, tz=UTC)
-    outcome = process_message(msg.value, MessageContext(tp.topic, tp.partition, msg.offset, at, at), rules,
+    outcome = process_message(msg.value, MessageContext(msg.topic, msg.partition, msg.offset, at, at), rules,
                               msg.key)
     pending.readings.extend(outcome.readings)
     pending.add_dead_letters(msg, outcome.dead_letters, pseudonym_key=settings.pseudonym_key_bytes,
                              max_payload_bytes=settings.dlq_max_payload_bytes)
-    pending.next_offsets[(tp.topic, tp.partition)] = msg.offset + 1
+    pending.next_offsets[(msg.topic, msg.partition)] = msg.offset + 1
     pending.messages += 1
 
 
@@ -179,8 +197,11 @@ async def _publish_nothing(records: list[DeadLetterRecord]) -> None:
     """A replay that does not republish dead letters (``publish_dead_letters`` unset)."""
 
 
-async def _flush(settings: Settings, warehouse: Warehouse, dlq: DeadLetterPublisher | None, group: str,
-                 batch: PendingBatch, stats: ReplayStats, tally: QualityTally) -> None:
+async def flush_batch(settings: Settings, warehouse: Warehouse, dlq: DeadLetterPublisher | None, group: str,
+                      batch: PendingBatch, stats: ReplayStats, tally: QualityTally) -> None:
+    """Publish the batch's dead letters (when ``dlq``), then write it in one warehouse
+    transaction under ``group`` (the exactly-once sink the worker uses); add to ``stats`` and
+    ``tally``. Every replay engine calls this."""
     publish = dlq.publish if dlq is not None else _publish_nothing
     await publish(batch.dlq_records)
     written = await write_setting_aside_refused(

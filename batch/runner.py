@@ -31,7 +31,7 @@ from batch.notify import post_summary
 from batch.outbound import outbound_session
 from batch.pipeline import AttemptResult, BatchPipeline, day_bounds
 from batch.quality_gate import QualityTally, QualityVerdict
-from batch.replay import replay
+from batch.replay import replay, resolve_bounds
 from batch.schedule import resolve_interval
 from streams.clock import utc_now
 from streams.config import Settings
@@ -151,8 +151,16 @@ class JobRunner:
         tally = QualityTally(self.settings.quality_rules)
         if job.pipeline_type == PipelineType.REPLAY:
             assert job.replay is not None
-            stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
-                                 tally=tally, progress=self._set_progress)
+            if job.replay.engine == "spark":
+                from batch.spark_replay import spark_replay  # pyspark loads only for Spark runs
+
+                bounds = await resolve_bounds(self.settings, job.replay)
+                stats, _ = await asyncio.to_thread(
+                    spark_replay, self.settings, job.replay, bounds, group=f"replay:{run_id}", tally=tally,
+                    progress=self._set_progress)
+            else:
+                stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
+                                     tally=tally, progress=self._set_progress)
             return AttemptResult(stats.messages, stats.stored, stats.dead_letters, tally.verdict(0.0))
         assert interval is not None
         pipeline = BatchPipeline(self.warehouse.pool, self.warehouse.schema, job, tally,

@@ -95,6 +95,52 @@ TARGETS: Final = {
                            "AGGREGATION", "overall data-quality score of the hour")}),
 }
 
+_GLUCOSE = ("health_readings", ("value",), "DIRECT", "AGGREGATION")
+_CGM_COMMON = (
+    ("timezone", "text", _ZONE), ("readings", "integer", (*_GLUCOSE, "count of raw glucose samples")),
+    ("interval_s", "double precision", ("health_readings", ("measured_at",), "INDIRECT", "AGGREGATION",
+                                        "sensor interval: median gap between readings, whole minutes")),
+    ("expected", "double precision", ("health_readings", ("measured_at",), "INDIRECT", "AGGREGATION",
+                                      "length of the local day(s) / interval_s")),
+    ("active_pct", "double precision", (*_GLUCOSE, "100 * readings / expected, at most 100")),
+    ("mean_mg_dl", "double precision", (*_GLUCOSE, "mean glucose")),
+    ("sd_mg_dl", "double precision", (*_GLUCOSE, "sample standard deviation")),
+    ("cv_pct", "double precision", (*_GLUCOSE, "100 * sd / mean")),
+    ("gmi_pct", "double precision", (*_GLUCOSE, "3.31 + 0.02392 * mean mg/dL")),
+    *((f"{band}_pct", "double precision", (*_GLUCOSE, f"share of readings {desc}")) for band, desc in (
+        ("very_low", "< 54 mg/dL or censored low"), ("low", "54-69 mg/dL"), ("in_range", "70-180 mg/dL"),
+        ("high", "181-250 mg/dL"), ("very_high", "> 250 mg/dL or censored high"))),
+    ("censored_below", "integer", ("health_readings", ("metadata",), "DIRECT", "AGGREGATION",
+                                   "readings flagged censored below the sensor's range")),
+    ("censored_above", "integer", ("health_readings", ("metadata",), "DIRECT", "AGGREGATION",
+                                   "readings flagged censored above the sensor's range")),
+    ("sufficient", "boolean", (*_GLUCOSE, "active_pct >= 70")),
+)
+
+
+def _cgm(name: str, extra: tuple[tuple[str, str, tuple[str, tuple[str, ...], str, str, str]], ...]) -> Target:
+    columns = (("user_key", "text", ("health_readings", ("user_key",), *_IDENT)),
+               ("local_day", "date", _DAY), *extra, *_CGM_COMMON)
+    return Target(name, "local_day", tuple((c, t) for c, t, _ in columns), {c: lin for c, _, lin in columns})
+
+
+_WINDOW = ("health_readings", ("measured_at",), "INDIRECT", "WINDOW", "the 14 local days ending on local_day")
+#: The tables each multi-table target writes (the others write the table of their name).
+TARGET_TABLES: Final = {"cgm": ("cgm_daily", "cgm_14d")}
+#: Tables of the CGM target (:mod:`batch.cgm`), for lineage and reading.
+CGM_TARGETS: Final = {
+    "cgm_daily": _cgm("cgm_daily", ()),
+    "cgm_14d": _cgm("cgm_14d", (("first_day", "date", _WINDOW),
+                                ("days_with_data", "integer", _WINDOW))),
+}
+
+
+def tables_of(target: str) -> tuple[Target, ...]:
+    """The tables a job target writes."""
+    tables = TARGET_TABLES.get(target, (target,))
+    return tuple(CGM_TARGETS[t] if t in CGM_TARGETS else TARGETS[t] for t in tables)
+
+
 #: Schemas of the source tables, for lineage (the columns the jobs read).
 SOURCE_SCHEMAS: Final = {
     "health_readings": (("event_id", "text"), ("user_key", "text"), ("device_id", "text"), ("source", "text"),
@@ -102,12 +148,30 @@ SOURCE_SCHEMAS: Final = {
                         ("measured_at", "timestamptz"), ("ingested_at", "timestamptz"),
                         ("produced_at", "timestamptz"), ("stored_at", "timestamptz"),
                         ("quality_flags", "text[]"), ("measured_until", "timestamptz"),
-                        ("statistic", "text")),
+                        ("statistic", "text"), ("metadata", "jsonb")),
     "user_profiles": (("user_key", "text"), ("timezone", "text"), ("birth_year", "smallint"),
                       ("age_over_89", "boolean"), ("sex", "text"), ("updated_at", "timestamptz")),
     "dead_letters": (("topic", "text"), ("partition", "integer"), ("offset", "bigint"), ("reason", "text"),
                      ("metric", "text"), ("source", "text"), ("created_at", "timestamptz")),
 }
+
+
+def _zone(s: str, *, local: bool) -> tuple[str, str]:
+    """A reading's zone (SQL expression) and the join that supplies it (see :class:`DailySql`)."""
+    if not local:
+        return "'UTC'", ""
+    return ("coalesce(p.timezone, 'UTC')", f" LEFT JOIN (SELECT user_key, timezone FROM {s}.user_profiles"
+            " WHERE timezone = ANY($4::text[])) p ON p.user_key = r.user_key")
+
+
+def day_select(s: str, fields: str, *, local: bool) -> str:
+    """``SELECT fields, <zone> AS timezone`` of the readings ``r`` of one day, by the rules and
+    with the first parameters of :class:`DailySql`; ends in its ``WHERE``, so more conditions
+    may follow with ``AND``."""
+    zone, join = _zone(s, local=local)
+    return (f"SELECT {fields}, {zone} AS timezone FROM {s}.health_readings r{join}"
+            " WHERE r.measured_at >= $1 AND r.measured_at < $2"
+            f" AND (r.measured_at AT TIME ZONE {zone})::date = $3")
 
 
 class DailySql:
@@ -126,13 +190,8 @@ class DailySql:
 
     def __init__(self, s: str, *, local: bool) -> None:
         n = 4 if local else 3  # the day's parameters; the statement's own come next
-        zone = "coalesce(p.timezone, 'UTC')" if local else "'UTC'"
-        join = (f" LEFT JOIN (SELECT user_key, timezone FROM {s}.user_profiles"
-                " WHERE timezone = ANY($4::text[])) p ON p.user_key = r.user_key" if local else "")
-        fields = ", ".join(f"r.{f}" for f in READING_FIELDS)
-        day = (f"SELECT {fields}, {zone} AS timezone FROM {s}.health_readings r{join}"
-               " WHERE r.measured_at >= $1 AND r.measured_at < $2"
-               f" AND (r.measured_at AT TIME ZONE {zone})::date = $3")
+        zone, join = _zone(s, local=local)
+        day = day_select(s, ", ".join(f"r.{f}" for f in READING_FIELDS), local=local)
         canonical = ("c.metric IS NOT NULL AND d.value IS NOT NULL"
                      " AND d.value NOT IN ('NaN', 'Infinity', '-Infinity')")
         catalogue = f"unnest(${n + 2}::text[], ${n + 3}::text[]) AS c(metric, unit)"

@@ -22,6 +22,8 @@ profile, or a zone PostgreSQL does not know: UTC), and every daily row says in i
   stored + rejected, mean and 95th percentile of ingest lag
   ``stored_at - coalesce(produced_at, ingested_at)`` in seconds, and the quality score
   (:mod:`streams.domain.quality`, scored in Python) of the hour's readings and rejections.
+- ``cgm`` (tables ``cgm_daily`` and ``cgm_14d``, always by local day): CGM metrics by the
+  international consensus on time in range, see :mod:`batch.cgm`.
 """
 
 from __future__ import annotations

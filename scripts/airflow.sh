@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Airflow on the local stack in two commands (see README "Airflow"):
+# Airflow on the local stack in two commands (see docs/how-to/batch-jobs.md, "Airflow"):
 #
 #   scripts/airflow.sh prepare              make airflow: AIRFLOW_HOME, db migrate, reserialize, dags list
 #   scripts/airflow.sh test DAG [PARAMS]    make airflow-test DAG=... PARAMS='{...}': airflow dags test

@@ -6,6 +6,8 @@
 - ``produce --rate N --count M --bad-ratio R --batch-size B``: synthetic wearable data.
 - ``acls [--worker User:NAME] [--producer User:NAME]``: create the secure mode's Kafka ACLs
   (run with a super user's credentials).
+- ``import PATH... --user-id ID [...]``: vendor exports (Apple Health, Garmin FIT, Fitbit
+  Takeout, Dexcom Clarity) to the raw topic (:mod:`streams.importers.command`).
 
 Start-up failures are one line on stderr, exit 2 (configuration) or 3 (Kafka or
 PostgreSQL unreachable); see :mod:`streams.cli`.
@@ -25,6 +27,7 @@ commands:
   setup                    create topics, apply warehouse migrations, create the coming partitions
   produce [options]        publish synthetic wearable readings (python -m streams produce --help)
   acls [options]           create the secure mode's Kafka ACLs (python -m streams acls --help)
+  import PATH... [options] import Apple Health, Garmin FIT, Fitbit, Dexcom exports (import --help)
 
 On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_KEY) the
 development configuration is used, as `make run` does. See also: python -m healthmate.
@@ -36,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     if command in ("-h", "--help", "help"):
         sys.stdout.write(HELP)
         return
+    if command == "import":
+        from streams.importers.command import main as import_main
+
+        raise SystemExit(import_main(argv[1:]))
     if command in ("setup", "produce", "acls"):
         _run_tool(command, argv[1:])
         return

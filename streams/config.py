@@ -207,7 +207,22 @@ class Settings(BaseSettings):
     warehouse_retention_months: int = Field(
         0, ge=0, description="Optimize detaches partitions older than this many months; 0 keeps all.")
 
-    # --- HTTP ingest gateway (python -m web gateway) --------------------------------------
+    # --- importer (python -m streams import, POST /data-pipeline/imports) ---------------
+    import_spool_dir: str = Field(
+        ".stack/import-spool", description="Where uploads are written while they are imported; each "
+        "upload's folder is removed when its import ends.")
+    import_max_upload_bytes: int = Field(
+        2 * 1024**3, ge=1024, description="Larger uploads answer 413 (nothing is kept).")
+    import_max_uncompressed_bytes: int = Field(
+        32 * 1024**3, ge=1024, description="A zip whose entries add up to more is refused (zip bomb).")
+    import_max_compression_ratio: float = Field(
+        200.0, ge=2, description="A zip entry that expands more than this many times is refused (zip bomb).")
+    import_max_archive_entries: int = Field(
+        100_000, ge=1, description="A zip with more entries is refused.")
+    import_concurrency: int = Field(
+        1, ge=1, le=8, description="Uploaded imports the worker runs at once (429 beyond).")
+
+    # --- HTTP ingest gateway (python -m web gateway) ----------------------------------
     gateway_host: str = Field(
         "127.0.0.1", description="Address the gateway binds (0.0.0.0 in a container).")
     gateway_port: int = Field(6070, ge=1, le=65535, description="Port of the HTTP ingest gateway.")
@@ -235,6 +250,7 @@ class Settings(BaseSettings):
         None, description="The private key (PEM) of HEALTHMATE_GATEWAY_TLS_CERT_FILE.")
     gateway_shutdown_grace_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
+
 
     # --- data quality -----------------------------------------------------------------
     quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
@@ -287,6 +303,15 @@ class Settings(BaseSettings):
     airflow_owner: str = Field("healthmate", min_length=1, description="Owner of the generated DAGs.")
     airflow_retry_delay_s: float = Field(
         60.0, gt=0, description="Airflow's first retry delay for job DAGs (exponential backoff).")
+    spark_master: str = Field(
+        "local[*]", min_length=1, description="Spark master of `--engine spark` replays: local[N], "
+        "spark://HOST:PORT (a standalone cluster) or k8s://https://HOST:PORT.")
+    spark_jars_dir: str = Field(
+        ".stack/spark-jars", description="Cache of the Spark Kafka connector's jars, fetched from Maven "
+        "Central on first use (scripts/spark/pom.xml).")
+    spark_task_max_failures: int = Field(
+        4, ge=1, description="Attempts of one Spark task before the replay fails (a retried task stores "
+        "nothing twice).")
 
     @property
     def outbound_allow_host_list(self) -> tuple[str, ...]:
@@ -337,12 +362,20 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"HEALTHMATE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
                 "HEALTHMATE_KAFKA_SASL_USERNAME and HEALTHMATE_KAFKA_SASL_PASSWORD (or _FILE).")
-        cafiles = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("PG_SSL_ROOTCERT", self.pg_ssl_rootcert),
-                   ("GATEWAY_TLS_CERT_FILE", self.gateway_tls_cert_file),
-                   ("GATEWAY_TLS_KEY_FILE", self.gateway_tls_key_file))
+        cafiles = (("KAFKA_SSL_CAFILE", self.kafka_ssl_cafile), ("PG_SSL_ROOTCERT", self.pg_ssl_rootcert))
         for var, path in cafiles:
             if path is not None and not Path(path).is_file():
                 raise ConfigurationError(f"HEALTHMATE_{var}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_tls_complete(self) -> Settings:
+        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
+            raise ConfigurationError("HEALTHMATE_GATEWAY_TLS_CERT_FILE and HEALTHMATE_GATEWAY_TLS_KEY_FILE "
+                                     "go together: set both (HTTPS) or neither (HTTP)")
+        for name, path in (("CERT", self.gateway_tls_cert_file), ("KEY", self.gateway_tls_key_file)):
+            if path is not None and not Path(path).is_file():
+                raise ConfigurationError(f"HEALTHMATE_GATEWAY_TLS_{name}_FILE: no such file: {path}")
         return self
 
     @model_validator(mode="after")
@@ -353,13 +386,6 @@ class Settings(BaseSettings):
                 "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES must stay at least 1 KiB below "
                 "HEALTHMATE_MAX_MESSAGE_BYTES (the worker dead-letters larger messages as oversized); "
                 "lower the first")
-        return self
-
-    @model_validator(mode="after")
-    def _gateway_tls_complete(self) -> Settings:
-        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
-            raise ConfigurationError("HEALTHMATE_GATEWAY_TLS_CERT_FILE and HEALTHMATE_GATEWAY_TLS_KEY_FILE "
-                                     "go together: set both (HTTPS) or neither (HTTP)")
         return self
 
     @model_validator(mode="after")

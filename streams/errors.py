@@ -90,3 +90,17 @@ class ImportFileError(HealthMateError):
     The importer reports it in one line naming the file and the place of damage (never a value
     from the file) and goes on with the other files.
     """
+
+
+class ImportRefused(ImportFileError):
+    """A file refused for what it is, not for damage: ``kind`` names why (``zip_bomb``,
+    ``nested_archive``, ``path_escape``, ``xml_bomb``, ``unknown_format``). The upload answers
+    it with a 4xx and keeps nothing."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class ImportCancelled(HealthMateError):
+    """An import stopped before its end (the worker is stopping)."""

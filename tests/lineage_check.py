@@ -25,6 +25,7 @@ from openlineage.client.facet_v2 import (
     error_message_run,
     job_type_job,
     nominal_time_run,
+    processing_engine_run,
     schema_dataset,
 )
 from openlineage.client.serde import Serde
@@ -37,6 +38,7 @@ FACETS = {
     "nominalTime": nominal_time_run.NominalTimeRunFacet,
     "errorMessage": error_message_run.ErrorMessageRunFacet,
     "jobType": job_type_job.JobTypeJobFacet,
+    "processing_engine": processing_engine_run.ProcessingEngineRunFacet,
 }
 CORE_SCHEMA = {
     "type": "object",

@@ -100,6 +100,10 @@ class Route:
     response: Any = None  # a pydantic model or TypeAdapter of the success body (OpenAPI)
     errors: tuple[int, ...] = ()  # statuses beyond the common ones (404, 409) this route answers
     headers: tuple[str, ...] = ()  # response headers of the success answer beyond X-Request-Id
+    #: An upload: the handler gets the aiohttp request as ``call.body`` and reads (and bounds)
+    #: the body itself; ``request_headers`` are (name, description) pairs it reads (OpenAPI).
+    stream_body: bool = False
+    request_headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def template(self) -> str:
@@ -139,14 +143,16 @@ class Api:
         http = cast(web.Request, request)  # the driver is aiohttp's
         try:
             _throttle(self.by_address, f"address:{http.remote}", "calls from this address")
-            self._check_declared_size(http)
+            if not route.stream_body:
+                self._check_declared_size(http)
             principal = self.verifier.verify(request.headers.get("Authorization"))
             _throttle(self.by_subject, principal.subject, "calls for this token subject")
             if not principal.may(route.permission):
                 raise Forbidden(f"this call needs the {route.permission} permission")
             call = Call(principal, _validate(route.path_model, dict(match_info), "path"),
                         _validate(route.query_model, _query(http, route.repeatable), "query"),
-                        await self._body(http, route.body_model), request_id, target)
+                        http if route.stream_body else await self._body(http, route.body_model),
+                        request_id, target)
             if route.heavy:
                 call.release = self.heavy.try_acquire()
                 if call.release is None:

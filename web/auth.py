@@ -40,6 +40,7 @@ class Permission(StrEnum):
     READ_DLQ = "dlq:read"
     ANALYZE_QUALITY = "quality:analyze"
     READ_FHIR = "fhir:read"
+    READ_CGM = "cgm:read"
     WRITE_JOBS = "jobs:write"
     RUN_JOBS = "jobs:run"
     REPLAY = "replay"
@@ -49,6 +50,7 @@ class Permission(StrEnum):
     OPTIMIZE = "warehouse:optimize"
     EXPORT_SUBJECT = "subjects:export"
     ERASE_SUBJECT = "subjects:erase"
+    IMPORT = "imports:write"
     #: The ingest gateway: write readings of the token's own subject.
     INGEST_OWN = "readings:write"
     #: The ingest gateway: write readings of any user (a trusted partner backend).
@@ -57,9 +59,9 @@ class Permission(StrEnum):
 
 _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
                      Permission.READ_DLQ})
-_ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
+_ANALYST = _VIEWER | {Permission.ANALYZE_QUALITY, Permission.READ_FHIR, Permission.READ_CGM}
 _OPERATOR = _ANALYST | {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
-                        Permission.REDRIVE}
+                        Permission.REDRIVE, Permission.IMPORT}
 _ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
                       Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
 

@@ -21,6 +21,8 @@ ERROR_RESPONSES = {
 ROUTE_ERRORS = {
     404: "No such job or run.",
     409: "Conflict: the job name is taken, or the body names another job_id than the path.",
+    415: "The upload is not a file of a known format.",
+    429: "Too many at once; retry after `Retry-After` seconds.",
 }
 HEADERS = {
     "X-Request-Id": "Request id, also in error bodies and the server log.",
@@ -80,6 +82,11 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
     path_params = set(re.findall(r"{(\w+)}", route.path))
     declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
     assert path_params == declared, f"{route.name}: path parameters {path_params} vs model {declared}"
+    op["parameters"] += [{"name": n, "in": "header", "required": True, "description": d,
+                          "schema": {"type": "string"}} for n, d in route.request_headers]
+    if route.stream_body:
+        op["requestBody"] = {"required": True, "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     if route.body_model is not None:
         op["requestBody"] = {"required": False, "content": {
             "application/json": {"schema": _schema(route.body_model, components)}}}

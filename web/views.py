@@ -16,8 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from web import (
     responses,
+    routes_cgm,
     routes_dlq,
     routes_fhir,
+    routes_imports,
     routes_jobs,
     routes_pipeline,
     routes_quality,
@@ -46,7 +48,7 @@ API_VERSION = "1.0.0"
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
-              *routes_fhir.ROUTES, *routes_subjects.ROUTES]
+              *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_imports.ROUTES, *routes_cgm.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, tag="operations", response=responses.Open)]
 
@@ -83,6 +85,7 @@ def register_views(app: faust.App, services: WorkerServices) -> None:
     api.extensions["quality_levels"] = routes_quality.current_levels
     services.ingest.batch_observers.append(meter.observe)
     api.extensions["etl_runs"] = app.service(routes_jobs.BackgroundRuns(beacon=app.beacon))  # type: ignore[arg-type]
+    api.extensions["imports"] = app.service(routes_imports.ImportJobs(api.settings, beacon=app.beacon))  # type: ignore[arg-type]
     web_driver = app.web
     assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
     web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)

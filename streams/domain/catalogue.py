@@ -155,12 +155,19 @@ def _units(canonical: str, *groups: tuple[Conversion, tuple[str, ...]]) -> dict[
 
 
 # fmt: off
+_PER_MINUTE_BEATS = _units("/min", (IDENTITY, ("bpm", "beats_per_minute", "beats/min")))
 _MMHG = _units("mm[Hg]", (IDENTITY, ("mmHg",)), (Conversion(factor=7.50062), ("kPa",)))
 
 _DEFAULT_RULES = (
     MetricRule(
-        "heart_rate", "/min", "8867-4", _units("/min", (IDENTITY, ("bpm", "beats_per_minute", "beats/min"))),
+        "heart_rate", "/min", "8867-4", _PER_MINUTE_BEATS,
         min_value=0, max_value=300, outlier_low=30, outlier_high=220,
+    ),
+    # A daily value computed by the device (Fitbit, Apple Health): its own metric, so that it
+    # never mixes into the aggregates of raw heart-rate samples.
+    MetricRule(
+        "resting_heart_rate", "/min", "40443-4", _PER_MINUTE_BEATS,
+        min_value=0, max_value=300, outlier_low=25, outlier_high=130,
     ),
     MetricRule(
         "steps", "{steps}", "55423-8", _units("{steps}", (IDENTITY, ("steps", "count"))),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncpg
 
 from streams.sink import device_migration
+from streams.sink.cgm_tables import CGM_TABLES
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "readings fact table, event registry, sink offsets, dead letters", """
@@ -323,6 +324,7 @@ REVOKE ALL ON FUNCTION {s}.detach_reading_partition(text, text) FROM PUBLIC;
 -- measured_at order, and it costs the ingest path next to nothing to maintain.
 CREATE INDEX ON {s}.health_readings USING brin (measured_at);
 """),
+    (12, "CGM metrics by the international consensus on time in range", CGM_TABLES),
 )
 
 # What the runtime role (the worker, the API, batch jobs) may do; re-applied after every

@@ -1,5 +1,5 @@
 # ruff: noqa: F811 - pytest fixtures imported from batch_support are used as parameters
-"""``make airflow`` and ``make airflow-test`` as the README gives them, on the local stack.
+"""``make airflow`` and ``make airflow-test`` as docs/how-to/batch-jobs.md gives them, on the local stack.
 
 Each runs the real Makefile target with its own AIRFLOW_HOME (HEALTHMATE_AIRFLOW_HOME) and
 a job registered in a throwaway schema: the job's DAG must be listed, a backfill without

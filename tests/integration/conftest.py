@@ -76,7 +76,7 @@ def worker_process(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[Wor
 
 
 @pytest.fixture
-async def warehouse(pg_dsn: str, pg_schema: str) -> AsyncIterator[Warehouse]:
+async def pg_warehouse(pg_dsn: str, pg_schema: str) -> AsyncIterator[Warehouse]:
     """A started warehouse on the test's own schema."""
     wh = Warehouse(pg_dsn, pg_schema)
     await wh.start()

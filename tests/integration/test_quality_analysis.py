@@ -35,7 +35,7 @@ def letter(offset: int, code: str, metric: str, source: str) -> DeadLetterRow:
     return DeadLetterRow("raw", 0, offset, 0, DeadLetter(b"{}", RejectReason(code), "m", metric, source))
 
 
-async def test_report_is_computed_and_persisted(warehouse, pg, pg_schema):
+async def test_report_is_computed_and_persisted(pg_warehouse, pg, pg_schema):
     readings = [
         reading(1), reading(2), reading(3), reading(4),
         reading(5, device_id=None),                                        # completeness
@@ -50,9 +50,9 @@ async def test_report_is_computed_and_persisted(warehouse, pg, pg_schema):
                letter(102, "missing_field", "heart_rate", "garmin"),
                letter(103, "outlier_dropped", "heart_rate", "garmin"),
                letter(104, "out_of_range", "steps", "fitbit")]
-    await warehouse.write_batch("g", readings, letters, {})
+    await pg_warehouse.write_batch("g", readings, letters, {})
 
-    report = await analyze_quality(warehouse, pg_schema, "Heart_Rate", 100, new_id=lambda: REPORT_ID,
+    report = await analyze_quality(pg_warehouse, pg_schema, "Heart_Rate", 100, new_id=lambda: REPORT_ID,
                                    clock=lambda: NOW)
 
     expected_scores = {"completeness": 9 / 11, "validity": 9 / 12, "accuracy": 8 / 10,
@@ -73,13 +73,13 @@ async def test_report_is_computed_and_persisted(warehouse, pg, pg_schema):
     assert row["overall_score"] == pytest.approx(report["overall_score"])
     assert orjson.loads(row["report"]) == report
 
-    small = await analyze_quality(warehouse.pool, pg_schema, "heart_rate", 3)
+    small = await analyze_quality(pg_warehouse.pool, pg_schema, "heart_rate", 3)
     assert small["sample_size"] == 3 and small["dimension_scores"]["completeness"] < 1  # r1..r3 + reject
     assert small["report_id"] != report["report_id"]
     assert await pg.fetchval(f"SELECT count(*) FROM {quote_ident(pg_schema)}.quality_reports") == 2
 
 
 @pytest.mark.parametrize(("data_type", "size"), [("mood_score", 10), ("heart_rate", 0), ("steps", 10**9)])
-async def test_bad_requests_are_refused(warehouse, pg_schema, data_type, size):
+async def test_bad_requests_are_refused(pg_warehouse, pg_schema, data_type, size):
     with pytest.raises(InvalidAnalysisRequest):
-        await analyze_quality(warehouse, pg_schema, data_type, size)
+        await analyze_quality(pg_warehouse, pg_schema, data_type, size)

@@ -35,7 +35,7 @@ def reading(i: int, **fields) -> NormalisedReading:
     return NormalisedReading(**doc)
 
 
-async def test_bisection_finds_exactly_the_readings_postgresql_refuses(warehouse, pg, pg_schema):
+async def test_bisection_finds_exactly_the_readings_postgresql_refuses(pg_warehouse, pg, pg_schema):
     # What the domain now refuses up front, built by hand to reach PostgreSQL anyway.
     readings = [reading(i) for i in range(300)]
     readings[17] = reading(17, source="gar\x00min")          # CharacterNotInRepertoireError
@@ -43,9 +43,9 @@ async def test_bisection_finds_exactly_the_readings_postgresql_refuses(warehouse
     letter = DeadLetter(b"{}", RejectReason.UNKNOWN_METRIC, "m", None, None)
     letters = [DeadLetterRow("raw", 0, 999, 0, letter)]
     with pytest.raises(BatchRefused):
-        await warehouse.write_batch("g", readings, letters, {("raw", 0): 300})
+        await pg_warehouse.write_batch("g", readings, letters, {("raw", 0): 300})
 
-    prepared_refused = await warehouse.find_refused(prepare_batch(readings, letters, {("raw", 0): 300}))
+    prepared_refused = await pg_warehouse.find_refused(prepare_batch(readings, letters, {("raw", 0): 300}))
     assert sorted(r.kafka_offset for r, _, _ in prepared_refused) == [17, 201]
     classes = {r.kafka_offset: cls for r, cls, _ in prepared_refused}
     assert classes[17] == "CharacterNotInRepertoireError"

@@ -32,8 +32,9 @@ ALL_MIGRATIONS = list(ALL_VERSIONS)
 
 @pytest.fixture
 def spec_env(pipeline_env: dict[str, str], unique_name: str) -> dict[str, str]:
-    """The worker ingests the spec's streaming topic; naive timestamps are read as UTC, as the
-    README says to do for producers that send ``datetime.utcnow().isoformat()``."""
+    """The worker ingests the spec's streaming topic; naive timestamps are read as UTC, as
+    docs/reference/python-api.md says to do for producers that send
+    ``datetime.utcnow().isoformat()``."""
     return {**pipeline_env, "HEALTHMATE_RAW_TOPIC": f"{unique_name}.health-data",
             "HEALTHMATE_NAIVE_TIMESTAMPS": "utc"}
 

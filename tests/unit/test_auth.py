@@ -148,9 +148,9 @@ def test_unknown_roles_grant_nothing_and_roles_may_be_a_string() -> None:
 def test_roles_are_cumulative() -> None:
     viewer, analyst, operator, admin = (ROLE_PERMISSIONS[r] for r in ROLES[:4])
     assert viewer < analyst < operator < admin
-    assert analyst - viewer == {Permission.ANALYZE_QUALITY, Permission.READ_FHIR}
+    assert analyst - viewer == {Permission.ANALYZE_QUALITY, Permission.READ_FHIR, Permission.READ_CGM}
     assert operator - analyst == {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
-                                  Permission.REDRIVE}
+                                  Permission.REDRIVE, Permission.IMPORT}
     assert admin - operator == {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
                                 Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
     assert viewer == {Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,

@@ -1,4 +1,4 @@
-"""``python -m web token``: the dev-token command the README shows."""
+"""``python -m web token``: the dev-token command the docs show (docs/reference/api.md)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from streams.errors import ConfigurationError, Rejected, RejectReason
 
 ROWS = [
     ("heart_rate", "/min", "8867-4"),
+    ("resting_heart_rate", "/min", "40443-4"),
     ("steps", "{steps}", "55423-8"),
     ("oxygen_saturation", "%", "59408-5"),
     ("blood_pressure_systolic", "mm[Hg]", "8480-6"),
@@ -38,6 +39,10 @@ CONVERSIONS = [
     ("heart_rate", "beats_per_minute", 72, 72.0),
     ("heart_rate", "beats/min", 72, 72.0),
     ("heart_rate", "/min", 72, 72.0),
+    ("resting_heart_rate", "bpm", 52.27, 52.27),
+    ("resting_heart_rate", "beats_per_minute", 52, 52.0),
+    ("resting_heart_rate", "beats/min", 52, 52.0),
+    ("resting_heart_rate", "/min", 52, 52.0),
     ("steps", "steps", 1234, 1234.0),
     ("steps", "count", 1234, 1234.0),
     ("steps", "{steps}", 1234, 1234.0),

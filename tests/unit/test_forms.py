@@ -1,4 +1,4 @@
-"""The README's examples of every input form are stored as documented, and the JSON Schema
+"""The wire contract page's examples of every input form are stored as documented, and the JSON Schema
 served for producers (from streams/forms.py) agrees with the pipeline on our own forms."""
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ from streams.errors import RejectReason
 from streams.forms import FORMS, MESSAGE_REASONS, json_schema
 from streams.records import MessageContext
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+WIRE_CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "reference" / "wire-contract.md"
 
 
 def wire_examples() -> list[dict]:
-    text = README.read_text()
-    section = text[text.index("## Wire contract"):text.index("### Reason codes by form")]
-    return [orjson.loads(block) for block in re.findall(r"```json\n(.*?)```", section, re.S)]
+    text = WIRE_CONTRACT.read_text()
+    return [orjson.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
 
 
 EXAMPLES = wire_examples()
 OURS = [e for e in EXAMPLES if "header" not in e and "resourceType" not in e]
 
 
-def test_the_readme_shows_every_form() -> None:
+def test_the_wire_contract_shows_every_form() -> None:
     assert len(OURS) == 4  # single, envelope, wide, interval with a statistic
     assert any("readings" in e for e in OURS) and any("timestamp_end" in e for e in OURS)
     assert any("units" in e for e in OURS)
@@ -37,7 +36,7 @@ def test_the_readme_shows_every_form() -> None:
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: next(iter(e)))
-def test_each_readme_example_is_stored(example) -> None:
+def test_each_wire_contract_example_is_stored(example) -> None:
     ctx = MessageContext("health.readings.raw", 0, 0, datetime(2026, 11, 27, tzinfo=UTC))
     out = process_message(orjson.dumps(example), ctx, Rules.default(b"k"))
     assert out.dead_letters == [] and out.readings

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
 import time
 import urllib.request
 import uuid
@@ -26,6 +27,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from pipeline_support import WorkerProcess, drop_pipeline_resources, free_port, runtime_dsn
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
 
 from streams.config import Settings
 from streams.setup import create_topics
@@ -274,3 +278,22 @@ def make_reading():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+@pytest.fixture
+def browser():  # type: ignore[no-untyped-def]
+    """A headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium,
+    with the browser console's log kept (CSP violations and script errors show there)."""
+    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver_path, "install chromium and chromium-driver (scripts/install_system_deps.sh)"
+    options = Options()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1400,1000"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

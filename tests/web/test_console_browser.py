@@ -11,39 +11,17 @@ no CSP violation or script error.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / ".stack" / "screenshots" / "console.png"
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser():  # type: ignore[no-untyped-def]
-    assert CHROMIUM and DRIVER, "install chromium and chromium-driver (scripts/install_system_deps.sh)"
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+SCREENSHOT = Path(__file__).resolve().parents[2] / ".stack" / "screenshots" / "console.png"
 
 
 def _text(driver, element_id: str) -> str:  # type: ignore[no-untyped-def]

@@ -78,22 +78,22 @@ def test_event_ids_are_the_ones_the_worker_derives_from_the_pseudonym() -> None:
     ids = EventIds(Rules.default(KEY))
     at = datetime.fromisoformat(AT)
     pseudonym = user_key(KEY, "alice")
-    single, count = ids.of(bind(doc(SINGLE), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE))
-    assert count == 1 and single == [derive_event_id(pseudonym, None, "fitbit", "heart_rate", at)]
-    envelope, count = ids.of(bind(doc({**ENVELOPE, "device_id": "w1"}), "alice", any_user=False,
-                                  catalogue=DEFAULT_CATALOGUE))
-    assert count == 2 and envelope == [derive_event_id(pseudonym, "w1", "garmin", "heart_rate", at), "mine-1"]
+    single = bind(doc(SINGLE), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE)
+    envelope = bind(doc({**ENVELOPE, "device_id": "w1"}), "alice", any_user=False,
+                    catalogue=DEFAULT_CATALOGUE)
+    got, count = ids.of([single, envelope])
+    assert count == 3 and got == [[derive_event_id(pseudonym, None, "fitbit", "heart_rate", at)],
+                                  [derive_event_id(pseudonym, "w1", "garmin", "heart_rate", at), "mine-1"]]
 
 
 def test_ids_do_not_depend_on_the_clock_and_bad_readings_have_none() -> None:
     ids = EventIds(Rules.default(KEY))
     future = {**SINGLE, "timestamp": "2999-01-01T00:00:00Z"}
-    (got,), _ = ids.of(bind(doc(future), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE))
+    [[got]], _ = ids.of([bind(doc(future), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE)])
     assert got.startswith("drv-")
     bad = {**ENVELOPE, "readings": [{"metric": "heart_rate", "value": "fast", "unit": "bpm", "timestamp": AT},
                                     *ENVELOPE["readings"]]}
-    got_ids, count = ids.of(bind(doc(bad), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE))
+    [got_ids], count = ids.of([bind(doc(bad), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE)])
     assert count == 3 and len(got_ids) == 2 and got_ids[1] == "mine-1"
-    assert ids.of(bind(doc(SINGLE), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE),
-                  datetime(2000, 1, 1, tzinfo=UTC))[0] == ids.of(
-        bind(doc(SINGLE), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE))[0]
+    single = [bind(doc(SINGLE), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE)]
+    assert ids.of(single, datetime(2000, 1, 1, tzinfo=UTC)) == ids.of(single)

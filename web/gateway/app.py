@@ -105,11 +105,7 @@ class Gateway:
         any_user = principal.may(Permission.INGEST_ANY_USER)
         messages = [bind(d, principal.subject, any_user=any_user, catalogue=self.catalogue)
                     for d in documents]
-        event_ids, readings = [], 0
-        for message in messages:
-            ids, count = self.event_ids.of(message)
-            event_ids.append(ids)
-            readings += count
+        event_ids, readings = self.event_ids.of(messages)
         await self.publisher.publish(messages)
         self.metrics.messages_produced.inc(len(messages))
         self.metrics.readings_accepted.inc(readings)

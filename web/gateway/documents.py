@@ -117,8 +117,12 @@ class EventIds:
         # never depends on the clock or the outlier policy, only whether it gets stored does.
         self.rules = replace(rules, future_skew=timedelta(days=365_000), outlier_strategies={})
 
-    def of(self, message: Message, now: datetime | None = None) -> tuple[list[str], int]:
-        """``(event ids in input order, readings counted)`` of ``message``."""
-        ctx = MessageContext("gateway", 0, 0, now or datetime.now(UTC))
-        outcome = process_message(message.value, ctx, self.rules, message.key)
-        return [r.event_id for r in outcome.readings], len(outcome.readings) + len(outcome.dead_letters)
+    def of(self, messages: list[Message], now: datetime | None = None) -> tuple[list[list[str]], int]:
+        """``(the event ids of each message in input order, readings counted)``."""
+        ctx = MessageContext("gateway", 0, 0, now or datetime.now(UTC))  # one for the request
+        ids, readings = [], 0
+        for message in messages:
+            outcome = process_message(message.value, ctx, self.rules, message.key)
+            ids.append([r.event_id for r in outcome.readings])
+            readings += len(outcome.readings) + len(outcome.dead_letters)
+        return ids, readings

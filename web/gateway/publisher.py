@@ -17,7 +17,6 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
@@ -28,8 +27,6 @@ from web.gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 2
-#: Messages for one partition from which a request sends its own record batch.
-OWN_BATCH_FROM = 8
 
 
 class Publisher:
@@ -41,7 +38,6 @@ class Publisher:
         self.producer: AIOKafkaProducer | None = None
         self.last_ok = 0.0
         self.last_failure = 0.0
-        self._partitioner = DefaultPartitioner()
 
     async def start(self, *, retry_s: float = 2.0) -> None:
         """Start the producer, retrying until Kafka answers (the gateway serves nothing before)."""
@@ -82,43 +78,30 @@ class Publisher:
         try:
             async with asyncio.timeout(self.timeout):
                 futures = await self._send(producer, messages)
-        except (TimeoutError, KafkaError):
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("Kafka did not take a request's messages: %s", type(exc).__name__)
             raise self._unavailable("Kafka did not take the readings in time") from None
         # asyncio.wait, not gather under a timeout: a cancelled send future could not
         # report a delivery that happens after all.
         done, pending = await asyncio.wait(futures, timeout=max(0.0, deadline - time.monotonic()))
         for future in pending:
             future.add_done_callback(_retrieve)
-        if pending or any(f.exception() is not None for f in done):
+        failed = [f.exception() for f in done if f.exception() is not None]
+        if pending or failed:
+            log.warning("Kafka did not acknowledge a request: %d pending, errors %s", len(pending),
+                        sorted({type(e).__name__ for e in failed}))
             raise self._unavailable("Kafka did not acknowledge the readings in time")
         now = time.monotonic()
         self.last_ok = now
         self.metrics.kafka_ack.observe(now - started)
 
     async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Message]) -> list[asyncio.Future]:
-        """Hand ``messages`` to the producer, each on the partition its key gives with the
-        producer's default partitioner (as :meth:`AIOKafkaProducer.send` chooses). Many messages
-        for one partition make a record batch of their own (one future, not one per message);
-        a few join the partition's open batch, shared with other requests (fewer produce
-        requests when many small requests arrive at once)."""
-        partitions = sorted(await producer.partitions_for(self.topic))
-        by_partition: dict[int, list[Message]] = {}
-        for m in messages:
-            by_partition.setdefault(self._partitioner(m.key, partitions, partitions), []).append(m)
-        futures = []
-        for partition, members in by_partition.items():
-            if len(members) < OWN_BATCH_FROM:  # joins the batch other requests are filling
-                futures.extend([await producer.send(self.topic, m.value, key=m.key, partition=partition)
-                                for m in members])
-                continue
-            batch = producer.create_batch()
-            for m in members:
-                if batch.append(key=m.key, value=m.value, timestamp=None) is None:  # full
-                    futures.append(await producer.send_batch(batch, self.topic, partition=partition))
-                    batch = producer.create_batch()
-                    batch.append(key=m.key, value=m.value, timestamp=None)  # a first record always fits
-            futures.append(await producer.send_batch(batch, self.topic, partition=partition))
-        return futures
+        """Hand ``messages`` to the producer, keyed by user (the default partitioner places
+        them as for every other producer of the raw topic). They join the partition's open
+        record batch, shared with other requests: one produce request carries many requests'
+        messages. (``send_batch`` per request was tried: aiokafka queues one batch per
+        partition at a time, so concurrent requests waited on each other and timed out.)"""
+        return [await producer.send(self.topic, m.value, key=m.key) for m in messages]
 
     def _unavailable(self, message: str) -> ApiUnavailable:
         self.last_failure = time.monotonic()

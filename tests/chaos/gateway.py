@@ -141,8 +141,12 @@ async def gateway_broker_kill(p: Pipeline, broker: Broker, *, down_s: float = 8.
                 row.problems.append("nothing stored before the kill")
             broker.kill_broker()
             await asyncio.sleep(down_s)
+            if load.answers.unavailable and (status := await _health(gateway)) != 503:
+                row.problems.append(f"/health answered {status} while Kafka was down")
             await asyncio.to_thread(broker.start_broker)
             await _accepted_again(load, load.answers.accepted, row)
+            if (status := await _health(gateway)) != 200:
+                row.problems.append(f"/health answered {status} after Kafka came back")
             await asyncio.sleep(3)
             await load.stop()
             if (late := await p.caught_up(CATCH_UP_S)) is not None:
@@ -158,6 +162,15 @@ async def gateway_broker_kill(p: Pipeline, broker: Broker, *, down_s: float = 8.
                  f"broker down {down_s:.0f}s")
     row.seconds = time.monotonic() - started
     return row
+
+
+async def _health(gateway: GatewayProcess) -> int | None:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(
+                f"{gateway.base}/health", timeout=aiohttp.ClientTimeout(total=10)) as response:
+            return response.status
+    except (aiohttp.ClientError, TimeoutError):
+        return None
 
 
 async def _accepted_again(load: GatewayLoad, before: int, row: Row, timeout: float = 120) -> None:

@@ -29,7 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streams.config import Settings
 from streams.rules import rules_from_settings
 from web.auth import Permission, Principal, TokenVerifier
-from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests
+from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests, to_api_error
 from web.gateway.body import BodyLimits, read_documents
 from web.gateway.documents import EventIds, bind
 from web.gateway.metrics import GatewayMetrics
@@ -69,7 +69,10 @@ class Gateway:
         self.active += 1
         try:
             response = await self._ingest(request, request_id)
-        except ApiError as exc:
+        except Exception as exc:  # noqa: BLE001 - every answer is JSON, counted and logged
+            if not isinstance(exc, ApiError):
+                log.exception("ingest failed, request %s", request_id)
+            exc = to_api_error(exc)
             self.metrics.refusals.labels(exc.reason).inc()
             subject = request.get(SUBJECT)
             log.info("ingest refused: %s (%s) for %s, request %s", exc.reason, exc.status,
@@ -120,9 +123,9 @@ class Gateway:
     async def health(self, request: web.Request) -> web.Response:
         """``status`` ok when serving and Kafka took the last request (or nothing failed since);
         ``?probe=liveness`` answers 200 while the process serves at all."""
-        checks = {"kafka": self.publisher.healthy, "accepting": not self.draining}
         if request.query.get("probe") == "liveness":
             return _json(200, {"status": "ok", "live": True})
+        checks = {"kafka": await self.publisher.healthy(), "accepting": not self.draining}
         ok = all(checks.values())
         return _json(200 if ok else 503, {"status": "ok" if ok else "degraded", "checks": checks})
 

@@ -64,9 +64,22 @@ class Publisher:
             await self.producer.stop()
             self.producer = None
 
-    @property
-    def healthy(self) -> bool:
-        return self.producer is not None and self.last_ok >= self.last_failure
+    async def healthy(self, timeout: float = 2.0) -> bool:
+        """Connected, and Kafka took the last request; after a failure, a metadata round trip
+        to the brokers decides (so a replica that readiness took out of service comes back
+        once Kafka does, without needing a request to succeed first)."""
+        producer = self.producer
+        if producer is None:
+            return False
+        if self.last_ok >= self.last_failure:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        self.last_ok = time.monotonic()
+        return True
 
     async def publish(self, messages: Sequence[Message]) -> None:
         """Send ``messages`` and wait for every acknowledgement (see the module contract)."""

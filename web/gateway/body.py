@@ -124,7 +124,8 @@ def _document(index: int, raw: bytes, doc: Any, limits: BodyLimits) -> Document:
     if len(raw) > limits.max_message_bytes:
         raise PayloadTooLarge(f"document {index} is larger than {limits.max_message_bytes} bytes",
                               reason="message_too_large")
-    if too_deep(doc, limits.max_depth):
+    # Each level opens a bracket: a document with few of them cannot be too deep (no walk).
+    if raw.count(b"{") + raw.count(b"[") > limits.max_depth and too_deep(doc, limits.max_depth):
         raise BadRequest(f"document {index} is nested deeper than {limits.max_depth} levels",
                          reason="too_deep")
     return Document(index, raw, doc)

@@ -241,3 +241,19 @@ async def test_https_when_a_certificate_is_configured(pipeline_env, pipeline_set
         assert status == 202, answer
         with pytest.raises(aiohttp.ClientError):  # no plain HTTP beside it
             await post(gateway.url.replace("https://", "http://"), body, token(pipeline_settings))
+
+
+async def test_not_ready_until_its_topic_exists(kafka_bootstrap, unique_name, create_topics, tmp_path):
+    topic = f"{unique_name}.raw"
+    env = {"HEALTHMATE_DEV_MODE": "true", "HEALTHMATE_RAW_TOPIC": topic, "HEALTHMATE_KAFKA_BOOTSTRAP":
+           kafka_bootstrap, "HEALTHMATE_GATEWAY_ACK_TIMEOUT_S": "2"}
+    process = GatewayProcess(env, tmp_path / "gateway.log")
+    process.start()
+    try:
+        with pytest.raises(AssertionError, match="did not become ready"):
+            await process.wait_ready(timeout=6)
+        await create_topics([topic])
+        await process.wait_ready(timeout=30)
+    finally:
+        assert process.stop() == 0, process.log_tail()
+    assert "not available" in process.log_tail()

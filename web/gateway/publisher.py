@@ -40,7 +40,8 @@ class Publisher:
         self.last_failure = 0.0
 
     async def start(self, *, retry_s: float = 2.0) -> None:
-        """Start the producer, retrying until Kafka answers (the gateway serves nothing before)."""
+        """Start the producer, retrying until Kafka answers and the raw topic exists (the
+        gateway does not listen before)."""
         while True:
             producer = AIOKafkaProducer(
                 **kafka_kwargs(self.settings), acks="all", enable_idempotence=True,
@@ -49,9 +50,11 @@ class Publisher:
                 request_timeout_ms=max(1000, int(self.timeout * 1000)), client_id="healthmate-gateway")
             try:
                 await producer.start()
+                await producer.partitions_for(self.topic)  # KafkaTimeoutError while it does not exist
             except KafkaError as exc:
                 await producer.stop()
-                log.warning("Kafka not reachable (%s); retrying in %.0fs", type(exc).__name__, retry_s)
+                log.warning("Kafka or the topic %s not available (%s); retrying in %.0fs", self.topic,
+                            type(exc).__name__, retry_s)
                 await asyncio.sleep(retry_s)
                 continue
             self.producer = producer

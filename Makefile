@@ -69,7 +69,7 @@ setup: venv ## create topics, apply warehouse migrations, create the coming mont
 
 airflow: ## AIRFLOW_HOME in .stack/airflow (SQLite, our DAGs, settings exported), migrate, list DAGs
 	bash scripts/airflow.sh prepare
-airflow-test: ## run one DAG once: make airflow-test DAG=healthmate_backfill PARAMS='{"topic": "...", "start": "0:0"}'
+airflow-test: ## run one DAG once, print its final state and each task's (exit 1 unless it succeeded): make airflow-test DAG=healthmate_backfill PARAMS='{"topic": "...", "start": "0:0"}'
 	bash scripts/airflow.sh test "$(DAG)" '$(PARAMS)'
 
 lint: venv ## ruff + mypy (make test runs it first)

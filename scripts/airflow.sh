@@ -2,7 +2,8 @@
 # Airflow on the local stack in two commands (see docs/how-to/batch-jobs.md, "Airflow"):
 #
 #   scripts/airflow.sh prepare              make airflow: AIRFLOW_HOME, db migrate, reserialize, dags list
-#   scripts/airflow.sh test DAG [PARAMS]    make airflow-test DAG=... PARAMS='{...}': airflow dags test
+#   scripts/airflow.sh test DAG [PARAMS]    make airflow-test DAG=... PARAMS='{...}': airflow dags test, then
+#                                           the run's final state and each task's; exit 1 unless it succeeded
 #
 # AIRFLOW_HOME is $HEALTHMATE_AIRFLOW_HOME (default .stack/airflow): SQLite metadata DB, no
 # example DAGs, dags_folder = batch/dags. The HEALTHMATE_* settings of this shell are
@@ -61,7 +62,18 @@ for d in json.loads(sys.stdin.read()): print("  " + d["dag_id"])'
   test)
     dag=${2:?usage: scripts/airflow.sh test DAG [PARAMS_JSON]}
     params=${3:-"{}"}
-    exec "$AIRFLOW" dags test "$dag" -c "$params"
+    # Airflow prints the task logs but no verdict: after the run, the run's final state and
+    # each task's (scripts/airflow_outcome.py, from the metadata DB); the exit status is
+    # non-zero unless the run succeeded, whatever `airflow dags test` itself returned.
+    since=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)
+    set +e
+    "$AIRFLOW" dags test "$dag" -c "$params"
+    test_rc=$?
+    "$PY" scripts/airflow_outcome.py "$dag" "$since" 2>/dev/null
+    outcome_rc=$?
+    set -e
+    if ((outcome_rc != 0)); then exit 1; fi
+    exit "$test_rc"
     ;;
   *)
     echo "usage: scripts/airflow.sh prepare | test DAG [PARAMS_JSON]" >&2

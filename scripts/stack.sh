@@ -24,7 +24,10 @@
 #
 # PostgreSQL port: the Debian cluster is configured for 5432. When HEALTHMATE_PG_PORT differs
 # and `up` starts the cluster, it is started with `-c port=...` for that run only (the cluster
-# config is not edited). A cluster already running on another port is an error.
+# config is not edited). Any other PostgreSQL already accepting connections on
+# HEALTHMATE_PG_PORT (another cluster, a container) is used as it is, whether the Debian
+# cluster is up or not: `up` creates the roles and database in it (through the local socket
+# as postgres, when it can), `down` never stops it.
 #
 # Everything lives under .stack/ (git-ignored): kafka-jars/<version>/ (jar cache),
 # kafka/ (server.properties, cluster.id, data/), logs/ (kafka.log, kafka.out), pids/.
@@ -223,6 +226,27 @@ pg_configured_port() { # version
   pg_cluster_field "$1" 3
 }
 
+pg_serving_port() { # version -> the port the running cluster listens on (postmaster.pid line 4)
+  sed -n 4p "$(pg_cluster_field "$1" 6)/postmaster.pid" 2>/dev/null || true
+}
+
+pg_is_ours_on_port() { # -> 0 if the Debian cluster $PG_CLUSTER_NAME is up and serves $PG_PORT
+  local ver
+  command -v pg_lsclusters >/dev/null || return 1
+  ver="$(pg_version)"
+  [[ -n "$ver" ]] && pg_online "$ver" && [[ "$(pg_serving_port "$ver")" == "$PG_PORT" ]]
+}
+
+pg_use_external() { # a PostgreSQL that is not $PG_CLUSTER_NAME already serves $PG_PORT: use it
+  if as_postgres psql -X -q -At -p "$PG_PORT" -d postgres -c 'select 1' >/dev/null 2>&1; then
+    pg_ensure_role_and_db
+  elif ! PGPASSWORD="$PG_PASSWORD" PGCONNECT_TIMEOUT=5 psql -X -q -At -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" \
+      -d "$PG_DB" -c 'select 1' >/dev/null 2>&1; then
+    die "a PostgreSQL serves 127.0.0.1:$PG_PORT, but neither the local postgres superuser nor $PG_USER/$PG_DB (password $PG_PASSWORD) can log in: create that role and database in it"
+  fi
+  log "postgres   ready   127.0.0.1:$PG_PORT (a PostgreSQL not started by stack.sh: used as it is, never stopped)"
+}
+
 pg_psql_admin() { # sql [db]
   as_postgres psql -X -q -v ON_ERROR_STOP=1 -At -p "$PG_PORT" -d "${2:-postgres}" -c "$1"
 }
@@ -264,13 +288,17 @@ GRANT CONNECT, TEMP ON DATABASE $PG_DB TO $PG_APP_USER" >/dev/null
 }
 
 pg_up() {
+  if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null && ! pg_is_ours_on_port; then
+    pg_use_external
+    return 0
+  fi
   pg_ensure_installed
   local ver pid
   ver="$(pg_version)"
   if pg_online "$ver"; then
     pid="$(pg_postmaster_pid "$ver")"
     if ! pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; then
-      die "PostgreSQL $ver/$PG_CLUSTER_NAME is running (pid $pid) but not on 127.0.0.1:$PG_PORT (configured port $(pg_configured_port "$ver")); set HEALTHMATE_PG_PORT or stop it"
+      die "PostgreSQL $ver/$PG_CLUSTER_NAME is running (pid $pid) on port $(pg_serving_port "$ver"), and nothing serves 127.0.0.1:$PG_PORT; set HEALTHMATE_PG_PORT=$(pg_serving_port "$ver") or start a PostgreSQL on $PG_PORT"
     fi
     local who="already running"
     if [[ "${PG_INSTALLED_NOW:-0}" == 1 && ! -f "$PG_STARTED" ]]; then
@@ -285,7 +313,7 @@ pg_up() {
   fi
   rm -f "$PG_STARTED"
   if port_listening "$PG_PORT"; then
-    die "port 127.0.0.1:$PG_PORT is in use by something other than PostgreSQL $ver/$PG_CLUSTER_NAME"
+    die "port 127.0.0.1:$PG_PORT is in use by something that does not answer as PostgreSQL; stop it or set HEALTHMATE_PG_PORT"
   fi
   log "starting PostgreSQL $ver/$PG_CLUSTER_NAME on 127.0.0.1:$PG_PORT"
   if [[ "$PG_PORT" == "$(pg_configured_port "$ver")" ]]; then
@@ -338,6 +366,10 @@ pg_down() {
 
 pg_status() {
   local ver pid who
+  if pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null && ! pg_is_ours_on_port; then
+    echo "postgres   running  127.0.0.1:$PG_PORT (a PostgreSQL not started by stack.sh)"
+    return 0
+  fi
   if ! command -v pg_lsclusters >/dev/null || [[ -z "$(pg_version)" ]]; then
     echo "postgres   stopped  (not installed)"
     return 0

@@ -4,7 +4,8 @@
 - ``setup``: create topics, apply warehouse migrations, create the coming monthly
   partitions (idempotent).
 - ``produce --rate N --count M --bad-ratio R --batch-size B``: synthetic wearable data.
-- ``acls [--worker User:NAME] [--producer User:NAME]``: create the secure mode's Kafka ACLs
+- ``acls [--worker P] [--producer P] [--redrive P|none] [--replay P|none]``: create the
+  secure mode's Kafka ACLs, redrive and replay rights to the worker's principal by default
   (run with a super user's credentials).
 - ``import PATH... --user-id ID [...]``: vendor exports (Apple Health, Garmin FIT, Fitbit
   Takeout, Dexcom Clarity) to the raw topic (:mod:`streams.importers.command`).
@@ -107,16 +108,23 @@ def _tool_settings():  # type: ignore[no-untyped-def]
 
 
 def _create_acls(args: list[str]) -> None:
-    from streams.acls import create_acls, producer_acls, worker_acls
+    from streams.acls import create_acls, secure_mode_acls
 
     parser = argparse.ArgumentParser(prog="python -m streams acls",
                                      description="Create the Kafka ACLs of the secure mode.")
     parser.add_argument("--worker", default="User:healthmate-worker", help="the worker's principal")
     parser.add_argument("--producer", default="User:healthmate-producer",
                         help="an ingestion producer's principal")
+    parser.add_argument("--redrive", default=None,
+                        help="the principal that serves DLQ redrives (default: the worker's, which serves "
+                             "the API); 'none' grants no redrive rights (redrive as a super user)")
+    parser.add_argument("--replay", default=None,
+                        help="the principal of replays and backfills (default: the worker's); "
+                             "'none': no grant")
     opts = parser.parse_args(args)
     settings = _tool_settings()
-    acls = worker_acls(settings, opts.worker) + producer_acls(settings, opts.producer)
+    acls = secure_mode_acls(settings, worker=opts.worker, producer=opts.producer, redrive=opts.redrive,
+                            replay=opts.replay)
     run(create_acls(settings, acls))
     for acl in acls:
         print(f"ALLOW {acl.principal} {acl.operation.name} {acl.resource.name}:{acl.pattern.name}:{acl.name}")

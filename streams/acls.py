@@ -7,6 +7,13 @@
 - The DLQ holds the raw payloads of rejected readings, so it is as sensitive as the raw
   topic: only the worker writes it, and no one but a super user (or a principal granted for
   redrives) reads it.
+- A DLQ redrive (``POST /data-pipeline/dlq/redrive``, served by the worker's API) reads the
+  DLQ, reads the originals in the raw topic and writes them back to the raw topic, with a
+  throwaway consumer group ``healthmate-redrive-<random>``: :func:`redrive_acls` grants
+  exactly that, to the principal that serves the API (the worker's, unless the set-up is
+  told otherwise).
+- A replay or backfill (``python -m batch replay``, the ``healthmate_backfill`` DAG) reads
+  the raw topic with a throwaway group ``healthmate-replay-<random>``: :func:`replay_acls`.
 
 ``acl_bindings`` is pure; ``create_acls`` applies bindings with the admin client of the
 settings it is given (a super user's credentials).
@@ -63,10 +70,51 @@ def worker_acls(settings: Settings, principal: str) -> list[Acl]:
     return acls
 
 
+#: The consumer groups of redrives and replays: a random suffix after these prefixes
+#: (``web/redrive.py``, ``batch/replay.py``).
+REDRIVE_GROUP_PREFIX = "healthmate-redrive-"
+REPLAY_GROUP_PREFIX = "healthmate-replay-"
+
+
+def _groups(principal: str, prefix: str) -> list[Acl]:
+    return [Acl(principal, Resource.GROUP, prefix, Pattern.PREFIXED, op) for op in (Operation.READ,
+                                                                                    Operation.DESCRIBE)]
+
+
+def redrive_acls(settings: Settings, principal: str) -> list[Acl]:
+    """A redrive: read (and describe) the DLQ and the raw topic, write the raw topic, and use
+    its own throwaway consumer groups. Nothing on the profile topic, no other group."""
+    acls = [Acl(principal, Resource.TOPIC, settings.dlq_topic, Pattern.LITERAL, op)
+            for op in (Operation.READ, Operation.DESCRIBE)]
+    acls += [Acl(principal, Resource.TOPIC, settings.raw_topic, Pattern.LITERAL, op)
+             for op in (Operation.READ, Operation.WRITE, Operation.DESCRIBE)]
+    return acls + _groups(principal, REDRIVE_GROUP_PREFIX)
+
+
+def replay_acls(settings: Settings, principal: str) -> list[Acl]:
+    """A replay or backfill of the raw topic: read it with its own throwaway consumer groups
+    (publishing dead letters, when asked, needs the DLQ write the worker has)."""
+    acls = [Acl(principal, Resource.TOPIC, settings.raw_topic, Pattern.LITERAL, op)
+            for op in (Operation.READ, Operation.DESCRIBE)]
+    return acls + _groups(principal, REPLAY_GROUP_PREFIX)
+
+
 def producer_acls(settings: Settings, principal: str) -> list[Acl]:
     """An ingestion producer: write (and describe) the raw topic only."""
     return [Acl(principal, Resource.TOPIC, settings.raw_topic, Pattern.LITERAL, op)
             for op in (Operation.WRITE, Operation.DESCRIBE)]
+
+
+def secure_mode_acls(settings: Settings, *, worker: str, producer: str, redrive: str | None = None,
+                     replay: str | None = None) -> list[Acl]:
+    """Every grant of the secure mode, each once: the worker's, a producer's, and the
+    redrive's and the replays' (to the worker's principal unless another is named; ``"none"``
+    leaves that grant out)."""
+    acls = worker_acls(settings, worker) + producer_acls(settings, producer)
+    for principal, grant in ((redrive or worker, redrive_acls), (replay or worker, replay_acls)):
+        if principal != "none":
+            acls += grant(settings, principal)
+    return list(dict.fromkeys(acls))
 
 
 async def create_acls(admin_settings: Settings, acls: list[Acl]) -> None:

@@ -263,6 +263,10 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How often the worker looks for windows to close.")
     quality_threshold: float = Field(
         0.85, ge=0, le=1, description="Windows scoring below this are marked below_threshold.")
+    quality_min_records: PositiveInt = Field(
+        20, description="A quality window is judged (level, below_threshold, the alert) only once it "
+                        "holds this many records; before that its level is 'collecting'. At 20, one bad "
+                        "record moves a dimension by at most 0.05.")
     quality_weights: dict[str, float] = Field(
         default_factory=dict, description='Dimension weights, JSON: {"validity": 2}; unlisted weigh 1.')
     quality_timeliness_s: float = Field(

@@ -38,6 +38,9 @@ class RejectReason(StrEnum):
     SINK_REJECTED = "sink_rejected"
     SCHEMA_VIOLATION = "schema_violation"
     UNSUPPORTED_SCHEMA = "unsupported_schema"
+    #: An interval that ends before it starts: valid in form (a standard's schema may allow it),
+    #: never a true measurement.
+    REVERSED_INTERVAL = "reversed_interval"
 
 
 class Rejected(HealthMateError):

@@ -97,7 +97,7 @@ def json_schema() -> dict[str, Any]:
 
 _VALUE_CHECKS = (R.MISSING_FIELD, R.INVALID_TYPE, R.TEXT_TOO_LONG, R.CONTROL_CHARACTER, R.UNKNOWN_UNIT,
                  R.OUT_OF_RANGE, R.NAIVE_TIMESTAMP, R.TIMESTAMP_OUT_OF_RANGE, R.FUTURE_TIMESTAMP,
-                 R.OUTLIER_DROPPED)
+                 R.OUTLIER_DROPPED, R.REVERSED_INTERVAL)
 #: Reasons of any form: before the form is known, and the warehouse's own refusal.
 MESSAGE_REASONS: Final = (R.MALFORMED_JSON, R.OVERSIZED, R.INVALID_TYPE, R.SINK_REJECTED)
 #: Every input form: how it is recognised and the reason codes its readings can get.

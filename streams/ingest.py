@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 
+from streams.ages import CommitAges
 from streams.batching import BatchObserver, PendingBatch, ReadingProcessor
 from streams.clock import Clock, utc_now
 from streams.commit_chain import CommitChain, Committed
@@ -103,7 +104,8 @@ class IngestService(Service):
         self._pending = PendingBatch()
         self.chain = CommitChain(prepare=self._prepare, write=self._write, after_commit=self._after_commit)
         self._produced_cache: tuple[int, datetime | None] = (-1, None)
-        self.last_commit_at: dict[tuple[str, int], datetime] = {}
+        self.last_commit_at: dict[tuple[str, int], datetime] = {}  # wall clock, for display
+        self.commit_ages = CommitAges()  # ages: one monotonic clock at both ends
         self.committed_offsets: dict[tuple[str, int], int] = {}
         self._unmirrored: dict[tuple[str, int], int] = {}
         self.rebalances = 0  # partition revokes seen; a fetch judged across one is cut short
@@ -401,6 +403,7 @@ class IngestService(Service):
                 m.ingested_to_stored.observe(max(0.0, (committed - r.produced_at).total_seconds()))
         for (topic, partition), offset in batch.next_offsets.items():
             self.last_commit_at[(topic, partition)] = committed
+            self.commit_ages.mark((topic, partition))
             self.committed_offsets[(topic, partition)] = offset
             m.last_commit_timestamp.labels(topic, str(partition)).set(committed.timestamp())
         self.refresh_lag()
@@ -430,6 +433,7 @@ class IngestService(Service):
         for tp in revoked:
             key = (tp.topic, tp.partition)
             self.last_commit_at.pop(key, None)
+            self.commit_ages.forget(key)
             self.committed_offsets.pop(key, None)
             self._unmirrored.pop(key, None)
             for gauge in (self.metrics.consumer_lag, self.metrics.last_commit_timestamp):

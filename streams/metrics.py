@@ -70,6 +70,14 @@ class Metrics:
         self.quality_score = Gauge(
             "healthmate_quality_score", "Latest closed-window quality score in [0,1].",
             ["metric", "source", "dimension"], registry=r)
+        self.quality_window_records = Gauge(
+            "healthmate_quality_window_records",
+            "Records in the latest closed window behind healthmate_quality_score; the window is judged "
+            "only at healthmate_quality_min_records or more.", ["metric", "source"], registry=r)
+        self.quality_min_records = Gauge(
+            "healthmate_quality_min_records",
+            "HEALTHMATE_QUALITY_MIN_RECORDS: records a quality window needs before it is judged.",
+            registry=r)
         self.quality_windows_below_threshold = Counter(
             "healthmate_quality_windows_below_threshold_total",
             "Closed quality windows whose overall score was below HEALTHMATE_QUALITY_THRESHOLD.",

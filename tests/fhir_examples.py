@@ -1,8 +1,9 @@
 """The vital-signs examples of the FHIR R4 specification (hl7.org/fhir/R4), as test data.
 
 Copied from observation-example-heart-rate, -bloodpressure, -body-weight,
--body-temperature, -satO2 and -respiratory-rate (narrative ``text`` left out), with what each
-must be stored as: (metric, canonical value, canonical unit, event id).
+-body-temperature, -satO2, -respiratory-rate, -body-height and -bmi (narrative ``text`` left
+out; the values of the last two checked against HL7/fhir ``source/observation/*.xml``), with
+what each must be stored as: (event id, metric, canonical value, canonical unit).
 """
 
 from __future__ import annotations
@@ -241,6 +242,30 @@ RESPIRATORY_RATE = {
 }
 
 #: example -> the readings it is stored as: (event id, metric, canonical value, unit)
+BODY_HEIGHT = {
+    "resourceType": "Observation",
+    "id": "body-height",
+    "meta": _PROFILE,
+    "status": "final",
+    "category": _VS,
+    "code": _loinc("8302-2", "Body height"),
+    "subject": {"reference": "Patient/example"},
+    "effectiveDateTime": "1999-07-02",
+    "valueQuantity": {"value": 66.899999999999991, "unit": "in", "system": "http://unitsofmeasure.org",
+                      "code": "[in_i]"},
+}
+BMI = {
+    "resourceType": "Observation",
+    "id": "bmi",
+    "meta": _PROFILE,
+    "status": "final",
+    "category": _VS,
+    "code": {"coding": [{"system": "http://loinc.org", "code": "39156-5",
+                         "display": "Body mass index (BMI) [Ratio]"}], "text": "BMI"},
+    "subject": {"reference": "Patient/example"},
+    "effectiveDateTime": "1999-07-02",
+    "valueQuantity": {"value": 16.2, "unit": "kg/m2", "system": "http://unitsofmeasure.org", "code": "kg/m2"},
+}
 EXPECTED = [
     (HEART_RATE, [("heart-rate", "heart_rate", 44.0, "/min")]),
     (
@@ -254,4 +279,6 @@ EXPECTED = [
     (BODY_TEMPERATURE, [("body-temperature", "body_temperature", 36.5, "Cel")]),
     (OXYGEN_SATURATION, [("satO2", "oxygen_saturation", 95.0, "%")]),
     (RESPIRATORY_RATE, [("respiratory-rate", "respiratory_rate", 26.0, "/min")]),
+    (BODY_HEIGHT, [("body-height", "body_height", 66.899999999999991 * 2.54, "cm")]),
+    (BMI, [("bmi", "body_mass_index", 16.2, "kg/m2")]),
 ]

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs, pg_connect_kwargs
@@ -195,3 +196,17 @@ def documented_level(score: float) -> str:
         if score >= floor:
             return level
     return "unusable"
+
+
+async def create_topic_as(settings: Settings, name: str) -> None:
+    """Create a one-partition topic with ``settings``' principal; a refusal raises
+    ``TopicAuthorizationFailedError`` (naming the error codes)."""
+    admin = AIOKafkaAdminClient(**kafka_kwargs(settings), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        response = await admin.create_topics([NewTopic(name, 1, 1)], timeout_ms=10_000)
+    finally:
+        await admin.close()
+    codes = [e[1] for e in response.topic_errors]
+    if codes != [0]:
+        raise TopicAuthorizationFailedError(f"create {name}: error {codes}")

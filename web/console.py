@@ -25,7 +25,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store",
            "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 DEV_TOKEN_TTL_S = 8 * 3600
-STATIC = {"console.js": "text/javascript", "cgm.js": "text/javascript", "console.css": "text/css"}
+STATIC = {"console.js": "text/javascript", "charts.js": "text/javascript", "cgm.js": "text/javascript",
+          "console.css": "text/css"}
 
 
 def _asset(name: str) -> str:

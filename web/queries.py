@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from streams.domain.panels import PANEL_CODES, PANEL_LOINC, PANEL_METRICS
+from streams.domain.quality_windows import COLLECTING
 from streams.sink.migrations import lock_schema_ddl, quote_ident
 
 PARTITION_NAME = re.compile(r"^health_readings_p(\d{4})(\d{2})$")
@@ -112,17 +114,67 @@ async def migration_versions(pool: asyncpg.Pool, schema: str) -> list[int]:
 
 
 FHIR_COLUMNS = ("event_id", "user_key", "device_id", "source", "metric", "loinc_code", "value", "unit",
-                "measured_at", "measured_until", "statistic")
+                "measured_at", "measured_until", "statistic", "ingested_at")
 
 
 async def search_readings(pool: asyncpg.Pool, schema: str, *, user_key: str | None, loinc_code: str | None,
                           since: datetime | None, before: datetime | None, limit: int, offset: int
                           ) -> list[asyncpg.Record]:
-    """Stored readings for a FHIR Observation search, by ``measured_at`` then ``event_id``."""
+    """Stored readings for a FHIR Observation or Open mHealth data-point search, paged by
+    MEASUREMENT: ``limit``/``offset`` count measurements, ordered by ``measured_at`` then key.
+
+    A measurement is one reading, or the blood-pressure readings that share the panel key of
+    :mod:`streams.domain.panels` (person, device, source, instant or interval, statistic, the
+    ``metadata`` ``panel_id``): all of them come on the same page. ``loinc_code`` selects the
+    measurements holding a reading with that code, the panel's 85354-9 every blood-pressure
+    measurement (a search by a panel code reads only blood-pressure rows, by another code only
+    that code's rows). Each row carries ``panel_id`` and ``obs_key`` (its measurement).
+    """
+    cols = ", ".join(FHIR_COLUMNS)
     return await pool.fetch(
-        f"SELECT {', '.join(FHIR_COLUMNS)} FROM {quote_ident(schema)}.health_readings"
-        " WHERE ($1::text IS NULL OR user_key = $1) AND ($2::text IS NULL OR loinc_code = $2)"
+        f"WITH r AS (SELECT {cols}, metadata->>'panel_id' AS panel_id,"
+        " metric = ANY($7::text[]) AS in_panel,"
+        " CASE WHEN metric = ANY($7::text[]) THEN 'panel:' || md5(ROW(user_key, device_id, source,"
+        " measured_at, measured_until, statistic, metadata->>'panel_id')::text)"
+        " ELSE 'reading:' || event_id END AS obs_key"
+        f" FROM {quote_ident(schema)}.health_readings"
+        " WHERE ($1::text IS NULL OR user_key = $1)"
+        " AND ($2::text IS NULL OR loinc_code = $2 OR ($2 = ANY($9::text[]) AND metric = ANY($7::text[])))"
         " AND ($3::timestamptz IS NULL OR measured_at >= $3)"
-        " AND ($4::timestamptz IS NULL OR measured_at < $4)"
-        " ORDER BY measured_at, event_id LIMIT $5 OFFSET $6",
-        user_key, loinc_code, since, before, limit, offset)
+        " AND ($4::timestamptz IS NULL OR measured_at < $4)),"
+        " page AS (SELECT obs_key, min(measured_at) AS at FROM r GROUP BY obs_key"
+        " HAVING $2::text IS NULL OR bool_or(loinc_code = $2) OR ($2 = $8 AND bool_or(in_panel))"
+        " ORDER BY at, obs_key LIMIT $5 OFFSET $6)"
+        f" SELECT {cols}, panel_id, obs_key FROM r JOIN page USING (obs_key)"
+        " ORDER BY page.at, obs_key, event_id",
+        user_key, loinc_code, since, before, limit, offset, list(PANEL_METRICS), PANEL_LOINC,
+        list(PANEL_CODES))
+
+
+def first_measurements(rows: list[asyncpg.Record], count: int) -> tuple[list[asyncpg.Record], bool]:
+    """The rows of the first ``count`` measurements (``obs_key``) of a :func:`search_readings`
+    answer fetched with ``limit=count + 1``, and whether there were more."""
+    keys: list[str] = []
+    for row in rows:
+        if not keys or keys[-1] != row["obs_key"]:
+            keys.append(row["obs_key"])
+    kept = set(keys[:count])
+    return [r for r in rows if r["obs_key"] in kept], len(keys) > count
+
+
+async def quality_history(pool: asyncpg.Pool, schema: str, window_size_s: int, since: datetime
+                          ) -> dict[str, list[dict[str, Any]]]:
+    """Per metric, its closed windows of ``window_size_s`` that started at or after ``since``,
+    oldest first: the worst overall score of the sources judged in it (None when every
+    source was still ``collecting``) and the records of all sources."""
+    rows = await pool.fetch(
+        "SELECT metric, window_start, sum(records)::bigint AS records,"
+        " min(overall_score) FILTER (WHERE quality_level <> $3) AS overall_score"
+        f" FROM {quote_ident(schema)}.quality_windows WHERE window_size = $1 AND window_start >= $2"
+        " GROUP BY metric, window_start ORDER BY metric, window_start",
+        timedelta(seconds=window_size_s), since, COLLECTING)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["metric"], []).append(
+            {"window_start": r["window_start"], "overall_score": r["overall_score"], "records": r["records"]})
+    return out

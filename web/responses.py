@@ -64,10 +64,42 @@ class DeadLetterCounts(Closed):
 
 class MetricQuality(Open):
     window_size_s: int
-    quality_level: str
-    overall_score: float
+    quality_level: str = Field(description="The worst judged source's level, or 'collecting' while no "
+                                           "source's window holds min_records records.")
+    overall_score: float | None = Field(description="Null while collecting.")
     below_threshold: bool
+    records: int = Field(description="Records in the latest open windows of every source.")
+    min_records: int = Field(
+        description="HEALTHMATE_QUALITY_MIN_RECORDS: records a window needs to be judged.")
     sources: list[dict[str, Any]] = Field(description="The latest open window of each source.")
+
+
+class HistoryPoint(Closed):
+    at: datetime = Field(description="Start of the minute.")
+    readings: int
+    dead_letters: int
+    lag: int | None = Field(description="Largest total lag sampled in the minute; null: not sampled.")
+
+
+class QualityWindowPoint(Closed):
+    window_start: datetime
+    overall_score: float | None = Field(description="Worst judged source; null while collecting.")
+    records: int
+
+
+class QualityHistory(Closed):
+    window_size_s: int
+    windows: int = Field(description="How many of the latest windows are shown at most.")
+    threshold: float = Field(description="HEALTHMATE_QUALITY_THRESHOLD.")
+    metrics: dict[str, list[QualityWindowPoint]] | None = Field(
+        description="Per metric, oldest first; null when the warehouse is unreachable.")
+
+
+class PipelineHistory(Closed):
+    at: datetime
+    bucket_s: int
+    points: list[HistoryPoint] = Field(description="The last hour, oldest first, one per minute.")
+    quality: QualityHistory
 
 
 class PipelineStatus(Closed):

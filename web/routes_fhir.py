@@ -9,7 +9,8 @@ from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
 
-from streams.domain.fhir_export import searchset
+from streams.domain.catalogue import build_catalogue
+from streams.domain.fhir_export import PROFILE_CODES, searchset
 from streams.forms import FORMS, MESSAGE_REASONS, json_schema
 from web import queries, responses
 from web.api import API_PREFIX, Api, Call, Reply, Route
@@ -22,13 +23,14 @@ _SUBJECT = re.compile(r"^(?:Patient/)?([0-9a-f]{64})$")
 _LOINC = re.compile(r"^(?:http://loinc\.org\|)?([0-9]{1,7}-[0-9])$")
 
 
-class ObservationSearch(Strict):
+class ReadingSearch(Strict):
+    """The filters and paging every reading search shares (FHIR Observations, Open mHealth)."""
+
     subject: str | None = Field(None, description="Patient/<user key> (the pseudonym) or the key alone.")
-    code: str | None = Field(None, description="A LOINC code, optionally as http://loinc.org|<code>.")
     date: list[str] = Field(default_factory=list, description="ge<instant> and/or lt<instant> on the "
                             "reading's start (repeatable; a date alone means 00:00 UTC).")
-    count: int = Field(50, ge=1, le=1000, alias="_count", description="Page size.")
-    offset: int = Field(0, ge=0, le=10_000_000, alias="_offset", description="Readings to skip (paging).")
+    count: int = Field(50, ge=1, le=1000, alias="_count", description="Page size (measurements).")
+    offset: int = Field(0, ge=0, le=10_000_000, alias="_offset", description="Measurements to skip (paging).")
 
     @field_validator("subject")
     @classmethod
@@ -36,13 +38,6 @@ class ObservationSearch(Strict):
         if v is not None and not _SUBJECT.match(v):
             raise ValueError("must be Patient/<64 hex user key> or the key")
         return v if v is None else _SUBJECT.match(v)[1]  # type: ignore[index]
-
-    @field_validator("code")
-    @classmethod
-    def _code(cls, v: str | None) -> str | None:
-        if v is not None and not _LOINC.match(v):
-            raise ValueError("must be a LOINC code such as 8867-4")
-        return v if v is None else _LOINC.match(v)[1]  # type: ignore[index]
 
     @field_validator("date")
     @classmethod
@@ -55,6 +50,39 @@ class ObservationSearch(Strict):
 
     def bound(self, prefix: str) -> datetime | None:
         return next((_instant(d[2:]) for d in self.date if d.startswith(prefix)), None)
+
+    def filters(self) -> list[tuple[str, Any]]:
+        """The search's own filters as query parameters (paging links keep them)."""
+        return [("subject", f"Patient/{self.subject}")] if self.subject else []
+
+
+class ObservationSearch(ReadingSearch):
+    code: str | None = Field(None, description="A LOINC code, optionally as http://loinc.org|<code>.")
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str | None) -> str | None:
+        if v is not None and not _LOINC.match(v):
+            raise ValueError("must be a LOINC code such as 8867-4")
+        return v if v is None else _LOINC.match(v)[1]  # type: ignore[index]
+
+    def filters(self) -> list[tuple[str, Any]]:
+        return super().filters() + ([("code", self.code)] if self.code else [])
+
+
+async def search_page(api: Api, q: ReadingSearch, loinc_code: str | None, path: str
+                      ) -> tuple[list[Any], dict[str, str]]:
+    """One page of measurements (rows) of a reading search, and its self/next/previous links."""
+    rows = await queries.search_readings(api.warehouse.pool, api.settings.warehouse_schema,
+                                         user_key=q.subject, loinc_code=loinc_code, since=q.bound("ge"),
+                                         before=q.bound("lt"), limit=q.count + 1, offset=q.offset)
+    rows, more = queries.first_measurements(rows, q.count)
+    links = {"self": _page(path, q, q.offset)}
+    if more:
+        links["next"] = _page(path, q, q.offset + q.count)
+    if q.offset:
+        links["previous"] = _page(path, q, max(0, q.offset - q.count))
+    return rows, links
 
 
 def _instant(text: str) -> datetime:
@@ -70,25 +98,24 @@ def _instant(text: str) -> datetime:
 
 
 async def search_observations(api: Api, call: Call) -> Reply:
-    """A searchset Bundle of stored readings as R4 Observations (vital-signs profile where one applies)."""
+    """A searchset Bundle of stored readings as R4 Observations (vital-signs profile where one applies;
+    blood pressure as one 85354-9 panel, found by 85354-9, 8480-6 or 8462-4). ``_count`` counts
+    Observations."""
     q: ObservationSearch = call.query
     call.target = f"fhir:Observation code={q.code}"
-    rows = await queries.search_readings(api.warehouse.pool, api.settings.warehouse_schema,
-                                         user_key=q.subject, loinc_code=q.code, since=q.bound("ge"),
-                                         before=q.bound("lt"), limit=q.count + 1, offset=q.offset)
-    links = {"self": _page(q, q.offset)}
-    if len(rows) > q.count:
-        links["next"] = _page(q, q.offset + q.count)
-    if q.offset:
-        links["previous"] = _page(q, max(0, q.offset - q.count))
-    return Reply(searchset(rows[:q.count], links, FHIR_BASE))
+    rows, links = await search_page(api, q, _stored_code(api, q.code), f"{FHIR_BASE}/Observation")
+    return Reply(searchset(rows, links, FHIR_BASE))
 
 
-def _page(q: ObservationSearch, offset: int) -> str:
-    params: list[tuple[str, Any]] = [(k, v) for k, v in (("subject", q.subject and f"Patient/{q.subject}"),
-                                                         ("code", q.code)) if v]
-    params += [("date", d) for d in q.date] + [("_count", q.count), ("_offset", offset)]
-    return f"{FHIR_BASE}/Observation?{urlencode(params)}"
+def _stored_code(api: Api, code: str | None) -> str | None:
+    """A profile's own LOINC code (oxygensat's 2708-6) finds the readings it is exported for."""
+    metric = next((m for m, c in PROFILE_CODES.items() if c == code), None)
+    return code if metric is None else build_catalogue(api.settings.catalogue_overrides)[metric].loinc_code
+
+
+def _page(path: str, q: ReadingSearch, offset: int) -> str:
+    params = q.filters() + [("date", d) for d in q.date] + [("_count", q.count), ("_offset", offset)]
+    return f"{path}?{urlencode(params)}"
 
 
 async def list_schemas(api: Api, call: Call) -> dict[str, Any]:

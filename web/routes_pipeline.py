@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streams.setup import coming_months, setup_pipeline
@@ -10,8 +10,9 @@ from streams.sink.warehouse import month_start, next_month
 from web import queries, responses
 from web.api import Api, Call, Route
 from web.auth import Permission
+from web.history import BUCKET_S, PipelineHistory
 from web.models import NoBody, OptimizeBody
-from web.status import pipeline_status
+from web.status import pipeline_status, total_lag
 
 
 def months_back(start: datetime, months: int) -> datetime:
@@ -35,6 +36,29 @@ async def ensure_coming_partitions(api: Api, *, dry_run: bool = False) -> dict[s
 async def status(api: Api, call: Call) -> dict[str, Any]:
     quality = api.extensions.get("quality_levels")
     return await pipeline_status(api, quality=(lambda: quality(api)) if quality else None)
+
+
+#: How many of each metric's latest closed windows the quality chart shows.
+QUALITY_WINDOWS_SHOWN = 30
+
+
+async def history(api: Api, call: Call) -> dict[str, Any]:
+    """The last hour per minute (this worker) and each metric's score over its last windows."""
+    now = api.clock()
+    hist: PipelineHistory = api.extensions["history"]
+    lag = total_lag(api.ingest)
+    if lag is not None:
+        hist.record_lag(now, lag)
+    size = min(api.settings.quality_windows_s)
+    try:
+        metrics: dict[str, Any] | None = await queries.quality_history(
+            api.warehouse.pool, api.settings.warehouse_schema, size,
+            now - timedelta(seconds=size * QUALITY_WINDOWS_SHOWN))
+    except Exception:  # noqa: BLE001 - reported as unknown, like the status's parts
+        metrics = None
+    return {"at": now, "bucket_s": BUCKET_S, "points": hist.points(now),
+            "quality": {"window_size_s": size, "windows": QUALITY_WINDOWS_SHOWN,
+                        "threshold": api.settings.quality_threshold, "metrics": metrics}}
 
 
 async def setup(api: Api, call: Call) -> dict[str, Any]:
@@ -81,6 +105,11 @@ ROUTES = [
           "Services and agents, consumer lag and last commit per partition (stalled ones flagged), "
           "throughput over the last minute, dead letters by reason, warehouse reachability, "
           "quality level per metric.", status, Permission.READ_STATUS, response=responses.PipelineStatus),
+    Route("GET", "/pipeline/history", "pipeline.history",
+          "The last hour per minute as this worker saw it (readings stored, dead letters, largest "
+          "total lag sampled), and each metric's worst judged quality score over its last closed "
+          "windows of the smallest size (null: still collecting). For the console's charts.",
+          history, Permission.READ_STATUS, response=responses.PipelineHistory),
     Route("POST", "/pipeline/setup", "pipeline.setup",
           "Create topics, apply migrations and create the coming partitions (idempotent).",
           setup, Permission.SETUP, body_model=NoBody, response=responses.SetupResult),

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from streams.domain.quality_windows import COLLECTING
 from streams.quality.analysis import (
     MAX_SAMPLE_SIZE,
     InvalidAnalysisRequest,
@@ -54,7 +55,9 @@ async def report(api: Api, call: Call) -> dict[str, Any]:
 
 async def current_levels(api: Api) -> dict[str, Any] | None:
     """Per metric, the open windows of the smallest size (latest start, one per source) and
-    the level of its worst source. None when in-stream quality is disabled."""
+    the level of its worst judged source: ``collecting`` (score null) while no source's
+    window holds ``HEALTHMATE_QUALITY_MIN_RECORDS`` records. None when in-stream quality is
+    disabled."""
     quality = api.services.quality
     if quality is None:
         return None
@@ -74,9 +77,14 @@ async def current_levels(api: Api) -> dict[str, Any] | None:
         entry = levels.setdefault(metric, {"window_size_s": smallest, "sources": []})
         entry["sources"].append(w)
     for entry in levels.values():
-        worst = min(entry["sources"], key=lambda w: w["overall_score"])
-        entry["quality_level"], entry["overall_score"] = worst["quality_level"], worst["overall_score"]
+        # Judged by its worst judged source; "collecting" while no source holds enough records.
+        judged = [w for w in entry["sources"] if not w["collecting"]]
+        worst = min(judged, key=lambda w: w["overall_score"], default=None)
+        entry["quality_level"] = COLLECTING if worst is None else worst["quality_level"]
+        entry["overall_score"] = None if worst is None else worst["overall_score"]
         entry["below_threshold"] = any(w["below_threshold"] for w in entry["sources"])
+        entry["records"] = sum(w["records"] for w in entry["sources"])
+        entry["min_records"] = quality.min_records
     return levels
 
 

@@ -14,12 +14,13 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from web import queries
+from web.history import PipelineHistory
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,19 @@ WINDOW_S = 60.0
 class ThroughputMeter:
     """Counts what the ingest service commits; registered as one of its batch observers."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(self, clock: Callable[[], datetime], history: PipelineHistory | None = None) -> None:
         self.clock = clock
         self.started_at = clock()
+        self.history = history
         self._batches: deque[tuple[datetime, int, int]] = deque()
 
     async def observe(self, readings: Sequence[Any], dead_letters: Sequence[Any]) -> None:
-        """Called after each committed batch."""
-        self._batches.append((self.clock(), len(readings), len(dead_letters)))
-        self._prune(self.clock())
+        """Called after each committed batch (also feeds the per-minute ``history``)."""
+        now = self.clock()
+        self._batches.append((now, len(readings), len(dead_letters)))
+        self._prune(now)
+        if self.history is not None:
+            self.history.record_batch(now, len(readings), len(dead_letters))
 
     def _prune(self, now: datetime) -> None:
         while self._batches and (now - self._batches[0][0]).total_seconds() > WINDOW_S:
@@ -49,6 +54,20 @@ class ThroughputMeter:
         dead = sum(b[2] for b in self._batches)
         return {"window_s": WINDOW_S, "batches": len(self._batches), "readings": readings,
                 "dead_letters": dead, "readings_per_s": round(readings / WINDOW_S, 3)}
+
+
+def total_lag(ingest: Any) -> int | None:
+    """Sum of the assigned partitions' lag from what the consumer already knows (its last
+    fetched high watermarks; no network call); None before the consumer has a position."""
+    consumer = ingest.consumer
+    if consumer is None:
+        return None
+    lags = []
+    for tp in consumer.assignment():
+        high, done = consumer.highwater(tp), ingest.committed_offsets.get((tp.topic, tp.partition))
+        if high is not None and done is not None:
+            lags.append(max(0, high - done))
+    return sum(lags) if lags else None
 
 
 async def kafka_ready(ingest: Any) -> bool:
@@ -76,10 +95,9 @@ async def health(ingest: Any, warehouse: Any, max_poll_age_s: float, *, only_liv
     ``only_liveness``: the k8s liveness probe, which must not restart a worker that is
     merely waiting for PostgreSQL or Kafka to come back)."""
     consumer = ingest.liveness(max_poll_age_s)
-    now = datetime.now(UTC)
     consumer["partitions"] = [
-        {"topic": t, "partition": p, "last_commit_age_s": round((now - at).total_seconds(), 3)}
-        for (t, p), at in sorted(ingest.last_commit_at.items())]
+        {"topic": t, "partition": p, "last_commit_age_s": _rounded(ingest.commit_ages.age_s((t, p)))}
+        for t, p in ingest.commit_ages]
     body: dict[str, Any] = {"live": consumer["live"], "consumer": consumer}
     ok = consumer["live"]
     if not only_liveness:
@@ -108,15 +126,19 @@ async def partitions(ingest: Any, now: datetime, started_at: datetime, stall_aft
         high = ends.get(tp, consumer.highwater(tp))
         lag = max(0, high - committed) if high is not None and committed is not None else None
         last = ingest.last_commit_at.get(key)
-        age = (now - last).total_seconds() if last is not None else None
+        age = ingest.commit_ages.age_s(key)  # read now, after the awaits above: never negative
         quiet_for = age if age is not None else (now - started_at).total_seconds()
         rows.append({
             "topic": tp.topic, "partition": tp.partition, "committed_offset": committed,
             "end_offset": high, "lag": lag, "last_commit_at": last,
-            "last_commit_age_s": None if age is None else round(age, 3),
+            "last_commit_age_s": _rounded(age),
             "stalled": bool(lag) and quiet_for >= stall_after_s,
         })
     return rows
+
+
+def _rounded(age: float | None) -> float | None:
+    return None if age is None else round(age, 3)
 
 
 def services(api: Any) -> dict[str, Any]:
@@ -143,6 +165,9 @@ async def pipeline_status(api: Any, quality: Callable[[], Any] | None = None) ->
         except Exception:  # noqa: BLE001 - reported as unknown
             dead = None
     stalled = [f"{p['topic']}/{p['partition']}" for p in parts if p["stalled"]]
+    lag = sum(p["lag"] or 0 for p in parts)
+    if meter.history is not None and parts:
+        meter.history.record_lag(now, lag)
     body: dict[str, Any] = {
         "status": "ok" if kafka_ok and warehouse_ok and not stalled
         and api.ingest.state == "running" else "degraded",
@@ -151,7 +176,7 @@ async def pipeline_status(api: Any, quality: Callable[[], Any] | None = None) ->
         "kafka": {"reachable": kafka_ok},
         "warehouse": {"reachable": warehouse_ok},
         "consumer": {"group": api.settings.consumer_group, "partitions": parts,
-                     "total_lag": sum(p["lag"] or 0 for p in parts), "stalled": stalled},
+                     "total_lag": lag, "stalled": stalled},
         "throughput": meter.last_minute(),
         "dead_letters": None if dead is None else {"by_reason": dead, "total": sum(dead.values())},
     }

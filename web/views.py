@@ -21,6 +21,7 @@ from web import (
     routes_fhir,
     routes_imports,
     routes_jobs,
+    routes_omh,
     routes_pipeline,
     routes_quality,
     routes_subjects,
@@ -29,9 +30,10 @@ from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
 from web.console import register_console
 from web.edge import Edge
+from web.history import PipelineHistory
 from web.openapi import openapi_document
 from web.server import HardenedWeb
-from web.status import ThroughputMeter, health
+from web.status import ThroughputMeter, health, total_lag
 
 if TYPE_CHECKING:
     from healthmate.worker import WorkerServices
@@ -43,11 +45,13 @@ PUBLIC_PATHS = {
     "/data-pipeline/console": "The operator console (HTML; it calls this API with the caller's token).",
 }
 API_VERSION = "1.0.0"
+HISTORY_LAG_SAMPLE_S = 15.0
 
 
 def api_routes() -> list[Route]:
     """Every route under ``/data-pipeline/``, the OpenAPI document's own included."""
     routes = [*routes_pipeline.ROUTES, *routes_jobs.ROUTES, *routes_dlq.ROUTES, *routes_quality.ROUTES,
+              *routes_omh.ROUTES,
               *routes_fhir.ROUTES, *routes_subjects.ROUTES, *routes_imports.ROUTES, *routes_cgm.ROUTES]
     return [*routes, Route("GET", "/openapi.json", "openapi", "This document.", _openapi,
                            Permission.READ_STATUS, tag="operations", response=responses.Open)]
@@ -80,8 +84,17 @@ def register_views(app: faust.App, services: WorkerServices) -> None:
             return self.bytes(payload, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     api = Api(app, services)
-    meter = ThroughputMeter(api.clock)
+    history = PipelineHistory()
+    meter = ThroughputMeter(api.clock, history)
     api.extensions["throughput"] = meter
+    api.extensions["history"] = history
+
+    @app.timer(HISTORY_LAG_SAMPLE_S, name="pipeline-history-lag")
+    async def sample_lag() -> None:  # the console's lag chart, also when nobody is looking
+        lag = total_lag(api.ingest)
+        if lag is not None:
+            history.record_lag(api.clock(), lag)
+
     api.extensions["quality_levels"] = routes_quality.current_levels
     services.ingest.batch_observers.append(meter.observe)
     api.extensions["etl_runs"] = app.service(routes_jobs.BackgroundRuns(beacon=app.beacon))  # type: ignore[arg-type]

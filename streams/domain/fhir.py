@@ -11,7 +11,8 @@ Mapping of one Observation:
 - the metric comes from the first ``code.coding`` with system ``http://loinc.org`` whose
   code is a catalogue metric's LOINC code (else ``unknown_metric``); a ``component`` with
   such a code and a ``valueQuantity`` is a reading of its own (blood pressure 85354-9
-  carries 8480-6 and 8462-4), its event id ``<id>#<code>``;
+  carries 8480-6 and 8462-4), its event id ``<id>#<code>``, its ``metadata`` ``panel_id`` the
+  Observation's event id (so that the panel is exported as one: :mod:`streams.domain.panels`);
 - the value is ``valueQuantity.value`` in its UCUM ``code`` (``unit`` when there is no code);
 - ``effectiveDateTime`` / ``effectiveInstant`` is the instant, ``effectivePeriod`` the interval;
   a dateTime of date precision (``1999-07-02``) is that UTC day as an interval;
@@ -40,6 +41,7 @@ from fhir.resources.R4B.observation import Observation
 from streams.domain.catalogue import MetricRule
 from streams.domain.decode import dumps_member
 from streams.domain.mapped import Mapped, shown, violation
+from streams.domain.panels import PANEL_ID
 from streams.errors import Rejected, RejectReason
 
 LOINC: Final = "http://loinc.org"
@@ -129,7 +131,8 @@ def _observation(res: Mapping[str, Any], key_user: str | None, by_loinc: Mapping
         comp_metric, code = _metric(comp.get("code"), by_loinc)
         if comp_metric is not None and "valueQuantity" in comp:
             members.append({**base, "event_id": None if event_id is None else f"{event_id}#{code}",
-                            "metric": comp_metric, **_quantity(comp["valueQuantity"])})
+                            "metric": comp_metric, **_quantity(comp["valueQuantity"]),
+                            "metadata": {**base["metadata"], **_panel(event_id)}})
     if not members:
         if metric is not None:
             raise Rejected(RejectReason.MISSING_FIELD, "the Observation has no valueQuantity")
@@ -138,6 +141,11 @@ def _observation(res: Mapping[str, Any], key_user: str | None, by_loinc: Mapping
     user_id = subject.rsplit("/", 1)[-1] if subject and subject.startswith("Patient/") else subject
     device = obs.device.display or obs.device.reference if obs.device is not None else None
     return Mapped(user_id or key_user, device, SOURCE, members, payload)
+
+
+def _panel(event_id: str | None) -> dict[str, str]:
+    """The components of one Observation are one measurement (:mod:`streams.domain.panels`)."""
+    return {} if event_id is None else {PANEL_ID: event_id}
 
 
 def _validate(model: type[pydantic.BaseModel], res: Mapping[str, Any], ptr: str) -> Any:

@@ -296,7 +296,7 @@ def normalise(
 def _interval_end(measured_at: datetime, raw_end: object, naive_utc: bool) -> datetime:
     end = parse_timestamp(raw_end, "timestamp_end", naive_is_utc=naive_utc)
     if end < measured_at:
-        raise Rejected(RejectReason.OUT_OF_RANGE, "field 'timestamp_end' is before 'timestamp'")
+        raise Rejected(RejectReason.REVERSED_INTERVAL, "field 'timestamp_end' is before 'timestamp'")
     return end
 
 

@@ -5,201 +5,96 @@ A data point is ``{"header": {...}, "body": {...}}`` (``omh:data-point:1.0``). T
 ``{"namespace": "omh", "name", "version"}``; ``user_id`` and ``acquisition_provenance``
 (``source_name`` required, ``modality`` sensed or self-reported) are optional.
 
-Each supported body schema is checked against the rules of its published JSON schema
-(github.com/openmhealth/schemas, ``schema/omh`` and ``schema/ieee``): required properties,
-types, enumerations (units, ``descriptive_statistic``, temporal relationships, body
-posture, measurement location, specimen source, ...) and the time frame: ``date_time`` or
-``time_interval`` (exactly one), the interval as start + end, start + duration or end +
-duration (and, before IEEE 1752, date + part of day). The first violation raises
+The body is judged by its official JSON Schema (:mod:`streams.domain.omh_schema`): every
+published version of the 13 supported schemas (:data:`VERSIONS`). The first violation raises
 ``schema_violation`` naming its JSON pointer (``/body/heart_rate/unit``); an unknown
 namespace, name or version raises ``unsupported_schema``.
 
-Mapping: the header id is the ``event_id`` (blood pressure gives two readings,
-``<id>#systolic`` and ``<id>#diastolic``); the user is the header's ``user_id``, else the
-message key; the source is ``acquisition_provenance.source_name``, else ``"omh"``. A
-``date_time`` is the reading's instant; an interval gives ``timestamp`` and
-``timestamp_end``. Where a schema lets the time frame out, the reading is placed at
+Mapping of a valid body: the header id is the ``event_id`` (blood pressure gives two
+readings, ``<id>#systolic`` and ``<id>#diastolic``, one panel: see
+:mod:`streams.domain.panels`); the user is the header's ``user_id``, else the message key;
+the source is ``acquisition_provenance.source_name``, else ``"omh"``. A ``date_time`` is the
+reading's instant; an interval gives ``timestamp`` and ``timestamp_end``. Where a schema
+lets the time frame out, the reading is placed at
 ``acquisition_provenance.source_creation_date_time``, else the header's
-``creation_date_time``. A time interval given as date + part of day has no time zone and is
-rejected ``naive_timestamp``, like any timestamp without an offset.
+``creation_date_time``. The body's context (posture, relationship to meal or sleep,
+measurement location, ...) goes to ``metadata`` with the schema id.
+
+Bodies the schema accepts that cannot be a true, placed measurement are refused with
+their own reason (the list is in docs/reference/standard-forms.md): an interval that ends
+before it starts (``reversed_interval``, by the common checks), an interval given as date +
+part of day (no time zone: ``naive_timestamp``), a duration in months or years (no fixed
+length: ``unknown_unit``), and whatever the common checks refuse for every form (range,
+future, units the catalogue does not convert).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
 from streams.domain.mapped import Mapped, shown, violation
+from streams.domain.omh_schema import body_judge, defined_properties
+from streams.domain.panels import PANEL_ID
 from streams.domain.timestamps import parse_timestamp
 from streams.errors import Rejected, RejectReason
 
 SOURCE_DEFAULT: Final = "omh"
-
-# --- value sets, as published --------------------------------------------------------
-_DS_1_0 = frozenset({"average", "maximum", "minimum", "standard deviation", "variance", "sum", "median"})
-_DS_1_1 = _DS_1_0 | {"count", "quartile deviation", "80th percentile", "lower quartile", "upper quartile",
-                     "1st quintile", "2nd quintile", "3rd quintile", "4th quintile"}
-_DS_IEEE = _DS_1_1 | {"20th percentile"}
-_ACTIVITY = frozenset({"at rest", "active", "before exercise", "after exercise", "during exercise"})
-_SLEEP = frozenset({"before sleeping", "during sleep", "on waking"})
-_MEAL = frozenset({"fasting", "not fasting", "before meal", "after meal", "before breakfast",
-                   "after breakfast", "before lunch", "after lunch", "before dinner", "after dinner",
-                   "2 hours postprandial"})
-_POSTURE = frozenset({"sitting", "lying down", "standing", "semi-recumbent"})
-_TEMP_LOCATION = frozenset({"axillary", "finger", "forehead", "oral", "rectal", "temporal artery", "toe",
-                            "tympanic", "wrist", "vagina"})
-_SPECIMEN = frozenset({"breath", "capillary blood", "interstitial fluid", "lacrimal fluid", "saliva",
-                       "sweat", "tears", "urine"})
-_MASS = frozenset({"fg", "pg", "ng", "ug", "mg", "g", "kg", "Metric Ton", "gr", "oz", "lb", "Ton"})
-_LENGTH = frozenset({"fm", "pm", "nm", "um", "mm", "cm", "m", "km", "in", "ft", "yd", "mi"})
-_TEMPERATURE = frozenset({"K", "F", "C"})
-_PART_OF_DAY = frozenset({"morning", "afternoon", "evening", "night"})
 _MODALITY = frozenset({"sensed", "self-reported"})
 #: duration-unit-value: unit -> seconds; months and years have no fixed length.
 _DURATION_S: Final = {"ps": 1e-12, "ns": 1e-9, "us": 1e-6, "ms": 1e-3, "sec": 1, "min": 60, "h": 3600,
                       "d": 86400, "wk": 604800, "Mo": None, "yr": None}
-_INTERVAL_FORMS = (("start_date_time", "end_date_time"), ("start_date_time", "duration"),
-                   ("end_date_time", "duration"))
-_DATE_PART_OF_DAY = ("date", "part_of_day")
+#: Body properties kept in ``metadata`` when the schema defines them (strings only).
+CONTEXT: Final = ("body_posture", "position_during_measurement", "measurement_location",
+                  "temporal_relationship_to_physical_activity", "temporal_relationship_to_sleep",
+                  "temporal_relationship_to_meal", "specimen_source", "blood_specimen_type", "system",
+                  "measurement_method", "oxygen_therapy_mode_of_administration")
 
 
 @dataclass(frozen=True, slots=True)
 class Quantity:
-    """A measured property of the body: a unit-value (``units`` allowed) or, when
-    ``bare_unit`` is set, a bare number in that unit."""
+    """A measured property of the body: a unit-value, or (``bare_unit`` set) a bare number."""
 
     prop: str
     metric: str
-    units: frozenset[str] = frozenset()
     bare_unit: str | None = None
     suffix: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class BodySchema:
-    """The rules of one published body schema version that the mapping relies on."""
-
-    quantities: tuple[Quantity, ...]
-    statistics: frozenset[str] | None  # None: the schema has no descriptive_statistic (ignored)
-    frame_required: bool = True
-    interval_only: bool = False
-    ieee_frame: bool = False  # IEEE 1752 time interval: no date + part-of-day form
-    enums: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    unit_values: Mapping[str, frozenset[str]] = field(default_factory=dict)  # other unit-values
-    strings: frozenset[str] = frozenset()
-    closed: bool = False  # "additionalProperties": false
-
-    def known(self) -> frozenset[str]:
-        return frozenset({q.prop for q in self.quantities} | set(self.enums) | set(self.unit_values)
-                         | self.strings | {"effective_time_frame", "descriptive_statistic"})
+def _one(prop: str, metric: str) -> tuple[Quantity, ...]:
+    return (Quantity(prop, metric),)
 
 
-def _one(prop: str, metric: str, units: frozenset[str] | set[str]) -> tuple[Quantity, ...]:
-    return (Quantity(prop, metric, frozenset(units)),)
-
-
-_HR = _one("heart_rate", "heart_rate", {"beats/min"})
-_MMHG = frozenset({"mmHg"})
-_BP = (Quantity("systolic_blood_pressure", "blood_pressure_systolic", _MMHG, suffix="#systolic"),
-       Quantity("diastolic_blood_pressure", "blood_pressure_diastolic", _MMHG, suffix="#diastolic"))
-_WEIGHT = _one("body_weight", "body_weight", _MASS)
-_TEMP = _one("body_temperature", "body_temperature", _TEMPERATURE)
-_TEMP_ENUMS = {"measurement_location": _TEMP_LOCATION, "temporal_relationship_to_sleep": _SLEEP}
-_SPO2 = _one("oxygen_saturation", "oxygen_saturation", {"%"})
-_RR = _one("respiratory_rate", "respiratory_rate", {"breaths/min"})
-_GLUCOSE = _one("blood_glucose", "blood_glucose", {"mg/dL", "mmol/L"})
-_GLUCOSE_ENUMS = {"specimen_source": _SPECIMEN, "temporal_relationship_to_meal": _MEAL,
-                  "temporal_relationship_to_sleep": _SLEEP}
-_SLEEP_DURATION = _one("sleep_duration", "sleep_duration", {"sec", "min", "h"})
-_KCAL = _one("kcal_burned", "active_energy", {"kcal"})
-_HEIGHT = _one("body_height", "body_height", _LENGTH)
-_BMI = _one("body_mass_index", "body_mass_index", {"kg/m^2"})
-_FAT = _one("body_fat_percentage", "body_fat_percentage", {"%"})
-
-#: name -> version -> rules. Every published version of the current and previous major.
-SCHEMAS: Final[Mapping[str, Mapping[str, BodySchema]]] = {
-    "heart-rate": {
-        "1.0": BodySchema(_HR, _DS_1_1, frame_required=False, strings=frozenset({"user_notes"}),
-                          enums={"temporal_relationship_to_physical_activity": _ACTIVITY}),
-        "1.1": BodySchema(_HR, _DS_1_1, frame_required=False, strings=frozenset({"user_notes"}),
-                          enums={"temporal_relationship_to_physical_activity": _ACTIVITY,
-                                 "temporal_relationship_to_sleep": _SLEEP}),
-        "2.0": BodySchema(_HR, _DS_1_1, enums={"temporal_relationship_to_physical_activity": _ACTIVITY,
-                                               "temporal_relationship_to_sleep": _SLEEP}),
-    },
-    "step-count": {
-        "2.0": BodySchema((Quantity("step_count", "steps", bare_unit="steps"),), _DS_1_0, interval_only=True),
-        "3.0": BodySchema(_one("step_count", "steps", {"steps"}), _DS_1_0, interval_only=True),
-    },
-    "blood-pressure": {
-        "3.0": BodySchema(_BP, _DS_1_1, enums={"body_posture": _POSTURE}),
-        "3.1": BodySchema(_BP, _DS_1_1, enums={"body_posture": _POSTURE,
-                                               "temporal_relationship_to_physical_activity": _ACTIVITY}),
-        "4.0": BodySchema(_BP, _DS_IEEE, ieee_frame=True,
-                          enums={"body_posture": _POSTURE,
-                                 "temporal_relationship_to_physical_activity": _ACTIVITY}),
-    },
-    "body-weight": {
-        "2.0": BodySchema(_WEIGHT, _DS_1_1),
-        "3.0": BodySchema(_WEIGHT, _DS_IEEE, ieee_frame=True),
-    },
-    "body-temperature": {
-        "3.0": BodySchema(_TEMP, _DS_1_1, enums=_TEMP_ENUMS),
-        "4.0": BodySchema(_TEMP, _DS_IEEE, ieee_frame=True, enums=_TEMP_ENUMS),
-    },
-    "oxygen-saturation": {
-        "1.0": BodySchema(
-            _SPO2, _DS_1_1, frame_required=False, closed=True, unit_values={"supplemental_oxygen_flow_rate":
-                                                                            frozenset({"LPM"})},
-            enums={"system": frozenset({"arterial", "capillary", "intracardiac", "jugular bulb", "peripheral",
-                                        "conjunctival", "venous", "mixed venous", "superior vena cava"}),
-                   "oxygen_therapy_mode_of_administration": frozenset({"face mask", "nasal cannula",
-                                                                       "Venturi mask"}),
-                   "measurement_method": frozenset({"pulse oximetry", "arterial blood gas analyzer",
-                                                    "near-infrared spectroscopy (NIRS)"})}),
-        "2.0": BodySchema(
-            _SPO2, _DS_1_1, unit_values={"supplemental_oxygen_flow_rate": frozenset({"L/min"})},
-            enums={"system": frozenset({"peripheral capillary"}),
-                   "oxygen_therapy_mode_of_administration": frozenset({"nasal cannula"}),
-                   "measurement_method": frozenset({"pulse oximetry"})}),
-    },
-    "respiratory-rate": {
-        "1.0": BodySchema(_RR, _DS_1_1, frame_required=False,
-                          enums={"temporal_relationship_to_physical_activity": _ACTIVITY}),
-        "2.0": BodySchema(_RR, _DS_1_1, enums={"temporal_relationship_to_physical_activity": _ACTIVITY}),
-    },
-    "blood-glucose": {
-        "3.0": BodySchema(_GLUCOSE, _DS_1_1, enums=_GLUCOSE_ENUMS),
-        "4.0": BodySchema(_GLUCOSE, _DS_IEEE, ieee_frame=True, enums=_GLUCOSE_ENUMS),
-    },
-    "sleep-duration": {
-        "1.0": BodySchema(_SLEEP_DURATION, None, frame_required=False, strings=frozenset({"user_notes"})),
-        "2.0": BodySchema(_SLEEP_DURATION, _DS_1_0, frame_required=False, interval_only=True,
-                          strings=frozenset({"user_notes"})),
-    },
-    "calories-burned": {
-        "2.0": BodySchema(_KCAL, _DS_1_1, interval_only=True, strings=frozenset({"activity_name"})),
-        "3.0": BodySchema(_KCAL, _DS_IEEE, interval_only=True, ieee_frame=True,
-                          strings=frozenset({"activity_name"})),
-    },
-    "body-height": {
-        "1.0": BodySchema(_HEIGHT, _DS_1_1, frame_required=False),
-        "2.0": BodySchema(_HEIGHT, _DS_IEEE, ieee_frame=True),
-    },
-    "body-mass-index": {
-        "2.0": BodySchema(_BMI, _DS_1_1, frame_required=False),
-        "3.0": BodySchema(_BMI, _DS_IEEE, ieee_frame=True),
-    },
-    "body-fat-percentage": {
-        "1.0": BodySchema(_FAT, _DS_1_1, frame_required=False),
-        "2.0": BodySchema(_FAT, _DS_IEEE, ieee_frame=True),
-    },
+#: name -> what its body carries (the same in every version).
+QUANTITIES: Final[Mapping[str, tuple[Quantity, ...]]] = {
+    "heart-rate": _one("heart_rate", "heart_rate"),
+    "step-count": (Quantity("step_count", "steps", bare_unit="steps"),),  # 1.0, 2.0: a bare number
+    "blood-pressure": (Quantity("systolic_blood_pressure", "blood_pressure_systolic", suffix="#systolic"),
+                       Quantity("diastolic_blood_pressure", "blood_pressure_diastolic", suffix="#diastolic")),
+    "body-weight": _one("body_weight", "body_weight"),
+    "body-temperature": _one("body_temperature", "body_temperature"),
+    "oxygen-saturation": _one("oxygen_saturation", "oxygen_saturation"),
+    "respiratory-rate": _one("respiratory_rate", "respiratory_rate"),
+    "blood-glucose": _one("blood_glucose", "blood_glucose"),
+    "sleep-duration": _one("sleep_duration", "sleep_duration"),
+    "calories-burned": _one("kcal_burned", "active_energy"),
+    "body-height": _one("body_height", "body_height"),
+    "body-mass-index": _one("body_mass_index", "body_mass_index"),
+    "body-fat-percentage": _one("body_fat_percentage", "body_fat_percentage"),
 }
-
+#: name -> every published version (openmhealth/schemas 36078a8), oldest first.
+VERSIONS: Final[Mapping[str, tuple[str, ...]]] = {
+    "heart-rate": ("1.0", "1.1", "2.0"), "step-count": ("1.0", "2.0", "3.0"),
+    "blood-pressure": ("1.0", "2.0", "3.0", "3.1", "4.0"), "body-weight": ("1.0", "2.0", "3.0"),
+    "body-temperature": ("1.0", "2.0", "3.0", "4.0"), "oxygen-saturation": ("1.0", "2.0"),
+    "respiratory-rate": ("1.0", "2.0"), "blood-glucose": ("1.0", "2.0", "3.0", "4.0"),
+    "sleep-duration": ("1.0", "2.0"), "calories-burned": ("1.0", "2.0"), "body-height": ("1.0", "2.0"),
+    "body-mass-index": ("1.0", "2.0", "3.0"), "body-fat-percentage": ("1.0", "2.0"),
+}
 #: ``omh:<name>:<version>`` of every supported body schema, sorted.
-SUPPORTED_SCHEMA_IDS: Final = tuple(sorted(f"omh:{n}:{v}" for n, vs in SCHEMAS.items() for v in vs))
+SUPPORTED_SCHEMA_IDS: Final = tuple(sorted(f"omh:{n}:{v}" for n, vs in VERSIONS.items() for v in vs))
 
 
 def is_data_point(doc: Mapping[str, Any]) -> bool:
@@ -239,93 +134,63 @@ def _map(doc: Mapping[str, Any], key_user: str | None) -> Mapped:
         if "source_creation_date_time" in provenance:
             source_created = _string(provenance["source_creation_date_time"],
                                      "/header/acquisition_provenance/source_creation_date_time")
-    schema = SCHEMAS.get(name, {}).get(version) if namespace == "omh" else None
-    if schema is None:
+    if namespace != "omh" or version not in VERSIONS.get(name, ()):
         raise Rejected(RejectReason.UNSUPPORTED_SCHEMA,
                        f"schema {shown(namespace)}:{shown(name)}:{shown(version)} is not supported")
     body = _object(doc.get("body"), "/body")
-    members = _members(body, schema, event_id, source_created or created)
+    body_judge(name, version)(body)
+    members = _members(body, name, version, event_id, source_created or created)
     for m in members:
         m["metadata"] = {"omh_schema": f"omh:{name}:{version}", **m["metadata"]}
     return Mapped(user_id or key_user, None, source, members)
 
 
-def _members(body: Mapping[str, Any], schema: BodySchema, event_id: str, fallback_time: str) -> list[dict]:
-    if schema.closed:
-        extra = sorted(set(body) - schema.known())
-        if extra:
-            raise violation(f"/body/{extra[0]}", "property is not allowed by the schema")
-    values = []
-    for q in schema.quantities:
-        raw = _required(body, q.prop, "/body")
-        if q.bare_unit is not None:
-            values.append((q, _number(raw, f"/body/{q.prop}"), q.bare_unit))
-        else:
-            values.append((q, *_unit_value(raw, f"/body/{q.prop}", q.units)))
-    for prop, units in schema.unit_values.items():
-        if prop in body:
-            _unit_value(body[prop], f"/body/{prop}", units)
-    context = {prop: _enum(body, prop, allowed, "/body") for prop, allowed in schema.enums.items()
-               if prop in body}
-    for prop in schema.strings:
-        if prop in body:
-            _string(body[prop], f"/body/{prop}", empty_ok=True)
-    statistic = None
-    if "descriptive_statistic" in body and schema.statistics is not None:
-        statistic = _enum(body, "descriptive_statistic", schema.statistics, "/body")
-    if "effective_time_frame" in body:
-        start, end = _time_frame(body["effective_time_frame"], schema)
-    elif schema.frame_required:
-        raise violation("/body/effective_time_frame", "required property is missing")
-    else:
-        start, end = fallback_time, None
-    return [{"event_id": event_id + q.suffix, "metric": q.metric, "value": value, "unit": unit,
-             "timestamp": start, "timestamp_end": end, "statistic": statistic, "metadata": dict(context)}
-            for q, value, unit in values]
+def _members(body: Mapping[str, Any], name: str, version: str, event_id: str,
+             fallback_time: str) -> list[dict]:
+    """The readings of a body its schema accepts (so every shape below is guaranteed)."""
+    defined = defined_properties(name, version)
+    context: dict[str, Any] = {k: body[k] for k in CONTEXT if k in defined and body.get(k).__class__ is str}
+    statistic = body.get("descriptive_statistic") if "descriptive_statistic" in defined else None
+    if len(QUANTITIES[name]) > 1:  # blood pressure: one measurement
+        context[PANEL_ID] = event_id
+    frame = body.get("effective_time_frame")
+    start, end = (fallback_time, None) if frame is None else _time_frame(frame)
+    out = []
+    for q in QUANTITIES[name]:
+        raw = body[q.prop]
+        value, unit = (raw["value"], raw["unit"]) if raw.__class__ is dict else (raw, q.bare_unit)
+        out.append({"event_id": event_id + q.suffix, "metric": q.metric, "value": value, "unit": unit,
+                    "timestamp": start, "timestamp_end": end, "statistic": statistic,
+                    "metadata": dict(context)})
+    return out
 
 
-def _time_frame(frame: Any, schema: BodySchema) -> tuple[str, str | None]:
-    ptr = "/body/effective_time_frame"
-    frame = _object(frame, ptr)
-    if ("date_time" in frame) == ("time_interval" in frame):
-        raise violation(ptr, "must hold exactly one of date_time and time_interval")
-    if "date_time" in frame:
-        if schema.interval_only:
-            raise violation(ptr + "/time_interval", "required property is missing")
-        return _string(frame["date_time"], ptr + "/date_time"), None
-    ptr += "/time_interval"
-    interval = _object(frame["time_interval"], ptr)
-    forms = _INTERVAL_FORMS if schema.ieee_frame else (*_INTERVAL_FORMS, _DATE_PART_OF_DAY)
-    matched = [f for f in forms if all(k in interval for k in f)]
-    if len(matched) != 1:
-        raise violation(ptr, "must match exactly one interval form (start+end, start+duration, end+duration)")
-    form = matched[0]
-    if form == _DATE_PART_OF_DAY:
-        date = _string(interval["date"], ptr + "/date")
-        if len(date) != 10 or not (date[:4] + date[5:7] + date[8:]).isdigit() or date[4] + date[7] != "--":
-            raise violation(ptr + "/date", "must be a full date YYYY-MM-DD")
-        _enum(interval, "part_of_day", _PART_OF_DAY, ptr)
+def _time_frame(frame: Mapping[str, Any]) -> tuple[str, str | None]:
+    """``(start, end)`` of a schema-valid time frame; refuses the forms that cannot be placed."""
+    if "date_time" in frame:  # RFC 3339 allows "t" and "z"; Python's parser wants them upper-case
+        return frame["date_time"].upper(), None
+    interval = {k: v.upper() if k.endswith("date_time") else v for k, v in frame["time_interval"].items()}
+    if "date" in interval:
         raise Rejected(RejectReason.NAIVE_TIMESTAMP, "a time interval given as date and part of day has no "
                                                      "time zone")
-    texts = {k: _string(interval[k], f"{ptr}/{k}") for k in form if k != "duration"}
-    if "duration" not in form:
-        return texts["start_date_time"], texts["end_date_time"]
-    value, unit = _unit_value(interval["duration"], ptr + "/duration", frozenset(_DURATION_S))
+    if "duration" not in interval:
+        return interval["start_date_time"], interval["end_date_time"]
+    value, unit = interval["duration"]["value"], interval["duration"]["unit"]
     seconds = _DURATION_S[unit]
     if seconds is None:
         raise Rejected(RejectReason.UNKNOWN_UNIT, f"duration unit {shown(unit)} has no fixed length")
     try:
         span = timedelta(seconds=value * seconds)
-        if "start_date_time" in texts:
-            start = texts["start_date_time"]
+        if "start_date_time" in interval:
+            start = interval["start_date_time"]
             return start, (parse_timestamp(start, "start_date_time") + span).isoformat()
-        end = texts["end_date_time"]
+        end = interval["end_date_time"]
         return (parse_timestamp(end, "end_date_time") - span).isoformat(), end
     except (OverflowError, ValueError):
         raise Rejected(RejectReason.OUT_OF_RANGE, "the time interval is out of range") from None
 
 
-# --- JSON-schema checks; each raises at the first violation --------------------------------
+# --- header checks; each raises at the first violation --------------------------------
 def _object(value: Any, ptr: str) -> Mapping[str, Any]:
     if value.__class__ is not dict:
         raise violation(ptr, "must be an object")
@@ -342,21 +207,6 @@ def _string(value: Any, ptr: str, *, empty_ok: bool = False) -> str:
     if value.__class__ is not str or (not value and not empty_ok):
         raise violation(ptr, "must be a string" if empty_ok else "must be a non-empty string")
     return value  # type: ignore[no-any-return]
-
-
-def _number(value: Any, ptr: str) -> float | int:
-    if value.__class__ not in (int, float):
-        raise violation(ptr, "must be a number")
-    return value  # type: ignore[no-any-return]
-
-
-def _unit_value(obj: Any, ptr: str, units: frozenset[str]) -> tuple[float | int, str]:
-    obj = _object(obj, ptr)
-    value = _number(_required(obj, "value", ptr), ptr + "/value")
-    unit = _string(_required(obj, "unit", ptr), ptr + "/unit")
-    if units and unit not in units:
-        raise violation(ptr + "/unit", "is not a unit the schema allows")
-    return value, unit
 
 
 def _enum(obj: Mapping[str, Any], prop: str, allowed: frozenset[str], ptr: str) -> str:

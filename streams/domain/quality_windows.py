@@ -29,6 +29,8 @@ from typing import Any, Final
 from streams.domain.quality import DimensionCounts, quality_level
 
 RECENT_BATCHES: Final = 64
+#: The level of a window that holds too few records to be judged (``window_summary``).
+COLLECTING: Final = "collecting"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +107,16 @@ def close_windows(state: Mapping[str, Any], closed: Iterable[ClosedWindow]) -> d
     return new
 
 
-def window_summary(counts: DimensionCounts, weights: Mapping[str, float], threshold: float
-                   ) -> dict[str, Any]:
-    """Scores, overall score, level and ``below_threshold`` of a window's counts."""
+def window_summary(counts: DimensionCounts, weights: Mapping[str, float], threshold: float,
+                   min_records: int = 1) -> dict[str, Any]:
+    """Scores, overall score, level and ``below_threshold`` of a window's counts.
+
+    A window holding fewer than ``min_records`` records is not judged yet: its level is
+    ``collecting`` and ``below_threshold`` is false, whatever its scores (a few seconds into
+    a window, one bad record would make it "unusable"). The scores are still given.
+    """
     overall = counts.overall(weights)
+    collecting = counts.records < min_records
     return {"records": counts.records, **counts.scores(), "overall_score": overall,
-            "quality_level": quality_level(overall), "below_threshold": overall < threshold}
+            "quality_level": COLLECTING if collecting else quality_level(overall),
+            "below_threshold": not collecting and overall < threshold, "collecting": collecting}

@@ -78,3 +78,8 @@ def is_late(measured_at: datetime, ingested_at: datetime, late_after: timedelta)
 
 def _type_name(raw: object) -> str:
     return "null" if raw is None else type(raw).__name__
+
+
+def utc_text(ts: datetime) -> str:
+    """An aware datetime as RFC 3339 text in UTC with ``Z`` (FHIR instant, Open mHealth date-time)."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

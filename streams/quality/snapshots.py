@@ -20,11 +20,12 @@ _COLUMNS = ("metric", "source", "window_size", "window_start", "window_end", "re
 
 
 def snapshot_rows(metric: str, source: str, closed: Sequence[ClosedWindow], weights: Mapping[str, float],
-                  threshold: float, closed_at: datetime) -> list[tuple]:
-    """One ``quality_windows`` row (in ``_COLUMNS`` order) per closed window."""
+                  threshold: float, closed_at: datetime, min_records: int = 1) -> list[tuple]:
+    """One ``quality_windows`` row (in ``_COLUMNS`` order) per closed window (level
+    ``collecting`` below ``min_records`` records)."""
     rows = []
     for w in closed:
-        s = window_summary(w.counts, weights, threshold)
+        s = window_summary(w.counts, weights, threshold, min_records)
         rows.append((metric, source, timedelta(seconds=w.size_s), w.start, w.end, s["records"],
                      *(s[d] for d in DIMENSIONS), s["overall_score"], s["quality_level"], threshold,
                      s["below_threshold"], orjson.dumps(w.counts.to_dict()).decode(), closed_at))
@@ -51,16 +52,19 @@ async def upsert_windows(pool: asyncpg.Pool, schema: str, rows: Sequence[tuple])
 
 
 def publish_gauges(metrics: Metrics, metric: str, source: str, closed: Sequence[ClosedWindow],
-                   weights: Mapping[str, float], threshold: float, gauge_size_s: int) -> None:
-    """Set ``healthmate_quality_score`` from the latest of ``closed`` whose size is
-    ``gauge_size_s`` (the smallest configured), and count windows below the threshold."""
+                   weights: Mapping[str, float], threshold: float, gauge_size_s: int,
+                   min_records: int = 1) -> None:
+    """Set ``healthmate_quality_score`` and ``healthmate_quality_window_records`` from the
+    latest of ``closed`` whose size is ``gauge_size_s`` (the smallest configured), and count
+    judged windows below the threshold (a ``collecting`` window is never below it)."""
     for w in closed:
-        if window_summary(w.counts, weights, threshold)["below_threshold"]:
+        if window_summary(w.counts, weights, threshold, min_records)["below_threshold"]:
             metrics.quality_windows_below_threshold.inc()
     latest = max((w for w in closed if w.size_s == gauge_size_s), key=lambda w: w.start_s, default=None)
     if latest is None:
         return
-    summary = window_summary(latest.counts, weights, threshold)
+    summary = window_summary(latest.counts, weights, threshold, min_records)
+    metrics.quality_window_records.labels(metric, source).set(latest.counts.records)
     for dimension in (*DIMENSIONS, "overall"):
         value = summary["overall_score" if dimension == "overall" else dimension]
         metrics.quality_score.labels(metric, source, dimension).set(value)

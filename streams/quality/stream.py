@@ -118,6 +118,8 @@ class QualityStream:
         self.sizes = sorted(set(settings.quality_windows_s))
         self.grace = settings.quality_window_grace_s
         self.threshold = settings.quality_threshold
+        self.min_records = settings.quality_min_records
+        metrics.quality_min_records.set(self.min_records)
         self.sink = sink or self.write_snapshots
         self.topic = app.topic(f"{settings.app_id}-quality-increments", partitions=settings.topic_partitions,
                                internal=True, key_serializer="json", value_serializer="json")
@@ -204,10 +206,11 @@ class QualityStream:
     async def write_snapshots(self, metric: str, source: str, closed: Sequence[ClosedWindow]) -> None:
         """Default sink: upsert into ``quality_windows``, then update the gauges."""
         weights = self.config.weights
-        rows = snapshot_rows(metric, source, closed, weights, self.threshold, self.clock())
+        rows = snapshot_rows(metric, source, closed, weights, self.threshold, self.clock(), self.min_records)
         assert self.warehouse is not None, "QualityStream needs a warehouse or another sink"
         await upsert_windows(self.warehouse.pool, self.settings.warehouse_schema, rows)
-        publish_gauges(self.metrics, metric, source, closed, weights, self.threshold, self.sizes[0])
+        publish_gauges(self.metrics, metric, source, closed, weights, self.threshold, self.sizes[0],
+                       self.min_records)
 
     # ---- reads --------------------------------------------------------------------------
     def open_windows(self, metric: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
@@ -224,7 +227,7 @@ class QualityStream:
             for size, windows in state["open"].items():
                 for start, doc in windows.items():
                     summary = window_summary(DimensionCounts.from_dict(doc), self.config.weights,
-                                             self.threshold)
+                                             self.threshold, self.min_records)
                     w = ClosedWindow(int(size), int(start), DimensionCounts.from_dict(doc))
                     out.append({"metric": m, "source": s, "window_size_s": w.size_s,
                                 "window_start": w.start.isoformat(), "window_end": w.end.isoformat(),

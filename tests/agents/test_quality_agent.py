@@ -27,6 +27,7 @@ def counts(passed, judged, records):
 def quality():
     app = faust.App("test-quality", store="memory://", autodiscover=False)
     settings = Settings(dev_mode=True, app_id="test-quality", quality_windows_s=[60, 3600],
+                        quality_min_records=1,
                         quality_window_grace_s=5, quality_threshold=0.9)
     closed: list[tuple[str, str, int, int, DimensionCounts]] = []
 

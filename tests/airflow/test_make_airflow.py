@@ -3,22 +3,26 @@
 
 Each runs the real Makefile target with its own AIRFLOW_HOME (HEALTHMATE_AIRFLOW_HOME) and
 a job registered in a throwaway schema: the job's DAG must be listed, a backfill without
-its params must fail at once with a clear message and no retry, and incomplete settings
+its params must fail at once with a clear message, no retry, the run's and the failed task's
+state printed and a non-zero exit (a run that succeeds: exit 0), and incomplete settings
 must stop before Airflow starts (one line, exit 2 from scripts/airflow.sh).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from pipeline_support import ROOT
+from pipeline_support import ROOT, drop_pipeline_resources
 
 from batch import api
+from streams.setup import create_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 VENV = Path(sys.executable).parent.parent
@@ -58,6 +62,27 @@ async def test_make_airflow_lists_job_dags_and_airflow_test_fails_fast(batch_set
     assert "healthmate_backfill needs the params 'topic' and 'start'" in output, output[-3000:]
     assert "up_for_retry" not in output.lower() and "up for retry" not in output.lower()
     assert time.monotonic() - started < 120, "a missing param must not wait for retries"
+    # The verdict is printed: the run's final state and the failed task by name.
+    verdict = [line for line in failed.stdout.splitlines() if line.startswith("airflow-test:")]
+    assert len(verdict) == 2, output[-3000:]
+    assert re.fullmatch(r"airflow-test: healthmate_backfill run manual__\S+: failed", verdict[0]), verdict
+    assert verdict[1] == "airflow-test:   task replay: failed (try 1)", verdict
+
+
+async def test_make_airflow_test_prints_success_and_exits_zero(batch_settings, warehouse, tmp_path) -> None:
+    """The same target on a run that succeeds (a replay of an empty topic) exits 0 and says so."""
+    await create_topics(batch_settings)
+    try:
+        env = make_env(batch_settings, tmp_path / "airflow")
+        assert make("airflow", env).returncode == 0
+        params = json.dumps({"topic": batch_settings.raw_topic, "start": "0:0"})
+        ran = make("airflow-test", env, "DAG=healthmate_backfill", f"PARAMS={params}")
+        verdict = [line for line in ran.stdout.splitlines() if line.startswith("airflow-test:")]
+        assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+        assert re.fullmatch(r"airflow-test: healthmate_backfill run manual__\S+: success", verdict[0])
+        assert verdict[1:] == ["airflow-test:   task replay: success (try 1)"], verdict
+    finally:
+        await drop_pipeline_resources(batch_settings)
 
 
 def test_incomplete_settings_stop_before_airflow(tmp_path) -> None:  # type: ignore[no-untyped-def]

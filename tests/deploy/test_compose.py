@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
 import xml.etree.ElementTree as ET
@@ -14,7 +15,7 @@ from pydantic import SecretStr
 
 from streams.config import Settings
 
-from .conftest import COMPOSE_FILE, ROOT
+from .conftest import COMPOSE_FILE, ROOT, load_yaml
 
 REQUIRED_SERVICES = {"kafka", "postgres", "worker", "airflow", "prometheus", "grafana"}
 DEPENDS_ON_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
@@ -79,8 +80,18 @@ def test_every_image_is_pinned_by_tag(compose: dict[str, Any]) -> None:
         assert VERSION_TAG.match(tag), f"{name}: tag {tag!r} is not a version (floating tags drift)"
 
 
+def one_shot(compose: dict[str, Any], name: str) -> bool:
+    """A service that runs once (``restart: "no"``) and that others wait to complete."""
+    waiting = [spec.get("condition") for service in compose["services"].values()
+               for target, spec in (service.get("depends_on") or {}).items() if target == name]
+    return compose["services"][name].get("restart") == "no" and bool(waiting) and all(
+        condition == "service_completed_successfully" for condition in waiting)
+
+
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
+        if one_shot(compose, name):
+            continue  # a one-shot job is waited for by its exit status, not a health check
         check = service.get("healthcheck") or {}
         assert not check.get("disable"), f"{name}: healthcheck disabled"
         test = check.get("test")
@@ -157,8 +168,8 @@ def test_worker_env_points_at_compose_services(compose: dict[str, Any]) -> None:
     kafka_env = environment(compose["services"]["kafka"])
     host, port = env["HEALTHMATE_KAFKA_BOOTSTRAP"].split(":")
     assert host == "kafka"
-    advertised = kafka_env["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    assert any(a.endswith(f"://kafka:{port}") for a in advertised), "bootstrap is not an advertised listener"
+    # deploy/kafka/start.sh advertises HM_BROKER_ADVERTISED (default kafka:9092)
+    assert kafka_env.get("HM_BROKER_ADVERTISED", "kafka:9092") == f"kafka:{port}", "bootstrap not advertised"
     dsn = urlsplit(substitute_variables(env["HEALTHMATE_PG_DSN"]))
     assert dsn.scheme in ("postgresql", "postgres")
     assert dsn.hostname == "postgres" and (dsn.port or 5432) == 5432
@@ -259,3 +270,91 @@ def test_only_known_compose_keys(compose: dict[str, Any]) -> None:
         if isinstance(build, dict):
             assert set(build) <= {"context", "dockerfile", "args", "target"}, name
             assert (ROOT / build["context"] / build.get("dockerfile", "Dockerfile")).is_file(), name
+
+
+# --------------------------------------------------------------------------- transport
+
+DEV_FILE = ROOT / "docker-compose.dev.yml"
+TLS_MOUNT = "tls:/etc/healthmate/tls:ro"
+CA = "/etc/healthmate/tls/ca.pem"
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``docker compose -f base -f override`` for what the override uses: environment maps
+    are merged key by key, any other key of a service is replaced."""
+    out = copy.deepcopy(base)
+    for name, service in override.get("services", {}).items():
+        target = out["services"][name]
+        for key, value in service.items():
+            if key == "environment":
+                target["environment"] = {**environment(target), **{k: str(v) for k, v in value.items()}}
+            else:
+                target[key] = value
+    return out
+
+
+def clients(compose: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The services that run HealthMate code (they carry HEALTHMATE_KAFKA_BOOTSTRAP)."""
+    return {n: environment(s) for n, s in compose["services"].items()
+            if "HEALTHMATE_KAFKA_BOOTSTRAP" in environment(s)}
+
+
+def test_the_base_runs_sasl_ssl_and_tls_with_verified_certificates(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(clients(compose)) == {"setup", "worker", "airflow", "gateway"}
+    for name, env in clients(compose).items():
+        assert env["HEALTHMATE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["HEALTHMATE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["HEALTHMATE_KAFKA_SSL_CAFILE"] == CA and env["HEALTHMATE_PG_SSL_ROOTCERT"] == CA, name
+        assert env["HEALTHMATE_PG_SSLMODE"] == "verify-full", name
+        assert TLS_MOUNT in services[name]["volumes"], f"{name}: the CA is not mounted"
+    assert environment(services["setup"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "admin"
+    assert environment(services["worker"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-worker"
+    assert environment(services["gateway"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-producer"
+    airflow_db = environment(services["airflow"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert f"sslmode=verify-full&sslrootcert={CA}" in airflow_db
+    assert services["setup"]["command"][-1].endswith("python -m streams acls"), "setup creates the ACLs"
+    # the broker: secure transport, its start script and the certificates
+    kafka = services["kafka"]
+    assert environment(kafka)["HM_BROKER_TRANSPORT"] == "secure"
+    assert kafka["entrypoint"] == ["bash", "/opt/healthmate/start.sh"]
+    assert {"./deploy/kafka:/opt/healthmate:ro", "tls:/etc/kafka/tls:ro"} <= set(kafka["volumes"])
+    assert "--command-config" in kafka["healthcheck"]["test"][1], "the health check must authenticate"
+    start = (ROOT / "deploy" / "kafka" / "start.sh").read_text(encoding="utf-8")
+    protocols = "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT,EXTERNAL:SASL_SSL"
+    assert f"listener.security.protocol.map={protocols}" in start
+    assert "allow.everyone.if.no.acl.found=false" in start
+    # PostgreSQL: TLS on, the pg_hba.conf that rejects plain TCP
+    postgres = services["postgres"]
+    assert {"ssl=on", "hba_file=/etc/postgresql/pg_hba.conf"} <= set(postgres["command"])
+    assert "./deploy/postgres/pg_hba.conf:/etc/postgresql/pg_hba.conf:ro" in postgres["volumes"]
+    hba = [line.split() for line in (ROOT / "deploy" / "postgres" / "pg_hba.conf").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert {tuple(line[:1]) for line in hba} == {("local",), ("hostssl",), ("hostnossl",)}
+    assert all(line[-1] == "reject" for line in hba if line[0] == "hostnossl")
+    assert all(line[-1] == "scram-sha-256" for line in hba if line[0] == "hostssl")
+    # every TLS user waits for the certificates
+    for name in ("kafka", "postgres"):
+        assert services[name]["depends_on"]["tls"]["condition"] == "service_completed_successfully"
+
+
+def test_the_dev_overlay_is_plaintext_and_changes_only_transport(compose: dict[str, Any]) -> None:
+    overlay = load_yaml(DEV_FILE)
+    assert "LOCAL DEVELOPMENT ONLY" in DEV_FILE.read_text(encoding="utf-8").splitlines()[0]
+    transport_keys = {"HEALTHMATE_KAFKA_SECURITY_PROTOCOL", "HEALTHMATE_PG_SSLMODE", "HM_BROKER_TRANSPORT",
+                      "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"}
+    for name, service in overlay["services"].items():
+        assert name in compose["services"], name
+        assert set(service) <= {"environment", "command"}, name
+        assert set(service.get("environment", {})) <= transport_keys, name
+    dev = merged(compose, overlay)
+    for name, env in clients(dev).items():
+        assert env["HEALTHMATE_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT", name
+        assert env["HEALTHMATE_PG_SSLMODE"] == "disable", name
+    assert environment(dev["services"]["kafka"])["HM_BROKER_TRANSPORT"] == "plaintext"
+    assert dev["services"]["postgres"]["command"] == ["postgres"]
+    assert "acls" not in " ".join(dev["services"]["setup"]["command"]), "no ACLs without an authorizer"
+    assert "sslmode" not in environment(dev["services"]["airflow"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    # the merged file still follows the base's rules
+    test_secrets_come_from_the_environment(dev)
+    test_healthmate_variables_are_settings_fields(dev)

@@ -19,24 +19,54 @@ from .conftest import K8S_DIR, ROOT, load_yaml, load_yaml_documents
 KUBERNETES_VERSION = "1.32.0"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass",
                   "CustomResourceDefinition", "PriorityClass"}
-SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "commonLabels", "resources"}
+SUPPORTED_KUSTOMIZATION_KEYS = {"apiVersion", "kind", "namespace", "labels", "commonLabels", "resources",
+                                 "patches"}
 SETTINGS_VARIABLES = {f"HEALTHMATE_{name.upper()}" for name in Settings.model_fields}
 SECRET_TEMPLATE = K8S_DIR / "secret.template.yaml"
+TLS_SECRET_TEMPLATE = K8S_DIR / "tls-secret.template.yaml"
 BACKFILL_JOB = K8S_DIR / "jobs" / "backfill-job.yaml"
+DEV_OVERLAY = K8S_DIR / "overlays" / "dev"
+CA_DIR = "/var/run/secrets/healthmate-tls"
+
+
+def strategic_merge(target: Any, patch: Any) -> Any:
+    """The part of a strategic merge patch the overlays use: maps merge key by key (``null``
+    deletes a key), lists of named items merge by ``name`` (the patch's items first, in its
+    order, as kustomize writes them), anything else is replaced."""
+    if isinstance(target, dict) and isinstance(patch, dict):
+        out = dict(target)
+        for key, value in patch.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = strategic_merge(target.get(key), value) if key in target else value
+        return out
+    if (isinstance(target, list) and isinstance(patch, list) and patch
+            and all(isinstance(i, dict) and "name" in i for i in [*target, *patch])):
+        by_name = {i["name"]: i for i in target}
+        patched = [strategic_merge(by_name[i["name"]], i) if i["name"] in by_name else i for i in patch]
+        return patched + [i for i in target if i["name"] not in {p["name"] for p in patch}]
+    return patch
 
 
 def build_kustomization(directory: Path) -> list[dict[str, Any]]:
-    """The subset of `kustomize build` this base uses: resources (files or nested bases),
-    namespace, labels/commonLabels. Anything else fails, so the test never silently
-    ignores a transformation it does not apply."""
+    """The subset of `kustomize build` this base and its overlays use: resources (files or
+    nested bases), strategic-merge patches (files), namespace, labels/commonLabels. Anything
+    else fails, so the test never silently ignores a transformation it does not apply."""
     kustomization = load_yaml(directory / "kustomization.yaml")
     unsupported = set(kustomization) - SUPPORTED_KUSTOMIZATION_KEYS
     assert not unsupported, f"kustomization keys this test cannot build: {unsupported}"
     objects: list[dict[str, Any]] = []
     for entry in kustomization.get("resources", []):
-        path = directory / entry
+        path = (directory / entry).resolve()
         assert path.exists(), f"kustomization resource {entry} missing"
         objects.extend(build_kustomization(path) if path.is_dir() else load_yaml_documents(path))
+    for entry in kustomization.get("patches", []):
+        assert set(entry) == {"path"}, f"only patch files are supported: {entry}"
+        for patch in load_yaml_documents(directory / entry["path"]):
+            [index] = [i for i, o in enumerate(objects) if (o["kind"], o["metadata"]["name"])
+                       == (patch["kind"], patch["metadata"]["name"])]
+            objects[index] = strategic_merge(objects[index], patch)
     namespace = kustomization.get("namespace")
     label_sets: list[tuple[dict[str, str], bool]] = [
         (item["pairs"], bool(item.get("includeSelectors"))) for item in kustomization.get("labels", [])
@@ -97,7 +127,8 @@ def test_base_contains_the_expected_objects(objects: list[dict[str, Any]]) -> No
 
 
 def test_every_object_validates_against_the_kubernetes_schema(objects: list[dict[str, Any]]) -> None:
-    others = load_yaml_documents(SECRET_TEMPLATE) + load_yaml_documents(BACKFILL_JOB)
+    others = [*load_yaml_documents(SECRET_TEMPLATE), *load_yaml_documents(TLS_SECRET_TEMPLATE),
+              *load_yaml_documents(BACKFILL_JOB), *build_kustomization(DEV_OVERLAY)]
     for obj in [*objects, *others]:
         try:
             validate(obj)
@@ -132,14 +163,15 @@ def test_namespace_is_applied(objects: list[dict[str, Any]]) -> None:
             assert obj["metadata"]["namespace"] == namespace, path.name
 
 
-def test_matches_kubectl_kustomize(objects: list[dict[str, Any]], tmp_path: Path) -> None:
-    result = subprocess.run(["kubectl", "kustomize", str(K8S_DIR)], capture_output=True, text=True,
+@pytest.mark.parametrize("directory", [K8S_DIR, DEV_OVERLAY], ids=["base", "dev-overlay"])
+def test_matches_kubectl_kustomize(directory: Path, tmp_path: Path) -> None:
+    result = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "built.yaml"
     out.write_text(result.stdout, encoding="utf-8")
     key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
-    assert sorted(load_yaml_documents(out), key=key) == sorted(objects, key=key)
+    assert sorted(load_yaml_documents(out), key=key) == sorted(build_kustomization(directory), key=key)
 
 
 # --------------------------------------------------------------------------- worker
@@ -315,3 +347,55 @@ def test_secrets_are_mounted_files_never_environment(objects: list[dict[str, Any
     readers = [c["name"] for c in containers(statefulset)
                if any(e["name"] == "HEALTHMATE_PG_MIGRATION_DSN_FILE" for e in c.get("env", []))]
     assert readers == ["setup"]
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def test_the_base_runs_sasl_ssl_and_verified_tls(objects: list[dict[str, Any]]) -> None:
+    config = find(objects, "ConfigMap", "healthmate-config")["data"]
+    assert config["HEALTHMATE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config["HEALTHMATE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert config["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-worker"
+    assert config["HEALTHMATE_PG_SSLMODE"] == "verify-full"
+    assert config["HEALTHMATE_KAFKA_SSL_CAFILE"] == config["HEALTHMATE_PG_SSL_ROOTCERT"] == f"{CA_DIR}/ca.pem"
+    [tls] = load_yaml_documents(TLS_SECRET_TEMPLATE)
+    assert "NOT APPLIED" in TLS_SECRET_TEMPLATE.read_text(encoding="utf-8") and "ca.pem" in tls["stringData"]
+    for workload in [find(objects, "StatefulSet"), *load_yaml_documents(BACKFILL_JOB)]:
+        volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+        ca_volumes = [name for name, v in volumes.items()
+                      if v.get("secret", {}).get("secretName") == "healthmate-tls"]
+        assert ca_volumes, f"{workload['kind']}: no volume of the CA Secret"
+        assert not volumes[ca_volumes[0]]["secret"].get("optional"), "the base needs the CA"
+        for container in containers(workload):
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            assert mounts.get(CA_DIR) == ca_volumes[0], f"{container['name']}: the CA is not mounted"
+            env = {e["name"] for e in container.get("env", [])}
+            assert "HEALTHMATE_KAFKA_SASL_PASSWORD_FILE" in env, container["name"]
+
+
+def test_the_dev_overlay_is_plaintext_and_changes_only_transport(objects: list[dict[str, Any]]) -> None:
+    assert "LOCAL DEVELOPMENT ONLY" in (DEV_OVERLAY / "kustomization.yaml").read_text(encoding="utf-8")
+    dev = build_kustomization(DEV_OVERLAY)
+    config = find(dev, "ConfigMap", "healthmate-config")["data"]
+    assert config["HEALTHMATE_KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    assert config["HEALTHMATE_PG_SSLMODE"] == "disable"
+    for key in ("HEALTHMATE_KAFKA_SSL_CAFILE", "HEALTHMATE_PG_SSL_ROOTCERT", "HEALTHMATE_KAFKA_SASL_USERNAME",
+                "HEALTHMATE_KAFKA_SASL_MECHANISM"):
+        assert key not in config, key
+    # the rest is the base's: only these ConfigMap keys and the CA volume's `optional` differ
+    base_config = find(objects, "ConfigMap", "healthmate-config")["data"]
+    changed = {k for k in {*base_config, *config} if base_config.get(k) != config.get(k)}
+    assert changed == {"HEALTHMATE_KAFKA_SECURITY_PROTOCOL", "HEALTHMATE_KAFKA_SASL_MECHANISM",
+                       "HEALTHMATE_KAFKA_SASL_USERNAME", "HEALTHMATE_KAFKA_SSL_CAFILE",
+                       "HEALTHMATE_PG_SSLMODE", "HEALTHMATE_PG_SSL_ROOTCERT"}
+    worker = copy.deepcopy(find(dev, "StatefulSet"))
+    [ca] = [v for v in pod_spec(worker)["volumes"] if v["name"] == "tls"]
+    assert ca["secret"].pop("optional") is True
+    by_name = lambda volumes: sorted(volumes, key=lambda v: v["name"])  # noqa: E731
+    pod_spec(worker)["volumes"] = by_name(pod_spec(worker)["volumes"])
+    base_worker = copy.deepcopy(find(objects, "StatefulSet"))
+    pod_spec(base_worker)["volumes"] = by_name(pod_spec(base_worker)["volumes"])
+    assert worker == base_worker
+    key = lambda o: (o["kind"], o["metadata"]["name"])  # noqa: E731
+    assert sorted(map(key, dev)) == sorted(map(key, objects))

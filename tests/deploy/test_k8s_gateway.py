@@ -8,9 +8,11 @@ import pytest
 
 from streams.config import Settings
 
-from .test_k8s import K8S_DIR, build_kustomization, find, pod_spec
+from .conftest import load_yaml_documents
+from .test_k8s import DEV_OVERLAY, K8S_DIR, build_kustomization, find, pod_spec, validate
 
 GATEWAY = "healthmate-gateway"
+GATEWAY_SECRET = K8S_DIR / "gateway-secret.template.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,31 @@ def test_gateway_pod_is_restricted_and_reads_secrets_from_files(objects: list[di
     [container] = spec["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert not any("valueFrom" in e for e in container["env"])
-    files = {e["name"] for e in container["env"]}
-    assert files == {"HEALTHMATE_PSEUDONYM_KEY_FILE", "HEALTHMATE_API_JWT_SECRET_FILE"}
-    [volume] = [v["secret"] for v in spec["volumes"] if "secret" in v]
-    assert {i["key"] for i in volume["items"]} == {"HEALTHMATE_PSEUDONYM_KEY", "HEALTHMATE_API_JWT_SECRET"}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-gateway", "its own principal"
+    files = {name: path for name, path in env.items() if name.endswith("_FILE")}
+    assert set(files) == {"HEALTHMATE_PSEUDONYM_KEY_FILE", "HEALTHMATE_API_JWT_SECRET_FILE",
+                          "HEALTHMATE_KAFKA_SASL_PASSWORD_FILE"}
+    volumes = {v["name"]: v["secret"] for v in spec["volumes"] if "secret" in v}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    for variable, path in files.items():  # every file is a key of a mounted secret volume
+        directory, _, filename = path.rpartition("/")
+        volume = volumes[mounts[directory]]
+        assert {"key": filename, "path": filename} in volume["items"], variable
+    [gateway_secret] = load_yaml_documents(GATEWAY_SECRET)
+    validate(gateway_secret)
+    secret_name = gateway_secret["metadata"]["name"]
+    assert volumes[mounts["/var/run/secrets/healthmate-gateway"]]["secretName"] == secret_name
+    assert set(gateway_secret["stringData"]) == {"HEALTHMATE_KAFKA_SASL_PASSWORD"}
+    assert all("REPLACE_ME" in v for v in gateway_secret["stringData"].values())
+    assert "postgres" not in " ".join(files.values()).lower() and "HEALTHMATE_PG_DSN_FILE" not in env
+    assert mounts["/var/run/secrets/healthmate-tls"] == "tls" and not volumes["tls"].get("optional")
+
+
+def test_the_dev_overlay_only_makes_the_gateways_ca_optional(objects: list[dict[str, Any]]) -> None:
+    dev = find(build_kustomization(DEV_OVERLAY), "Deployment", GATEWAY)
+    base = find(objects, "Deployment", GATEWAY)
+    [ca] = [v for v in pod_spec(dev)["volumes"] if v["name"] == "tls"]
+    assert ca["secret"].pop("optional") is True
+    key = lambda v: v["name"]  # noqa: E731
+    assert sorted(pod_spec(dev)["volumes"], key=key) == sorted(pod_spec(base)["volumes"], key=key)

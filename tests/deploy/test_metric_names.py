@@ -65,6 +65,7 @@ def test_names_match_a_real_exposition() -> None:
     metrics.consumer_lag.labels("t", "0").set(1)
     metrics.last_commit_timestamp.labels("t", "0").set(1)
     metrics.quality_score.labels("heart_rate", "garmin", "overall").set(1)
+    metrics.quality_window_records.labels("heart_rate", "garmin").set(1)
     metrics.etl_runs.labels("daily", "failed").inc()
     metrics.etl_run_duration.labels("daily").observe(1)
     metrics.api_requests.labels("/r", "200").inc()

@@ -24,13 +24,15 @@ from streams.sink.migrations import quote_ident
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 THRESHOLD = 0.9
+MIN_RECORDS = 3  # windows with fewer records are "collecting": never below the threshold
 
 
 @pytest.fixture
 def pipeline_env(pipeline_env):
     return {**pipeline_env, "HEALTHMATE_QUALITY_WINDOWS_S": "[5, 3600]",
             "HEALTHMATE_QUALITY_WINDOW_GRACE_S": "1", "HEALTHMATE_QUALITY_TICK_INTERVAL_S": "0.5",
-            "HEALTHMATE_QUALITY_THRESHOLD": str(THRESHOLD)}
+            "HEALTHMATE_QUALITY_THRESHOLD": str(THRESHOLD),
+            "HEALTHMATE_QUALITY_MIN_RECORDS": str(MIN_RECORDS)}
 
 
 def c(passed, judged, records):
@@ -88,7 +90,9 @@ async def closed_counts(pg, schema: str, size_s: int) -> dict[tuple[str, str], D
     total: dict[tuple[str, str], DimensionCounts] = defaultdict(DimensionCounts)
     for row in rows:
         assert row["window_end"] - row["window_start"] == timedelta(seconds=size_s)
-        assert row["below_threshold"] is (row["overall_score"] < THRESHOLD)
+        judged = row["records"] >= MIN_RECORDS
+        assert row["below_threshold"] is (judged and row["overall_score"] < THRESHOLD)
+        assert (row["quality_level"] == "collecting") is not judged
         total[(row["metric"], row["source"])] += DimensionCounts.from_dict(orjson.loads(row["counts"]))
     return dict(total)
 

@@ -31,7 +31,8 @@ def test_specification_vital_sign_examples_are_stored(example, expected, ctx, ru
     assert [g[2] for g in got] == pytest.approx([e[2] for e in expected])
     for r in out.readings:
         assert r.user_key == user_key(rules.pseudonym_key, "example")
-        assert r.source == "fhir" and r.metadata == {"fhir_status": "final"}
+        panel = {"panel_id": example["id"]} if "component" in example else {}
+        assert r.source == "fhir" and r.metadata == {"fhir_status": "final", **panel}
 
 
 def test_a_date_precision_effective_is_that_utc_day(ctx, rules, key) -> None:
@@ -115,7 +116,7 @@ def test_effective_period_is_an_interval_and_its_end_may_not_precede_the_start(c
     [r] = judge(ok, ctx, rules).readings
     assert (r.measured_at.hour, r.measured_until.hour) == (8, 9)
     bad = {**period, "effectivePeriod": {"start": "2024-05-01T09:00:00Z", "end": "2024-05-01T08:00:00Z"}}
-    assert [d.code for d in judge(bad, ctx, rules).dead_letters] == [RejectReason.OUT_OF_RANGE]
+    assert [d.code for d in judge(bad, ctx, rules).dead_letters] == [RejectReason.REVERSED_INTERVAL]
 
 
 def test_user_falls_back_to_the_message_key(ctx, rules) -> None:
@@ -174,18 +175,25 @@ def test_exported_interval_and_statistic() -> None:
 
 
 def test_round_trip_readings_in_fhir_out(ctx, rules) -> None:
-    """Readings from every FHIR example -> a searchset Bundle -> fhir.resources -> same values, units."""
+    """Readings from every FHIR example -> a searchset Bundle -> fhir.resources -> same values, units;
+    blood pressure's two readings are one Observation again, with its two components."""
     readings = [r for example, _ in EXPECTED for r in judge(example, ctx, rules).readings]
     bundle = searchset([asdict(r) for r in readings], {"self": "/fhir/Observation?_count=50"}, "/fhir")
     parsed = Bundle.model_validate(bundle)
-    assert parsed.type == "searchset" and len(parsed.entry) == len(readings) == 7
-    for entry, r in zip(parsed.entry, readings, strict=True):
+    assert parsed.type == "searchset" and len(readings) == 9 and len(parsed.entry) == len(EXPECTED) == 8
+    by_code = {r.loinc_code: r for r in readings}
+    for entry in parsed.entry:
         obs = entry.resource
-        assert (float(obs.valueQuantity.value), obs.valueQuantity.code) == (pytest.approx(r.value), r.unit)
-        assert obs.code.coding[0].code == r.loinc_code
+        parts = obs.component or [obs]
+        for part in parts:
+            r = by_code[part.code.coding[-1].code]  # ours last (a profile code may lead)
+            q = part.valueQuantity
+            assert (float(q.value), q.code) == (pytest.approx(r.value), r.unit)
         assert (
             obs.effectivePeriod.start == r.measured_at and obs.effectivePeriod.end == r.measured_until
             if r.measured_until
             else obs.effectiveDateTime == r.measured_at
         )
         assert "Patient/example" not in orjson.dumps(bundle).decode()  # never the raw user id
+    [bp] = [e.resource for e in parsed.entry if e.resource.component]
+    assert bp.code.coding[0].code == "85354-9" and bp.valueQuantity is None

@@ -35,7 +35,7 @@ def test_an_instant_is_a_raw_sample(reading, ctx, rules) -> None:
 @pytest.mark.parametrize(
     ("fields", "code", "field"),
     [
-        ({"timestamp_end": "2024-05-01T11:29:59Z"}, RejectReason.OUT_OF_RANGE, "timestamp_end"),
+        ({"timestamp_end": "2024-05-01T11:29:59Z"}, RejectReason.REVERSED_INTERVAL, "timestamp_end"),
         ({"timestamp_end": "2024-05-01T12:05:01Z"}, RejectReason.FUTURE_TIMESTAMP, "timestamp"),
         ({"timestamp_end": "2024-05-01T11:45:00"}, RejectReason.NAIVE_TIMESTAMP, "timestamp_end"),
         ({"timestamp_end": 1.5}, RejectReason.INVALID_TYPE, "timestamp_end"),
@@ -81,4 +81,4 @@ def test_envelope_members_may_be_intervals(envelope, ctx, rules) -> None:
     out = process_message(orjson.dumps(envelope(members)), ctx, rules)
     [stored] = out.readings
     assert (stored.event_id, stored.statistic, stored.measured_until.minute) == ("s-1", "sum", 15)
-    assert [d.code for d in out.dead_letters] == [RejectReason.OUT_OF_RANGE]
+    assert [d.code for d in out.dead_letters] == [RejectReason.REVERSED_INTERVAL]

@@ -23,7 +23,7 @@ def judge(doc: Any, ctx, rules, key: bytes | None = None):  # type: ignore[no-un
 def test_every_supported_version_has_allowed_and_forbidden_cases() -> None:
     assert {f"omh:{n}:{v}" for n, v, _ in ALLOWED} == set(SUPPORTED_SCHEMA_IDS)
     assert {f"omh:{n}:{v}" for n, v, _, _ in FORBIDDEN} == set(SUPPORTED_SCHEMA_IDS)
-    assert len(SUPPORTED_SCHEMA_IDS) == 28
+    assert len(SUPPORTED_SCHEMA_IDS) == 37
 
 
 @pytest.mark.parametrize(
@@ -96,8 +96,8 @@ def test_interval_forms(interval, start, end, ctx, rules) -> None:
                     "end_date_time": "2024-05-01T09:00:00Z",
                 }
             },
-            RejectReason.OUT_OF_RANGE,
-        ),  # the end before the start
+            RejectReason.REVERSED_INTERVAL,
+        ),  # the end before the start: valid by the schema, never a true measurement
         (
             {"time_interval": {"start_date_time": "2024-05-01T11:00:00Z", "duration": uv(2, "h")}},
             RejectReason.FUTURE_TIMESTAMP,
@@ -105,8 +105,8 @@ def test_interval_forms(interval, start, end, ctx, rules) -> None:
         ({"time_interval": {"date": "2024-05-01", "part_of_day": "morning"}}, RejectReason.NAIVE_TIMESTAMP),
         (
             {"time_interval": {"start_date_time": "2024-05-01T09:00:00", "duration": uv(1, "h")}},
-            RejectReason.NAIVE_TIMESTAMP,
-        ),
+            RejectReason.SCHEMA_VIOLATION,
+        ),  # an RFC 3339 date-time (the schema's format) has an offset
         (
             {"time_interval": {"start_date_time": "2024-05-01T09:00:00Z", "duration": uv(1, "Mo")}},
             RejectReason.UNKNOWN_UNIT,
@@ -145,11 +145,12 @@ def test_optional_time_frame_falls_back_to_the_source_creation_time(ctx, rules) 
         "modality": "sensed",
     }
     doc = data_point(
-        "body-mass-index", "2.0", {"effective_time_frame": None}, acquisition_provenance=provenance
+        "body-mass-index", "1.0", {"effective_time_frame": None, "body_mass_index": uv(22.5, "kg/m2")},
+        acquisition_provenance=provenance
     )
     [r] = judge(doc, ctx, rules).readings
     assert r.measured_at == datetime(2024, 5, 1, 7, tzinfo=UTC) and r.source == "Withings"
-    [r] = judge(data_point("body-mass-index", "2.0", {"effective_time_frame": None}), ctx, rules).readings
+    [r] = judge(data_point("heart-rate", "1.0", {"effective_time_frame": None}), ctx, rules).readings
     assert r.measured_at == datetime(2024, 5, 1, 11, tzinfo=UTC)  # header creation_date_time
 
 
@@ -236,3 +237,24 @@ def test_dead_letter_messages_carry_no_values_or_ids(ctx, rules) -> None:
     doc = data_point("heart-rate", "2.0", {"heart_rate": uv(61.98765, "bpm")}, user_id="PHI-jane")
     [dead] = judge(doc, ctx, rules).dead_letters
     assert "61.98765" not in dead.message and "PHI-jane" not in dead.message and "bpm" not in dead.message
+
+
+@pytest.mark.parametrize(
+    ("date_time", "stored_at"),
+    [
+        ("2024-05-01t10:00:00z", datetime(2024, 5, 1, 10, tzinfo=UTC)),  # RFC 3339 allows lower case
+        ("2024-05-01T12:00:00.5+02:00", datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
+        ("2024-05-01T10:00:00+0200", None),  # the offset needs its colon
+        ("2024-05-01 10:00:00Z", None),  # a space is ISO 8601's, not RFC 3339's
+        ("2024-02-30T10:00:00Z", None),  # no such day
+        ("2024-05-01T10:00:00", None),  # no offset
+    ],
+)
+def test_date_times_are_judged_as_rfc_3339_says(date_time, stored_at, ctx, rules) -> None:
+    body_changes = {"effective_time_frame": {"date_time": date_time}}
+    out = judge(data_point("heart-rate", "2.0", body_changes), ctx, rules)
+    if stored_at is None:
+        assert [d.code for d in out.dead_letters] == [RejectReason.SCHEMA_VIOLATION]
+        assert out.dead_letters[0].message.startswith("/body/effective_time_frame/date_time")
+    else:
+        assert [r.measured_at for r in out.readings] == [stored_at], out.dead_letters

@@ -89,7 +89,7 @@ def _cases(
          RejectReason.UNSUPPORTED_SCHEMA),
         ("fhir unmapped code", enc(_fhir(good["user_id"], "1234-5")), RejectReason.UNKNOWN_METRIC),
         ("fhir interval end first", enc({**_fhir(good["user_id"], "8867-4"), "effectivePeriod": {
-            "start": TIMESTAMP, "end": "2024-05-01T10:11:11.424242Z"}}), RejectReason.OUT_OF_RANGE),
+            "start": TIMESTAMP, "end": "2024-05-01T10:11:11.424242Z"}}), RejectReason.REVERSED_INTERVAL),
     ]
 
 

@@ -54,3 +54,25 @@ def test_summary_marks_windows_below_threshold():
     assert summary["validity"] == 0.5 and summary["overall_score"] == 0.75
     assert (summary["quality_level"], summary["below_threshold"], summary["records"]) == ("fair", True, 2)
     assert window_summary(ONE, {"validity": 1}, threshold=1.0)["below_threshold"] is False
+
+
+def test_a_window_with_too_few_records_is_collecting_not_judged():
+    """A few seconds into a window one bad record is not "unusable, below threshold": until
+    the window holds ``min_records`` records its level is ``collecting``."""
+    weights = {"completeness": 1, "validity": 1}
+    early = window_summary(BAD, weights, threshold=0.85, min_records=3)
+    assert early["overall_score"] == 0.0, "the score is still given"
+    assert (early["quality_level"], early["below_threshold"]) == ("collecting", False)
+    assert early["collecting"] is True
+    two = window_summary(BAD + ONE, weights, threshold=0.85, min_records=3)
+    assert two["collecting"] is True and two["quality_level"] == "collecting"
+    judged = window_summary(BAD + ONE + ONE, weights, threshold=0.85, min_records=3)
+    assert (judged["quality_level"], judged["below_threshold"], judged["collecting"]) == ("fair", True, False)
+    assert judged["records"] == 3
+
+
+def test_the_default_minimum_is_a_documented_setting():
+    from streams.config import Settings
+
+    field = Settings.model_fields["quality_min_records"]
+    assert field.default == 20 and "collecting" in (field.description or "")

@@ -3,7 +3,8 @@ driven by Selenium) against the live test worker.
 
 The worker is not in dev mode, so the test pastes an operator token as a person would. It
 checks every panel against data it put there itself (a partition, a metric's quality, a
-dead-letter reason with its dry-run redrive, a job with its run) and saves a screenshot to
+dead-letter reason with its dry-run redrive, a job with its run; the last hour's charts and
+a metric's quality chart; no negative age) and saves a screenshot to
 ``.stack/screenshots/console.png``. The page's CSP must hold: the browser console may show
 no CSP violation or script error.
 """
@@ -11,6 +12,7 @@ no CSP violation or script error.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -28,12 +30,20 @@ def _text(driver, element_id: str) -> str:  # type: ignore[no-untyped-def]
     return driver.find_element(By.ID, element_id).text
 
 
+def _values(driver, element_id: str) -> int:  # type: ignore[no-untyped-def]
+    """How many values a chart drew (its ``data-values``; 0 before it is drawn)."""
+    return int(driver.find_element(By.ID, element_id).get_attribute("data-values") or 0)
+
+
 async def test_console_shows_every_panel_and_redrives(browser, client, api_worker, produce, make_reading,
                                                       now, eventually):  # type: ignore[no-untyped-def]
     tag = uuid.uuid4().hex[:8]
     for i in range(5):
         await produce(make_reading(f"con-{tag}-{i}", at=now - timedelta(minutes=2), value=70 + i))
     await produce(make_reading(f"con-{tag}-bad", at=now - timedelta(minutes=2), unit="furlongs"))
+    # A burst in one go: a quality window that holds enough records to be judged (20 by default).
+    await asyncio.gather(*(produce(make_reading(f"con-{tag}-burst-{i}", at=now - timedelta(minutes=1),
+                                                value=60 + i % 20)) for i in range(30)))
     # Stored before the job starts: a run opening the warehouse while the worker creates a
     # partition can make PostgreSQL answer "tuple concurrently updated" (reported separately).
     await eventually(lambda: _dead(client, "unknown_unit"))
@@ -56,6 +66,9 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
         wait = WebDriverWait(browser, 30, poll_frequency=0.3)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true")
         wait.until(lambda d: name in _text(d, "job-rows") and "heart_rate" in _text(d, "quality-rows"))
+        # The charts: the last hour's bars, and heart_rate's score over its closed windows.
+        wait.until(lambda d: _values(d, "chart-throughput") > 0 and _values(d, "chart-dead-letters") > 0)
+        wait.until(lambda d: _values(d, "quality-chart-heart_rate") > 0)  # a judged window: a point
         dry_run = 'button[data-reason="unknown_unit"][data-dry-run="true"]'
         browser.find_element(By.CSS_SELECTOR, dry_run).click()
         wait.until(lambda d: "would re-feed" in _text(d, "redrive-result"))
@@ -64,6 +77,11 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
         panels = ("pipeline-status", "throughput", "partitions", "quality-rows", "dlq-rows", "redrive-result",
                   "job-rows", "error", "auth-state")
         texts = {i: _text(browser, i) for i in panels}
+        heart = browser.find_element(By.ID, "quality-chart-heart_rate")
+        texts["heart_marks"] = str(len(heart.find_elements(By.CSS_SELECTOR, "circle")))
+        bars = browser.find_elements(By.CSS_SELECTOR, "#chart-throughput rect.value")
+        texts["throughput_bars"] = str(len(bars))
+        texts["quality-charts"] = _text(browser, "quality-charts")
         texts["log"] = "\n".join(e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE")
         return texts
 
@@ -73,6 +91,9 @@ async def test_console_shows_every_panel_and_redrives(browser, client, api_worke
     assert api_worker.settings.raw_topic in texts["partitions"], texts["partitions"]
     assert "readings/s" in texts["throughput"]
     assert "heart_rate" in texts["quality-rows"]
+    assert not re.search(r"-\d+(\.\d+)? s ago", texts["partitions"]), texts["partitions"]
+    assert int(texts["throughput_bars"]) >= 1 and int(texts["heart_marks"]) >= 1, texts
+    assert "heart_rate: score of the last" in texts["quality-charts"], texts["quality-charts"]
     assert "unknown_unit" in texts["dlq-rows"]
     assert "dry run unknown_unit" in texts["redrive-result"], texts["redrive-result"]
     assert "nothing published" in texts["redrive-result"]

@@ -67,6 +67,7 @@ async def test_real_answers_match_their_schemas(document, client, produce, make_
     await produce(make_reading(f"oa-{uuid.uuid4().hex[:8]}", at=now - timedelta(minutes=3)))
     await produce(make_reading(f"oa-{uuid.uuid4().hex[:8]}", at=now - timedelta(minutes=3), unit="parsecs"))
     await call("GET", "/pipeline/status", "viewer")
+    await call("GET", "/pipeline/history", "viewer")
     await call("POST", "/pipeline/setup", "admin")
     await call("POST", "/warehouse/optimize", "admin", json={"dry_run": True})
     await call("GET", "/dlq", "viewer")
@@ -75,6 +76,7 @@ async def test_real_answers_match_their_schemas(document, client, produce, make_
     await call("POST", "/data-quality/analyze", "analyst",
                params={"data_type": "heart_rate", "sample_size": "10"})
     await call("GET", "/fhir/Observation", "analyst", params={"code": "8867-4", "_count": "5"})
+    await call("GET", "/omh/data-points", "analyst", params={"metric": "heart_rate", "_count": "5"})
     await call("GET", "/schemas", "viewer")
     await call("GET", "/schemas/healthmate-reading.json", "viewer")
 

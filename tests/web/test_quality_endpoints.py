@@ -62,5 +62,9 @@ async def test_status_shows_the_current_quality_level_per_metric(client, produce
         return (reply.body.get("quality") or {}).get("respiratory_rate")
 
     entry = await eventually(level)
-    assert entry["quality_level"] and 0 <= entry["overall_score"] <= 1
+    # One reading is not enough to judge a window (HEALTHMATE_QUALITY_MIN_RECORDS, 20 by default).
+    assert (entry["quality_level"], entry["overall_score"]) == ("collecting", None)
+    assert entry["below_threshold"] is False
+    assert entry["min_records"] == 20 and 1 <= entry["records"] < 20
     assert entry["sources"][0]["source"] == "garmin" and entry["sources"][0]["records"] >= 1
+    assert entry["sources"][0]["collecting"] is True and 0 <= entry["sources"][0]["overall_score"] <= 1

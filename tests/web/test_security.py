@@ -22,6 +22,7 @@ UNKNOWN_JOB = str(uuid.UUID(int=7))
 # harmless request that passes validation (or fails it only after authorisation).
 MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/pipeline/status"): ("viewer", {}),
+    ("GET", "/data-pipeline/pipeline/history"): ("viewer", {}),
     ("GET", "/data-pipeline/openapi.json"): ("viewer", {}),
     ("GET", "/data-pipeline/dlq"): ("viewer", {}),
     ("GET", "/data-pipeline/etl-jobs"): ("viewer", {}),
@@ -39,17 +40,22 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/data-pipeline/pipeline/setup"): ("admin", {}),
     ("POST", "/data-pipeline/warehouse/optimize"): ("admin", {"json": {"dry_run": True}}),
     ("GET", "/data-pipeline/fhir/Observation"): ("analyst", {"params": {"_count": "1"}}),
+    ("GET", "/data-pipeline/omh/data-points"): ("analyst", {"params": {"_count": "1"}}),
     ("GET", "/data-pipeline/schemas"): ("viewer", {}),
     ("GET", "/data-pipeline/schemas/healthmate-reading.json"): ("viewer", {}),
     ("GET", "/data-pipeline/subjects/{user_id}/export"): ("admin", {}),
     ("DELETE", "/data-pipeline/subjects/{user_id}"): ("admin", {}),
+    ("POST", "/data-pipeline/imports"): ("operator", {}),  # no body, no X-User-Id: refused after the role
+    ("GET", "/data-pipeline/imports/{import_id}"): ("operator", {}),
+    ("GET", "/data-pipeline/cgm/{user_id}"): ("analyst", {}),
+    ("GET", "/data-pipeline/cgm/{user_id}/agp"): ("analyst", {}),
 }
 
 
 def _path(template: str) -> str:
     return (template.replace("{job_id}", UNKNOWN_JOB).replace("{run_id}", UNKNOWN_JOB)
             .replace("{user_id}", "u-matrix-nobody")
-            .replace("{report_id}", UNKNOWN_JOB))
+            .replace("{report_id}", UNKNOWN_JOB).replace("{import_id}", UNKNOWN_JOB))
 
 
 async def test_matrix_covers_every_documented_route(client) -> None:  # type: ignore[no-untyped-def]

@@ -293,7 +293,7 @@ async def test_schemas_list_the_forms_and_serve_the_json_schema(client) -> None:
     forms = {f["form"]: f for f in reply.body["forms"]}
     assert set(forms) == {"single", "envelope", "wide", "openmhealth", "fhir"}
     assert (
-        "omh:heart-rate:2.0" in forms["openmhealth"]["schemas"] and len(forms["openmhealth"]["schemas"]) == 28
+        "omh:heart-rate:2.0" in forms["openmhealth"]["schemas"] and len(forms["openmhealth"]["schemas"]) == 37
     )
     assert "schema_violation" in forms["fhir"]["reasons"]
     schema = await client.call("GET", "/schemas/healthmate-reading.json", role="viewer")

@@ -62,10 +62,55 @@ async function showStatus() {
   }, "no partitions assigned yet");
   const quality = Object.entries(s.quality || {});
   fill($("quality-rows"), quality, (row, [metric, q]) => {
-    cell(row, metric); cell(row, q.quality_level, q.quality_level); cell(row, q.overall_score.toFixed(3));
+    const collecting = q.quality_level === "collecting";
+    cell(row, metric);
+    cell(row, collecting ? `collecting (${q.records} of ${q.min_records} records)` : q.quality_level, q.quality_level);
+    cell(row, collecting ? "—" : q.overall_score.toFixed(3));
     cell(row, q.window_size_s); cell(row, q.sources.map((w) => w.source).join(", "));
-    cell(row, q.below_threshold ? "yes" : "no");
+    cell(row, collecting ? "not judged yet" : q.below_threshold ? "yes" : "no");
   }, s.quality === null ? "in-stream quality is off" : "no open quality windows yet");
+}
+
+async function showHistory() {
+  const { drawChart } = window.HealthmateCharts;
+  const h = await call("GET", "/pipeline/history");
+  const points = h.points;
+  const labels = [`${points.length} min ago`, "now"];
+  const at = points.map((p) => p.at.slice(11, 16) + " UTC");
+  drawChart($("chart-throughput"), points.map((p) => p.readings / h.bucket_s), {
+    kind: "bars", color: "#2f6db5", labels, titles: points.map((p, i) => `${at[i]}: ${p.readings} readings`) });
+  drawChart($("chart-lag"), points.map((p) => p.lag), {
+    kind: "line", color: "#b5632f", labels, titles: points.map((p, i) => `${at[i]}: lag ${p.lag ?? "not sampled"}`) });
+  drawChart($("chart-dead-letters"), points.map((p) => p.dead_letters), {
+    kind: "bars", color: "#a01818", labels, titles: points.map((p, i) => `${at[i]}: ${p.dead_letters} dead letters`) });
+  const box = $("quality-charts");
+  const q = h.quality;
+  const metrics = Object.entries(q.metrics || {});
+  box.replaceChildren();
+  if (!metrics.length) {
+    const p = document.createElement("p");
+    p.className = "muted";
+    p.textContent = q.metrics === null ? "quality history unavailable (warehouse unreachable)" : "no closed quality windows yet";
+    box.appendChild(p);
+    return;
+  }
+  for (const [metric, windows] of metrics) {
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    const collecting = windows.filter((w) => w.overall_score === null).length;
+    caption.textContent = `${metric}: score of the last ${windows.length} windows of ${q.window_size_s} s` +
+      (collecting ? ` (${collecting} still collecting, hollow)` : "");
+    const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    svg.id = `quality-chart-${metric}`;
+    figure.append(caption, svg);
+    box.appendChild(figure);
+    drawChart(svg, windows.map((w) => w.overall_score), {
+      kind: "line", color: "#2f8f5b", yMax: 1, threshold: q.threshold, nullMark: true,
+      labels: [windows[0].window_start.slice(11, 19), windows[windows.length - 1].window_start.slice(11, 19)],
+      titles: windows.map((w) => `${w.window_start.slice(11, 19)}: ` +
+        (w.overall_score === null ? `collecting (${w.records} records)` : `${w.overall_score.toFixed(3)} (${w.records} records)`)),
+    });
+  }
 }
 
 async function showDeadLetters() {
@@ -125,7 +170,7 @@ async function refresh() {
     return;
   }
   try {
-    await Promise.all([showStatus(), showDeadLetters(), showJobs()]);
+    await Promise.all([showStatus(), showHistory(), showDeadLetters(), showJobs()]);
     $("error").textContent = "";
     $("auth-state").textContent = sessionStorage.getItem("healthmate-token") ? "pasted token" : "dev token";
     $("updated").textContent = "Updated " + new Date().toLocaleTimeString();

@@ -11,6 +11,7 @@ would stop reading connections at once and cut such a request.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -45,6 +46,11 @@ async def _serve(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, auto_decompress=False,
                            shutdown_timeout=settings.gateway_shutdown_grace_s)
     await runner.setup()
+    # Everything alive now (modules, the FHIR models, the catalogue, the producer) lives as
+    # long as the process: out of the collector's sight, a full collection no longer scans
+    # ~90 000 objects (60 ms and more on a busy machine: the p99 latency at half load).
+    gc.collect()
+    gc.freeze()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
                        ssl_context=tls_context(settings))
     await site.start()

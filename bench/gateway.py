@@ -156,6 +156,14 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
     return next(b for b, n in counts.items() if n >= q * total)
 
 
+def peak_rss(pid: int) -> float:
+    """The process's peak resident memory so far (``VmHWM``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -200,6 +208,7 @@ async def main() -> int:
                                                  clients=SINGLE_CONCURRENCY)
         singles = singles_n / singles_s
         singles_cpu = cpu_seconds(gateway.proc.pid) - cpu0
+        peak_rss_mb = peak_rss(gateway.proc.pid)
     finally:
         status = gateway.stop()
         if profiler is not None:
@@ -220,7 +229,8 @@ async def main() -> int:
     per_reading = batched_cpu / (requests * BATCH) * 1e6
     per_single = singles_cpu / singles_n * 1e6
     print(f"  gateway CPU: {per_reading:.1f} us a reading batched ({1e6 / per_reading:,.0f} readings/s per "
-          f"core), {per_single:.0f} us a single request ({1e6 / per_single:,.0f} requests/s per core)")
+          f"core), {per_single:.0f} us a single request ({1e6 / per_single:,.0f} requests/s per core); "
+          f"peak RSS {peak_rss_mb:.0f} MB")
     print(f"  (one gateway process, {os.cpu_count()} cores shared with the load generator and Kafka; "
           f"load average {os.getloadavg()[0]:.1f}; gateway exit status {status})")
     return 0

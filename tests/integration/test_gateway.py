@@ -39,7 +39,7 @@ JWT_ENV = {"HEALTHMATE_API_JWT_SECRET": SECRET, "HEALTHMATE_API_JWT_ISSUER": "hm
 @pytest.fixture
 async def gateway(pipeline_env: dict[str, str], pipeline_settings: Settings, tmp_path: Path
                   ) -> AsyncIterator[GatewayProcess]:
-    env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_RATE_PER_TOKEN": "1",
+    env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_RATE_PER_TOKEN": "0.01",
            "HEALTHMATE_GATEWAY_BURST_PER_TOKEN": "30", "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES": "4096"}
     async with running_gateway(env, tmp_path / "gateway.log") as process:
         yield process
@@ -170,7 +170,7 @@ async def test_the_per_token_limit_answers_429_with_retry_after(gateway, pipelin
     bearer = token(pipeline_settings)
     body = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
                    "source": "fitbit"})
-    statuses = [(await post(gateway.url, body, bearer))[:3:2] for _ in range(31)]  # burst 30, 1/s
+    statuses = [(await post(gateway.url, body, bearer))[:3:2] for _ in range(31)]  # burst 30, then one every 100 s
     assert [s for s, _ in statuses[:30]] == [202] * 30
     status, headers = statuses[30]
     assert status == 429 and int(headers["Retry-After"]) >= 1

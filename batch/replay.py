@@ -9,6 +9,8 @@ recorded under a group of the replay's own (``replay:<run_id>``); the live worke
 ``sink_offsets`` are never touched. Each message is judged as of its Kafka timestamp
 (``ingested_at`` = record time), so a replay's verdicts do not depend on when it runs.
 Dead letters are published to the DLQ again only when ``publish_dead_letters`` is set.
+Readings of subjects in the erasure register are refused by the write itself and booked as
+``subject_erased`` dead letters (``ReplayStats.erased``), like the live worker's.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from streams.domain.validate import Rules, process_message
 from streams.records import MessageContext
 from streams.rules import rules_from_settings
 from streams.sink.copy_encoding import prepare_batch
-from streams.sink.refusals import write_setting_aside_refused
+from streams.sink.refusals import scrub_erased_payloads, write_setting_aside_refused
 from streams.sink.warehouse import Warehouse
 
 _OFFSETS = re.compile(r"^\s*\d+\s*:\s*\d+\s*(,\s*\d+\s*:\s*\d+\s*)*$")
@@ -47,6 +49,7 @@ class ReplayStats:
     stored: int = 0
     dead_letters: int = 0
     total: int = 0  # messages in the resolved range
+    erased: int = 0  # readings of erased subjects, dead-lettered as subject_erased
 
 
 def parse_position(text: str) -> datetime | dict[int, int]:
@@ -203,6 +206,8 @@ async def flush_batch(settings: Settings, warehouse: Warehouse, dlq: DeadLetterP
     transaction under ``group`` (the exactly-once sink the worker uses); add to ``stats`` and
     ``tally``. Every replay engine calls this."""
     publish = dlq.publish if dlq is not None else _publish_nothing
+    if dlq is not None:
+        await scrub_erased_payloads(warehouse, batch.dlq_records)
     await publish(batch.dlq_records)
     written = await write_setting_aside_refused(
         warehouse, group, prepare_batch(batch.readings, batch.dead_letters, batch.next_offsets),
@@ -213,6 +218,7 @@ async def flush_batch(settings: Settings, warehouse: Warehouse, dlq: DeadLetterP
     stats.readings += len(batch.readings)
     stats.stored += result.stored
     stats.dead_letters += len(batch.dead_letters)
+    stats.erased += written.erased
     if batch.readings:
         tally.readings(batch.readings)  # type: ignore[arg-type]
     rejected: dict[tuple[str, str | None], int] = {}

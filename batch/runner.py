@@ -161,6 +161,8 @@ class JobRunner:
             else:
                 stats = await replay(self.settings, self.warehouse, job.replay, group=f"replay:{run_id}",
                                      tally=tally, progress=self._set_progress)
+            if self.metrics is not None:
+                self.metrics.erased_readings_refused.inc(stats.erased)
             return AttemptResult(stats.messages, stats.stored, stats.dead_letters, tally.verdict(0.0))
         assert interval is not None
         pipeline = BatchPipeline(self.warehouse.pool, self.warehouse.schema, job, tally,

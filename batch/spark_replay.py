@@ -60,6 +60,7 @@ class TaskResult:
     dead_letters: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     quality: dict[str, Any] = field(default_factory=dict)
+    erased: int = 0  # readings of erased subjects, refused by the sink (subject_erased)
 
 
 def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[int, int]], *, group: str,
@@ -102,6 +103,7 @@ def spark_replay(settings: Settings, spec: ReplayRange, bounds: dict[int, tuple[
         stats.readings += result.readings
         stats.stored += result.stored
         stats.dead_letters += result.dead_letters
+        stats.erased += result.erased
         reasons.update(result.reasons)
         tally.counts = tally.counts + DimensionCounts.from_dict(result.quality)
     progress(1.0)
@@ -247,7 +249,7 @@ async def _task(settings: Settings, group: str, publish: bool, rows: Iterable[An
             await dlq.stop()
         await warehouse.stop()
     return TaskResult(stats.messages, stats.readings, stats.stored, stats.dead_letters, reasons,
-                      tally.counts.to_dict())
+                      tally.counts.to_dict(), erased=stats.erased)
 
 
 def _record(row: Any) -> ConsumerRecord:

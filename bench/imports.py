@@ -50,15 +50,16 @@ def _block(t: datetime) -> tuple[str, int]:
              f'value="1.{t.minute}"/>\n']
     readings = 3
     if t.minute == 0:
-        parts.append(f'<Correlation type="HKCorrelationTypeIdentifierBloodPressure" {common} startDate="{s}" '
-                     f'endDate="{s}"><Record type="{Q}BloodPressureSystolic" {common} unit="mmHg" startDate="{s}" '
-                     f'endDate="{s}" value="121"/><Record type="{Q}BloodPressureDiastolic" {common} '
+        parts.append(f'<Correlation type="HKCorrelationTypeIdentifierBloodPressure" {common} '
+                     f'startDate="{s}" endDate="{s}"><Record type="{Q}BloodPressureSystolic" {common} '
+                     f'unit="mmHg" startDate="{s}" endDate="{s}" value="121"/>'
+                     f'<Record type="{Q}BloodPressureDiastolic" {common} '
                      f'unit="mmHg" startDate="{s}" endDate="{s}" value="79"/></Correlation>\n')
         parts.append(f'<Record type="HKCategoryTypeIdentifierSleepAnalysis" {common} startDate="{s}" '
                      f'endDate="{e}" value="HKCategoryValueSleepAnalysisAsleepCore"/>\n')
-        parts.append(f'<Workout workoutActivityType="HKWorkoutActivityTypeRunning" {common} startDate="{s}" '
-                     f'endDate="{e}"><WorkoutRoute>'
-                     + "".join(f'<Location date="{s}" latitude="37.{i}" longitude="-122.{i}"/>' for i in range(20))
+        route = "".join(f'<Location date="{s}" latitude="37.{i}" longitude="-122.{i}"/>' for i in range(20))
+        parts.append(f'<Workout workoutActivityType="HKWorkoutActivityTypeRunning" {common} '
+                     f'startDate="{s}" endDate="{e}"><WorkoutRoute>' + route
                      + "</WorkoutRoute></Workout>\n")
         readings += 3
     return "".join(parts), readings
@@ -102,7 +103,8 @@ def main() -> int:
     peak_mb = usage.ru_maxrss / 1024
     result = {"export_bytes": size, "generated_s": round(generated_s, 1), "readings": summary["readings"],
               "expected_readings": expected, "seconds": round(seconds, 1),
-              "readings_per_s": round(summary["readings"] / seconds), "mb_per_s": round(size / 2**20 / seconds, 1),
+              "readings_per_s": round(summary["readings"] / seconds),
+              "mb_per_s": round(size / 2**20 / seconds, 1),
               "peak_rss_mb": round(peak_mb, 1), "rss_limit_mb": RSS_LIMIT_MB, "mode": "dry run to /dev/null",
               "exit_status": os.waitstatus_to_exitcode(status), "at": datetime.now(UTC).isoformat()}
     (ROOT / "bench" / "import_results.json").write_text(json.dumps(result, indent=2) + "\n")

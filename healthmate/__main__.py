@@ -10,7 +10,7 @@ COMMANDS = """HealthMate Pipeline commands (each takes --help):
   python -m streams setup             create topics, apply migrations, create the coming partitions
   python -m streams produce           publish synthetic readings (--rate --count --bad-ratio --batch-size)
   python -m streams acls              create the secure mode's Kafka ACLs (--worker, --producer principals)
-  python -m streams import PATH...    import Apple Health, Garmin FIT, Fitbit, Dexcom exports (--user-id [--zone])
+  python -m streams import PATH...    import Apple Health, Garmin FIT, Fitbit, Dexcom exports (--user-id)
   python -m batch run-job JOB_ID      run a registered ETL job now (--start/--end for an interval)
   python -m batch replay              replay a topic range: TOPIC START [END] [--engine spark]
   python -m web token                 mint an API bearer token (--role --sub [--ttl] [--private-key])

@@ -59,9 +59,11 @@ class Acl:
 def worker_acls(settings: Settings, principal: str) -> list[Acl]:
     """What the worker's principal needs, for the topics and groups ``settings`` name."""
     acls = []
-    for topic, operations in ((settings.raw_topic, (Operation.READ, Operation.DESCRIBE)),
-                              (settings.profiles_topic, (Operation.READ, Operation.DESCRIBE)),
-                              (settings.dlq_topic, (Operation.WRITE, Operation.DESCRIBE))):
+    read, write = (Operation.READ, Operation.DESCRIBE), (Operation.WRITE, Operation.DESCRIBE)
+    for topic, operations in ((settings.raw_topic, read),
+                              # WRITE: an erasure publishes the person's profile tombstone
+                              (settings.profiles_topic, (Operation.READ, *write)),
+                              (settings.dlq_topic, write)):
         acls += [Acl(principal, Resource.TOPIC, topic, Pattern.LITERAL, op) for op in operations]
     acls.append(Acl(principal, Resource.TOPIC, f"{settings.app_id}-", Pattern.PREFIXED, Operation.ALL))
     for group in (settings.consumer_group, settings.app_id):

@@ -41,6 +41,8 @@ class RejectReason(StrEnum):
     #: An interval that ends before it starts: valid in form (a standard's schema may allow it),
     #: never a true measurement.
     REVERSED_INTERVAL = "reversed_interval"
+    #: The reading's subject is in the erasure register: never stored, no payload kept.
+    SUBJECT_ERASED = "subject_erased"
 
 
 class Rejected(HealthMateError):
@@ -72,6 +74,16 @@ class BatchRefused(HealthMateError):
         super().__init__(f"PostgreSQL refused the batch: {error_class} (SQLSTATE {sqlstate})")
         self.error_class = error_class
         self.sqlstate = sqlstate
+
+
+class SubjectsErased(HealthMateError):
+    """A batch holds readings of subjects in the erasure register; its transaction was
+    rolled back. The writer dead-letters those readings as ``subject_erased`` (without
+    their payload) and writes the rest. ``user_keys`` are pseudonyms, never raw ids."""
+
+    def __init__(self, user_keys: frozenset[str]) -> None:
+        super().__init__(f"{len(user_keys)} erased subject(s) in the batch")
+        self.user_keys = user_keys
 
 
 class Fatal(HealthMateError):

@@ -47,10 +47,14 @@ class ReadingFields(_Form):
     metadata: dict[str, Any] | None = None
 
 
+#: ``user_id`` in every form: a string, or an integer (``1`` is the user ``"1"``).
+UserId = Annotated[NonEmpty | int, Field(description="A string, or an integer taken as its decimal string")]
+
+
 class SingleReading(ReadingFields):
     """One reading per message."""
 
-    user_id: NonEmpty
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
 
@@ -59,7 +63,7 @@ class BatchEnvelope(_Form):
     """Several readings of one user, device and source; each member is judged on its own."""
 
     batch_id: NonEmpty
-    user_id: NonEmpty
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
     readings: list[ReadingFields]
@@ -72,7 +76,7 @@ class WideMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, float] = Field(init=False)  # metric -> value
 
-    user_id: NonEmpty | int = Field(description="A string, or an integer taken as its decimal string")
+    user_id: UserId
     device_id: str | None = None
     source: NonEmpty
     timestamp: Timestamp
@@ -98,8 +102,8 @@ def json_schema() -> dict[str, Any]:
 _VALUE_CHECKS = (R.MISSING_FIELD, R.INVALID_TYPE, R.TEXT_TOO_LONG, R.CONTROL_CHARACTER, R.UNKNOWN_UNIT,
                  R.OUT_OF_RANGE, R.NAIVE_TIMESTAMP, R.TIMESTAMP_OUT_OF_RANGE, R.FUTURE_TIMESTAMP,
                  R.OUTLIER_DROPPED, R.REVERSED_INTERVAL)
-#: Reasons of any form: before the form is known, and the warehouse's own refusal.
-MESSAGE_REASONS: Final = (R.MALFORMED_JSON, R.OVERSIZED, R.INVALID_TYPE, R.SINK_REJECTED)
+#: Reasons of any form: before the form is known, and the warehouse's own refusals.
+MESSAGE_REASONS: Final = (R.MALFORMED_JSON, R.OVERSIZED, R.INVALID_TYPE, R.SINK_REJECTED, R.SUBJECT_ERASED)
 #: Every input form: how it is recognised and the reason codes its readings can get.
 FORMS: Final[tuple[dict[str, Any], ...]] = (
     {"form": "single", "recognised_by": "no batch_id/readings, header/body or resourceType",

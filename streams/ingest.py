@@ -56,7 +56,7 @@ from streams.metrics import Metrics
 from streams.rebalance import ResumeFromWarehouse
 from streams.records import MessageContext
 from streams.sink.copy_encoding import PreparedBatch, prepare_batch_cooperatively
-from streams.sink.refusals import write_setting_aside_refused
+from streams.sink.refusals import scrub_erased_payloads, write_setting_aside_refused
 from streams.sink.warehouse import BatchResult, Warehouse
 
 log = logging.getLogger(__name__)
@@ -304,13 +304,17 @@ class IngestService(Service):
 
     async def _write(self, batch: PendingBatch, prepared: PreparedBatch) -> Committed:
         """Publish the batch's dead letters, then one warehouse transaction (see the module docstring)."""
+        if batch.dlq_records:
+            await self._retry("erasure register read",
+                              lambda: scrub_erased_payloads(self.warehouse, batch.dlq_records))
         await self._retry("dead-letter publish", lambda: self.dlq.publish(batch.dlq_records))
         started = self.clock()
         written = await write_setting_aside_refused(
             self.warehouse, self.settings.consumer_group, prepared, publish=self.dlq.publish,
             max_payload_bytes=self.settings.dlq_max_payload_bytes, call=self._retry)
-        if written.splits:
+        if written.refused_event_ids:
             self.metrics.sink_batches_split.inc(written.splits)
+            self.metrics.erased_readings_refused.inc(written.erased)
             batch.readings = [r for r in batch.readings if r.event_id not in written.refused_event_ids]
             batch.dead_letters.extend(written.dead_letters)
         committed = self.clock()

@@ -60,6 +60,11 @@ class Metrics:
             "Batches PostgreSQL refused for their data, split to isolate the refused readings "
             "(those are counted in healthmate_readings_rejected_total{reason=\"sink_rejected\"}).",
             registry=r)
+        self.erased_readings_refused = Counter(
+            "healthmate_erased_readings_refused_total",
+            "Readings of subjects in the erasure register that the warehouse refused to store "
+            "(dead-lettered without payload; also in healthmate_readings_rejected_total"
+            "{reason=\"subject_erased\"}).", registry=r)
         self.consumer_lag = Gauge(
             "healthmate_consumer_lag_messages", "High watermark minus next offset to process.",
             ["topic", "partition"], registry=r)

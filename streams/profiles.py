@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from mode import Service
 
@@ -96,3 +97,16 @@ class ProfileAgent(Service):
 
     async def on_stop(self) -> None:
         await self.dlq.stop()
+
+
+async def publish_tombstone(settings: Settings, user_id: str, *, timeout_s: float = 15.0) -> None:
+    """Publish a tombstone for ``user_id`` (the raw id: the topic's key) to the profiles topic
+    and wait for the broker's ack, so that compaction drops the person's profile records.
+    Raises ``KafkaError`` or ``TimeoutError`` if the broker does not take it."""
+    producer = AIOKafkaProducer(**kafka_kwargs(settings), acks="all", enable_idempotence=True)
+    try:
+        await asyncio.wait_for(producer.start(), timeout_s)
+        await asyncio.wait_for(producer.send_and_wait(settings.profiles_topic, value=None,
+                                                      key=user_id.encode()), timeout_s)
+    finally:
+        await producer.stop()

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
+from pydantic.json_schema import JsonSchemaMode
 
 from web.api import Route
 
@@ -40,43 +41,65 @@ ERROR_SCHEMA = {
 }
 
 
-def _schema(model: Any, components: dict[str, Any], mode: str = "validation") -> dict[str, Any]:
-    """The JSON schema of a pydantic model or TypeAdapter; shared definitions go to components."""
-    template = "#/components/schemas/{model}"
-    if isinstance(model, pydantic.TypeAdapter):
-        schema = model.json_schema(ref_template=template, mode=mode)  # type: ignore[arg-type]
-    else:
-        schema = model.model_json_schema(ref_template=template, mode=mode)
-    components.update(schema.pop("$defs", {}))
-    return schema
+class _Schemas:
+    """Every model of every route, generated in one pass by pydantic
+    (``TypeAdapter.json_schemas``), so that each name in ``components`` is one schema: a
+    model that differs between request and response gets two names (``…-Input``,
+    ``…-Output``). A named model is referred to with ``$ref``, so that generators
+    (openapi-python-client) build one class per name and never inline a duplicate."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        inputs: list[tuple[int, JsonSchemaMode, pydantic.TypeAdapter]] = []
+        for route in routes:
+            pairs: tuple[tuple[Any, JsonSchemaMode], ...] = (
+                (route.path_model, "validation"), (route.query_model, "validation"),
+                (route.body_model, "validation"), (route.response, "serialization"))
+            for model, mode in pairs:
+                if model is None or (id(model), mode) in {(k, m) for k, m, _ in inputs}:
+                    continue
+                adapter = model if isinstance(model, pydantic.TypeAdapter) else pydantic.TypeAdapter(model)
+                inputs.append((id(model), mode, adapter))
+        self._by_key, defs = pydantic.TypeAdapter.json_schemas(  # keyed by (id(model), mode)
+            inputs, ref_template="#/components/schemas/{model}")
+        self.components: dict[str, Any] = dict(defs.get("$defs", {}))
+
+    def of(self, model: Any, mode: JsonSchemaMode = "validation") -> dict[str, Any]:
+        """The schema of ``model`` (a ``$ref`` when it is a named model)."""
+        return dict(self._by_key[(id(model), mode)])
+
+    def properties(self, model: Any) -> tuple[dict[str, Any], set[str]]:
+        """The properties of a parameters model (path or query), and the required ones."""
+        schema = self.of(model)
+        if "$ref" in schema:
+            schema = self.components[schema["$ref"].rsplit("/", 1)[-1]]
+        return schema.get("properties", {}), set(schema.get("required", ()))
 
 
 def _headers(names: Iterable[str]) -> dict[str, Any]:
     return {n: {"description": HEADERS[n], "schema": {"type": "string"}} for n in ("X-Request-Id", *names)}
 
 
-def _parameters(model: type[pydantic.BaseModel] | None, where: str, components: dict[str, Any]
+def _parameters(model: type[pydantic.BaseModel] | None, where: str, schemas: _Schemas
                 ) -> list[dict[str, Any]]:
     if model is None:
         return []
-    schema = _schema(model, components)
-    required = set(schema.get("required", ()))
+    properties, required = schemas.properties(model)
     return [
         {"name": name, "in": where, "required": where == "path" or name in required,
          "description": prop.get("description", ""), "schema": prop}
-        for name, prop in schema.get("properties", {}).items()
+        for name, prop in properties.items()
     ]
 
 
-def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
+def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.name, "summary": route.summary, "tags": [route.tag],
         "security": [{"bearer": []}], "x-permission": str(route.permission),
-        "parameters": _parameters(route.path_model, "path", components)
-        + _parameters(route.query_model, "query", components),
+        "parameters": _parameters(route.path_model, "path", schemas)
+        + _parameters(route.query_model, "query", schemas),
         "responses": {str(route.status): {
             "description": "Success.", "headers": _headers(route.headers),
-            "content": {route.content_type: {"schema": _schema(route.response, components, "serialization")
+            "content": {route.content_type: {"schema": schemas.of(route.response, "serialization")
                                              if route.response is not None else {"type": "object"}}}}},
     }
     path_params = set(re.findall(r"{(\w+)}", route.path))
@@ -89,7 +112,7 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
     if route.body_model is not None:
         op["requestBody"] = {"required": False, "content": {
-            "application/json": {"schema": _schema(route.body_model, components)}}}
+            "application/json": {"schema": schemas.of(route.body_model)}}}
     errors = {**ERROR_RESPONSES, **{s: ROUTE_ERRORS[s] for s in route.errors}}
     for status, description in sorted(errors.items()):
         op["responses"][str(status)] = {"description": description, "headers": _headers(()), "content": {
@@ -100,10 +123,12 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
 def openapi_document(routes: Iterable[Route], public: Mapping[str, str], *, title: str,
                      version: str) -> dict[str, Any]:
     """The document for ``routes`` plus the unauthenticated ``public`` GET paths."""
-    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    routes = list(routes)
+    schemas = _Schemas(routes)
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA, **schemas.components}
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, components)
+        paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, schemas)
     for path, summary in public.items():
         paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
                                "tags": ["operations"], "responses": {"200": {"description": "OK."}}}}

@@ -13,6 +13,9 @@ deduplicated by ``event_id`` in the warehouse, so only the fixed members are add
 the original is gone (retention), the dead letter's own payload is re-fed instead, unless
 it was truncated (``payload.truncated``), in which case the letter is skipped and counted.
 Re-fed records carry ``redrive.dlq_id`` and ``redrive.request_id`` headers.
+Letters of an erased subject (``subject_erased``, or marked ``subject.erased``) are never
+selected: re-feeding would put the person's raw message back into the raw topic, and it
+could never be stored anyway.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
+from streams.errors import RejectReason
 from web.models import RedriveBody
 
 log = logging.getLogger(__name__)
@@ -112,6 +116,8 @@ async def select_letters(settings: Settings, body: RedriveBody, report: RedriveR
                 log.info("redrive: scanned %d of at most %d dead letters, %d selected",
                          report.scanned, total, report.selected)
             h = _headers(record)
+            if h.get("error.code") == RejectReason.SUBJECT_ERASED or h.get("subject.erased") == "true":
+                continue
             partition, offset = _int(h.get("source.partition")), _int(h.get("source.offset"))
             if not body.selects(h.get("error.code"), h.get("source.topic") == settings.raw_topic,
                                 partition, offset) or partition is None or offset is None:

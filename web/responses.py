@@ -262,9 +262,29 @@ class SubjectExport(Open):
     ``readings``, ``derived``, ``counts``."""
 
 
+class NotReached(Closed):
+    place: str = Field(description="Where copies of the person's data remain (a Kafka topic, backups).")
+    holds: str = Field(description="What is kept there.")
+    until: str = Field(description="When it goes away, and how to shorten that.")
+
+
+class ErasureEntry(Closed):
+    erased_at: datetime
+    erased_by: str = Field(description="Token subject of the admin who erased the person.")
+    request_id: str = Field(description="The erasure call's request id (its audit_log row).")
+
+
 class SubjectErased(Closed):
     user_key: str
     erased: dict[str, int] = Field(description="Rows erased per table.")
     total: int
-    not_reached: list[str] = Field(
-        description="Topics that keep the person's messages until their retention.")
+    erasure: ErasureEntry = Field(
+        description="The erasure register entry: from now on no reading of the person is stored.")
+    profile_tombstone: Literal["published", "failed"] = Field(
+        description="The tombstone on the profiles topic (failed: Kafka unreachable; call again).")
+    not_reached: list[NotReached]
+
+
+class ErasureLifted(Closed):
+    user_key: str
+    lifted: ErasureEntry = Field(description="The register entry removed.")

@@ -35,10 +35,12 @@ from web.models import Strict
 
 log = logging.getLogger(__name__)
 
-register_domain_error(JobNotFound, NotFound)
-register_domain_error(RunNotFound, NotFound)
-register_domain_error(JobNameTaken, Conflict)
-register_domain_error(InvalidRange, InvalidInput)
+# Fixed texts: the exceptions' own messages name the caller's ids (a 404 must not echo them).
+register_domain_error(JobNotFound, NotFound, message="no ETL job with this id")
+register_domain_error(RunNotFound, NotFound, message="no run with this id")
+register_domain_error(JobNameTaken, Conflict, message="an ETL job with this name or id exists already")
+register_domain_error(InvalidRange, InvalidInput, message="the replay range does not fit the topic "
+                      "(unknown topic or partition, or a bad position)")
 
 RECENT_RUNS = 10
 
@@ -139,7 +141,7 @@ async def get_run(api: Api, call: Call) -> dict[str, Any]:
             raise
         return {"run_id": call.path.run_id, "job_id": accepted, "status": "accepted", "progress": 0}
     if run.job_id != call.path.job_id:
-        raise NotFound(f"no run {call.path.run_id} of job {call.path.job_id}")
+        raise NotFound("no run with this id for this ETL job")
     return _run_json(run)
 
 

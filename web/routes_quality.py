@@ -24,7 +24,7 @@ from web.models import NoBody, Strict
 register_domain_error(InvalidAnalysisRequest, InvalidInput,
                       message="data_type is not a catalogue metric or health_metrics",
                       loc=("query", "data_type"))
-register_domain_error(ReportNotFound, NotFound)
+register_domain_error(ReportNotFound, NotFound, message="no quality report with this id")
 
 
 class AnalyzeQuery(Strict):

@@ -5,7 +5,9 @@ found through every table of the schema that has a ``user_key`` column (the fact
 the daily aggregates, user engagement, any table added later, e.g. profiles, and the
 partitions that ``warehouse/optimize`` detached for retention, which still hold readings),
 plus the fact table's event registry. Table names come from the catalog and are quoted; nothing
-from the request reaches SQL except as a parameter.
+from the request reaches SQL except as a parameter. The erasure register is not a person
+table: erasure adds the person to it in the same transaction that deletes their rows
+(:mod:`streams.sink.erasure`), so nothing of theirs is stored afterwards.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncpg
 import orjson
 
 from streams.sink.copy_encoding import READING_COLUMNS
+from streams.sink.erasure import GUARDED_TABLES, REGISTER, lock_writers, register_erasure
 from streams.sink.migrations import quote_ident
 
 FACT_TABLE = "health_readings"
@@ -36,7 +39,7 @@ async def _person_tables(conn: asyncpg.Connection, schema: str) -> list[str]:
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = $1 AND a.attname = 'user_key' AND NOT a.attisdropped"
         " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY c.relname", schema)
-    names = [r["relname"] for r in rows]
+    names = [r["relname"] for r in rows if r["relname"] != REGISTER]
     return sorted(names, key=lambda n: n != FACT_TABLE)
 
 
@@ -54,12 +57,25 @@ async def export_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict
     return out
 
 
-async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[str, int]:
-    """Delete the person's rows everywhere in one transaction; the count per table."""
+async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str, *, erased_by: str,
+                        request_id: str) -> dict[str, int]:
+    """Enter the person in the erasure register and delete their rows everywhere, in one
+    transaction; the count per table.
+
+    The tables that writers fill while the erasure runs (readings with their registry, and
+    profiles) are deleted from last, after :func:`~streams.sink.erasure.lock_writers`, so
+    that the lock, which holds the ingest back, is taken after the slower part (derived
+    tables, whose rows an ETL run may be holding)."""
     s = quote_ident(schema)
     counts: dict[str, int] = {}
     async with pool.acquire() as conn, conn.transaction():
-        for table in await _person_tables(conn, schema):
+        await register_erasure(conn, schema, user_key, erased_by=erased_by, request_id=request_id)
+        tables = await _person_tables(conn, schema)
+        guarded = [t for t in tables if t in GUARDED_TABLES]
+        for table in [t for t in tables if t not in GUARDED_TABLES]:
+            counts[table] = await _delete(conn, s, table, user_key)
+        await lock_writers(conn, schema)
+        for table in guarded:
             if table == FACT_TABLE:
                 events = await conn.fetch(
                     f"DELETE FROM {s}.{FACT_TABLE} WHERE user_key = $1 RETURNING event_id", user_key)
@@ -68,10 +84,13 @@ async def erase_subject(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[
                                             [e["event_id"] for e in events])
                 counts[REGISTRY] = int(status.split()[-1])
             else:
-                status = await conn.execute(f"DELETE FROM {s}.{quote_ident(table)} WHERE user_key = $1",
-                                            user_key)
-                counts[table] = int(status.split()[-1])
+                counts[table] = await _delete(conn, s, table, user_key)
     return counts
+
+
+async def _delete(conn: asyncpg.Connection, s: str, table: str, user_key: str) -> int:
+    status = await conn.execute(f"DELETE FROM {s}.{quote_ident(table)} WHERE user_key = $1", user_key)
+    return int(status.split()[-1])
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

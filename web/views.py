@@ -30,6 +30,7 @@ from web.api import API_PREFIX, Api, Call, Route
 from web.auth import Permission
 from web.console import register_console
 from web.edge import Edge
+from web.errors import ApiError
 from web.history import PipelineHistory
 from web.openapi import openapi_document
 from web.server import HardenedWeb
@@ -39,8 +40,10 @@ if TYPE_CHECKING:
     from healthmate.worker import WorkerServices
 
 PUBLIC_PATHS = {
-    "/health": "Liveness (consume loop polling, write chain unbroken; last poll and commit ages) and "
-               "readiness of Kafka and PostgreSQL; 503 if either fails. ?probe=live checks liveness only.",
+    "/health": "Liveness (consume loop polling, write chain unbroken) and readiness of Kafka and "
+               "PostgreSQL: 200, or 503 if either fails. ?probe=live checks liveness only. Without a "
+               "token the body is {\"status\"} only; a viewer token adds the details (poll and commit "
+               "ages, partitions, checks).",
     "/metrics": "Prometheus exposition.",
     "/data-pipeline/console": "The operator console (HTML; it calls this API with the caller's token).",
 }
@@ -73,7 +76,9 @@ def register_views(app: faust.App, services: WorkerServices) -> None:
             body = await health(services.ingest, services.warehouse,
                                 services.settings.health_max_poll_age_s,
                                 only_liveness=request.query.get("probe") == "live")
-            return self.json(body, status=200 if body["status"] == "ok" else 503)
+            code = 200 if body["status"] == "ok" else 503
+            return self.json(body if _may_see_details(api, request) else {"status": body["status"]},
+                             status=code)
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -104,6 +109,17 @@ def register_views(app: faust.App, services: WorkerServices) -> None:
     web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)
     register_api(app, api, api_routes())
     register_console(app, api.settings)
+
+
+def _may_see_details(api: Api, request: Request) -> bool:
+    """Whether ``/health``'s caller holds a token that may read the pipeline's status.
+
+    A stranger (no token, or a bad one) learns the status and the HTTP code only: that is
+    what the k8s probes need, and topic names, partitions and ages stay behind the viewer role."""
+    try:
+        return api.verifier.verify(request.headers.get("Authorization")).may(Permission.READ_STATUS)
+    except ApiError:
+        return False
 
 
 def register_api(app: faust.App, api: Api, routes: list[Route]) -> None:

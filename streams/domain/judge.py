@@ -186,8 +186,11 @@ def single(
 
 def judge_identity(doc: Mapping[str, Any]) -> tuple[str, str | None, str]:
     """``(user_id, device_id, source)`` of ``doc``, checked for type, length and control
-    characters; raises ``Rejected``. Every input form calls this before :func:`normalise`."""
+    characters; an integer ``user_id`` is its decimal string; raises ``Rejected``. Every
+    input form calls this before :func:`normalise`."""
     user_id = doc.get("user_id")
+    if user_id.__class__ is int:  # in every form: 1 is the user "1" (a bool is not an int here)
+        user_id = str(user_id)
     if user_id.__class__ is not str or not user_id:
         reject_str("user_id", user_id)
     device_id = doc.get("device_id")

@@ -121,7 +121,9 @@ def _map(doc: Mapping[str, Any], key_user: str | None) -> Mapped:
     namespace, name, version = (_string(_required(sid, k, "/header/schema_id"), f"/header/schema_id/{k}")
                                 for k in ("namespace", "name", "version"))
     user_id = header.get("user_id")
-    if user_id is not None:
+    if user_id.__class__ is int:  # as in every form: 1 is the user "1"
+        user_id = str(user_id)
+    elif user_id is not None:
         _string(user_id, "/header/user_id")
     source, source_created = SOURCE_DEFAULT, None
     provenance = header.get("acquisition_provenance")

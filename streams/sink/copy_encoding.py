@@ -47,7 +47,8 @@ class PreparedBatch:
 
     ``first`` holds one reading per ``event_id`` in ``event_id`` order (concurrent writers
     then lock registry keys in one order); the two ``*_copy`` fields are binary COPY data
-    of ``first``. Immutable, so a write can be retried with it.
+    of ``first``. ``user_keys``: the distinct pseudonyms of ``first``, sorted (checked
+    against the erasure register). Immutable, so a write can be retried with it.
     """
 
     readings: int
@@ -58,6 +59,7 @@ class PreparedBatch:
     months: frozenset[datetime]
     dead_letters: Sequence[DeadLetterRow]
     next_offsets: Mapping[tuple[str, int], int]
+    user_keys: tuple[str, ...] = ()
 
     def without(self, event_ids: set[str], dead_letters: Sequence[DeadLetterRow]) -> PreparedBatch:
         """This batch less the readings of ``event_ids``, plus ``dead_letters``."""
@@ -107,6 +109,7 @@ def _prepared(readings: Sequence[NormalisedReading], first: list[NormalisedReadi
         by_metric=dict(Counter(r.metric for r in first)),
         months=frozenset(datetime(y, m, 1, tzinfo=UTC) for y, m in months),
         dead_letters=dead_letters, next_offsets=next_offsets,
+        user_keys=tuple(sorted({r.user_key for r in first})),
     )
 
 

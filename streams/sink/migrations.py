@@ -324,6 +324,19 @@ REVOKE ALL ON FUNCTION {s}.detach_reading_partition(text, text) FROM PUBLIC;
 -- measured_at order, and it costs the ingest path next to nothing to maintain.
 CREATE INDEX ON {s}.health_readings USING brin (measured_at);
 """),
+    (11, "erasure register: an erased subject stays erased", """
+-- One row per erased person: the keyed pseudonym only (never the raw id), when, and the
+-- token subject of the admin who erased them (the call itself is in audit_log under
+-- request_id). Every reading write checks it inside its own transaction
+-- (streams/sink/erasure.py); an admin call lifts an entry. Not a person table: export and
+-- erasure leave it alone.
+CREATE TABLE {s}.erasure_register (
+    user_key   text        PRIMARY KEY,
+    erased_at  timestamptz NOT NULL DEFAULT now(),
+    erased_by  text        NOT NULL,
+    request_id text        NOT NULL
+);
+"""),
     (12, "CGM metrics by the international consensus on time in range", CGM_TABLES),
 )
 

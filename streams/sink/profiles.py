@@ -6,22 +6,31 @@ import asyncpg
 
 from streams.domain.profiles import UserProfile
 from streams.records import DeadLetter
+from streams.sink.erasure import PROFILE_LOCK, REGISTER
 from streams.sink.migrations import quote_ident
 
 
-async def upsert_profile(db: asyncpg.Pool | asyncpg.Connection, schema: str, profile: UserProfile) -> bool:
-    """Store ``profile`` unless a newer one (later ``updated_at``) is stored; True if written.
+async def upsert_profile(pool: asyncpg.Pool, schema: str, profile: UserProfile) -> bool:
+    """Store ``profile`` unless a newer one (later ``updated_at``) is stored, or the person
+    is in the erasure register; True if written.
 
-    Re-applying the same profile, or an older one (a replay), changes nothing.
+    Re-applying the same profile, or an older one (a replay), changes nothing. The lock is a
+    statement of its own, so that the check sees an erasure that committed while it waited
+    (:mod:`streams.sink.erasure`).
     """
     s = quote_ident(schema)
-    done = await db.execute(
-        f"INSERT INTO {s}.user_profiles AS p (user_key, timezone, birth_year, age_over_89, sex, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_key) DO UPDATE SET timezone = EXCLUDED.timezone,"
-        " birth_year = EXCLUDED.birth_year, age_over_89 = EXCLUDED.age_over_89, sex = EXCLUDED.sex,"
-        " updated_at = EXCLUDED.updated_at WHERE p.updated_at <= EXCLUDED.updated_at",
-        profile.user_key, profile.timezone, profile.birth_year, profile.age_over_89, profile.sex,
-        profile.updated_at)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(PROFILE_LOCK.replace("{s}", s))
+        done = await conn.execute(
+            f"INSERT INTO {s}.user_profiles AS p"
+            " (user_key, timezone, birth_year, age_over_89, sex, updated_at)"
+            " SELECT $1::text, $2::text, $3::smallint, $4::boolean, $5::text, $6::timestamptz"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {s}.{REGISTER} WHERE user_key = $1)"
+            " ON CONFLICT (user_key) DO UPDATE SET timezone = EXCLUDED.timezone,"
+            " birth_year = EXCLUDED.birth_year, age_over_89 = EXCLUDED.age_over_89, sex = EXCLUDED.sex,"
+            " updated_at = EXCLUDED.updated_at WHERE p.updated_at <= EXCLUDED.updated_at",
+            profile.user_key, profile.timezone, profile.birth_year, profile.age_over_89, profile.sex,
+            profile.updated_at)
     return not done.endswith(" 0")
 
 

@@ -18,6 +18,12 @@ registry, then a COPY of only the readings whose id was new. Every writer goes t
 registered id always has its row; should a row exist without its registry entry anyway,
 that COPY fails too and the readings go through a staging table and
 ``INSERT … ON CONFLICT DO NOTHING``. Each path stores exactly the same rows.
+
+Every path also checks the erasure register (:mod:`streams.sink.erasure`) in the same
+transaction, after its first write: a batch that holds a reading of an erased subject is
+rolled back with :class:`~streams.errors.SubjectsErased`, and the writer
+(:func:`streams.sink.refusals.write_setting_aside_refused`) dead-letters those readings and
+writes the rest.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from streams.errors import BatchRefused, ConfigurationError, WarehouseUnavailable
+from streams.errors import BatchRefused, ConfigurationError, SubjectsErased, WarehouseUnavailable
 from streams.records import NormalisedReading
 from streams.sink.copy_encoding import (
     READING_COLUMNS,
@@ -43,6 +49,7 @@ from streams.sink.copy_encoding import (
     dead_letter_columns,
     prepare_batch,
 )
+from streams.sink.erasure import erased_among
 from streams.sink.migrations import apply_migrations, lock_schema_ddl, quote_ident
 
 STAGING_TABLE = "readings_staging"
@@ -165,6 +172,17 @@ class Warehouse:
             raise WarehouseUnavailable(f"loading offsets failed: {type(exc).__name__}") from exc
         return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
+    async def erased_subjects(self, user_keys: Sequence[str]) -> frozenset[str]:
+        """The ``user_keys`` in the erasure register now (outside any write: for dead letters
+        about to be published, :func:`streams.sink.refusals.scrub_erased_payloads`)."""
+        if not user_keys:
+            return frozenset()
+        try:
+            async with self.pool.acquire() as conn:
+                return await erased_among(conn, self.s, user_keys)
+        except TRANSIENT_ERRORS as exc:
+            raise WarehouseUnavailable(f"reading the erasure register failed: {type(exc).__name__}") from exc
+
     # ---- the batch write -------------------------------------------------------------
     async def write_batch(
         self,
@@ -233,6 +251,9 @@ class Warehouse:
 
         Not careful: COPY registry keys and readings as they are (raises UniqueViolationError,
         having rolled back, if a key exists). Careful: store only readings with a new id.
+        Either way, raises :class:`SubjectsErased` (rolled back) if a subject of the batch
+        is in the erasure register: checked after the first write to ``reading_events``,
+        whose lock orders this transaction against an erasure (:mod:`streams.sink.erasure`).
         """
         async with conn.transaction():
             stored: dict[str, int] = {}
@@ -242,6 +263,10 @@ class Warehouse:
                 stored = batch.by_metric
             elif batch.first:
                 stored = await self._store_new_readings(conn, batch.first)
+            if batch.first:
+                erased = await erased_among(conn, self.s, batch.user_keys)
+                if erased:
+                    raise SubjectsErased(erased)
             if batch.dead_letters:
                 await conn.execute(self._dead_letter_sql, *dead_letter_columns(batch.dead_letters))
             await conn.execute(

@@ -175,8 +175,29 @@ def test_worker_env_points_at_compose_services(compose: dict[str, Any]) -> None:
     assert dsn.hostname == "postgres" and (dsn.port or 5432) == 5432
     pg_env = environment(compose["services"]["postgres"])
     assert dsn.path.lstrip("/") == pg_env["POSTGRES_DB"]
-    assert dsn.username == pg_env["POSTGRES_USER"]
+    assert dsn.username == RUNTIME_ROLE != pg_env["POSTGRES_USER"]  # least privilege
     assert env.get("HEALTHMATE_WEB_HOST") == "0.0.0.0", "the worker must listen beyond its loopback"
+
+
+RUNTIME_ROLE = "healthmate_app"
+
+
+def test_only_setup_holds_the_owners_dsn(compose: dict[str, Any]) -> None:
+    """Least privilege by default: the owner migrates (setup), everything else is the runtime role."""
+    services = compose["services"]
+    owners = {name for name, service in services.items()
+              if "HEALTHMATE_PG_MIGRATION_DSN" in environment(service)}
+    assert owners == {"setup"}
+    owner = urlsplit(substitute_variables(environment(services["setup"])["HEALTHMATE_PG_MIGRATION_DSN"]))
+    assert owner.username == environment(services["postgres"])["POSTGRES_USER"]
+    assert "python -m streams setup" in " ".join(services["setup"]["command"])
+    assert "setup" not in " ".join(services["worker"]["command"])
+    assert services["worker"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    for name in ("worker", "airflow"):
+        dsn = urlsplit(substitute_variables(environment(services[name])["HEALTHMATE_PG_DSN"]))
+        assert dsn.username == RUNTIME_ROLE, name
+    init = (ROOT / "deploy" / "postgres" / "initdb" / "02-runtime-role.sh").read_text(encoding="utf-8")
+    assert f"CREATE ROLE {RUNTIME_ROLE} LOGIN" in init
 
 
 def test_healthmate_variables_are_settings_fields(compose: dict[str, Any]) -> None:

@@ -113,7 +113,7 @@ def test_nan_at_envelope_level_rejects_the_whole_message(member, envelope, ctx, 
         ({"drop": ("batch_id",)}, RejectReason.MISSING_FIELD),
         ({"user_id": None}, RejectReason.MISSING_FIELD),
         ({"readings": None}, RejectReason.MISSING_FIELD),
-        ({"user_id": 12345}, RejectReason.INVALID_TYPE),
+        ({"user_id": 12.5}, RejectReason.INVALID_TYPE),  # an integer is its decimal string
         ({"user_id": ""}, RejectReason.INVALID_TYPE),
         ({"source": ["s"]}, RejectReason.INVALID_TYPE),
         ({"device_id": 7}, RejectReason.INVALID_TYPE),

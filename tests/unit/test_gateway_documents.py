@@ -67,8 +67,17 @@ def test_a_service_must_name_the_user_and_writes_for_any() -> None:
     assert (caught.value.status, caught.value.reason) == (400, "no_user")
 
 
+def test_an_integer_user_is_its_decimal_string_in_every_form() -> None:
+    for value in ({**SINGLE, "user_id": 42}, {**ENVELOPE, "user_id": 42},
+                  {**OMH, "header": {**OMH["header"], "user_id": 42}}):
+        assert bind(doc(value), "42", any_user=False, catalogue=DEFAULT_CATALOGUE).key == b"42"
+        assert bind(doc(value), "p", any_user=True, catalogue=DEFAULT_CATALOGUE).user_id == "42"
+
+
 def test_unknown_forms_and_mistyped_users_are_refused() -> None:
-    for value, reason in (({"hello": 1}, "unknown_form"), ({**SINGLE, "user_id": ["x"]}, "bad_user")):
+    for value, reason in (({"hello": 1}, "unknown_form"), ({**SINGLE, "user_id": ["x"]}, "bad_user"),
+                          ({**SINGLE, "user_id": True}, "bad_user"),
+                          ({**OMH, "header": {**OMH["header"], "user_id": ""}}, "bad_user")):
         with pytest.raises(ApiError) as caught:
             bind(doc(value), "alice", any_user=False, catalogue=DEFAULT_CATALOGUE)
         assert (caught.value.status, caught.value.reason) == (400, reason)

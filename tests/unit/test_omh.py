@@ -188,7 +188,7 @@ def test_user_is_the_header_user_else_the_message_key(ctx, rules) -> None:
         ),
         ({"id": None}, RejectReason.SCHEMA_VIOLATION, "/header/id"),
         ({"creation_date_time": None}, RejectReason.SCHEMA_VIOLATION, "/header/creation_date_time"),
-        ({"user_id": 42}, RejectReason.SCHEMA_VIOLATION, "/header/user_id"),
+        ({"user_id": True}, RejectReason.SCHEMA_VIOLATION, "/header/user_id"),  # 42 is "42"
         (
             {"acquisition_provenance": {"modality": "sensed"}},
             RejectReason.SCHEMA_VIOLATION,

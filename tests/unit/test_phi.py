@@ -115,8 +115,9 @@ def phi_rules(key) -> Rules:
 
 
 def test_every_domain_reject_reason_is_exercised(reading, envelope) -> None:
-    # sink_rejected comes from the warehouse, not the domain (tests/integration/test_sink_refusal.py).
-    domain_codes = set(RejectReason) - {RejectReason.SINK_REJECTED}
+    # sink_rejected and subject_erased come from the warehouse, not the domain
+    # (tests/integration/test_sink_refusal.py, tests/integration/test_erasure.py).
+    domain_codes = set(RejectReason) - {RejectReason.SINK_REJECTED, RejectReason.SUBJECT_ERASED}
     assert {code for _, _, code in _cases(reading, envelope)} == domain_codes
 
 

@@ -133,7 +133,7 @@ def test_missing_required_field(name, how, reading, encode, ctx, rules) -> None:
         ("value", {"v": 72}),
         ("event_id", 123),
         ("event_id", ""),
-        ("user_id", 987654),
+        ("user_id", 9876.5),  # an integer is its decimal string (test_integer_user_id.py)
         ("user_id", ""),
         ("device_id", 5),
         ("device_id", ["d"]),

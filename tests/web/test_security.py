@@ -45,6 +45,7 @@ MATRIX: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("GET", "/data-pipeline/schemas/healthmate-reading.json"): ("viewer", {}),
     ("GET", "/data-pipeline/subjects/{user_id}/export"): ("admin", {}),
     ("DELETE", "/data-pipeline/subjects/{user_id}"): ("admin", {}),
+    ("DELETE", "/data-pipeline/subjects/{user_id}/erasure"): ("admin", {}),
     ("POST", "/data-pipeline/imports"): ("operator", {}),  # no body, no X-User-Id: refused after the role
     ("GET", "/data-pipeline/imports/{import_id}"): ("operator", {}),
     ("GET", "/data-pipeline/cgm/{user_id}"): ("analyst", {}),

@@ -78,11 +78,20 @@ async def test_export_then_erase_one_person_and_nobody_else(  # type: ignore[no-
                              ids[other]) == 3  # nobody else is touched
     again = await client.call("GET", f"/subjects/{person}/export", role="admin")
     assert again.body["total"] == 0 and again.body["entry"] == []
+    # The answers say what was erased, who erased, and what neither can reach.
+    assert erased.body["erasure"]["erased_by"] == "tester"
+    assert erased.body["erasure"]["request_id"] == erased.headers["X-Request-Id"]
+    places = [p["place"] for p in erased.body["not_reached"]]
+    assert f"Kafka topic {api_worker.settings.raw_topic}" in places
+    assert "database backups and replicas" in places
+    listed = await client.call("GET", f"/subjects/{person}/export", role="admin", params={"format": "json"})
+    assert listed.body["erasure"] == erased.body["erasure"]
+    assert listed.body["not_reached"] == erased.body["not_reached"] and listed.body["readings"] == []
 
     # The raw id is never stored: the audit rows name the pseudonym only.
-    request_ids = [r.headers["X-Request-Id"] for r in (bundle, exported, erased, again)]
+    request_ids = [r.headers["X-Request-Id"] for r in (bundle, exported, erased, again, listed)]
     rows = await pg.fetch(f"SELECT action, target FROM {s}.audit_log WHERE request_id = ANY($1)", request_ids)
-    assert sorted(r["action"] for r in rows) == ["subjects.erase", *["subjects.export"] * 3]
+    assert sorted(r["action"] for r in rows) == ["subjects.erase", *["subjects.export"] * 4]
     assert all(r["target"].startswith(f"user_key={pseudonym}") for r in rows)
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.audit_log WHERE target LIKE '%' || $1 || '%'",
                              person) == 0

@@ -4,8 +4,9 @@ Binding (:func:`bind`):
 
 - the form is recognised the way the worker dispatches (envelope, Open mHealth data point,
   FHIR resource, wide, single reading); a document in none of them is refused (400);
-- the user a document names is its ``user_id`` (our forms; the wide form's integer too), the
-  Open mHealth header's ``user_id`` or the FHIR subject (``Patient/<id>``);
+- the user a document names is its ``user_id`` (our forms), the Open mHealth header's
+  ``user_id`` (an integer is its decimal string, as the worker reads it) or the FHIR subject
+  (``Patient/<id>``);
 - a ``producer`` token may only write its own user (``sub``): a document naming another user
   is refused (403), one naming none gets the token's user (written into our forms, and the
   message key for the standard forms, which the worker reads as the user when the resource
@@ -92,19 +93,17 @@ def bind(document: Document, subject: str, *, any_user: bool, catalogue: Mapping
 def named_users(doc: Mapping[str, Any], form: str, index: int, catalogue: Mapping[str, MetricRule]
                 ) -> list[str]:
     """The users ``doc`` names (empty: none); a mistyped user field is refused (400)."""
-    if form in OUR_FORMS:
-        user = doc.get("user_id")
+    if form in OUR_FORMS or form == "openmhealth":
+        holder = doc if form in OUR_FORMS else doc.get("header")
+        user = holder.get("user_id") if isinstance(holder, dict) else None
         if user is None:
             return []
-        if user.__class__ is int and form == "wide":
+        if user.__class__ is int:  # as the worker reads it in every form: 1 is the user "1"
             return [str(user)]
         if user.__class__ is str and user:
             return [user]
-        raise BadRequest(f"document {index}: user_id must be a non-empty string", reason="bad_user")
-    if form == "openmhealth":
-        header = doc.get("header")
-        user = header.get("user_id") if isinstance(header, dict) else None
-        return [user] if isinstance(user, str) and user else []
+        raise BadRequest(f"document {index}: user_id must be a non-empty string or an integer",
+                         reason="bad_user")
     return list(dict.fromkeys(unit.user_id for unit in fhir.map_resource(doc, None, catalogue)
                               if unit.user_id))
 

@@ -37,11 +37,12 @@ unit: venv ## every test that needs no service (no Kafka, no PostgreSQL); needs 
 docs: venv ## build the docs site into .stack/site (strict: a broken link or anchor fails); open .stack/site/index.html
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -d .stack/site
 
-bench: venv ## worker vs a minimal consumer, the ETL old vs new, the importer, worker path vs Spark replays (BENCH_N=200000, BENCH_ETL_N=1000000, BENCH_SPARK_N=100000)
+bench: venv ## worker vs a minimal consumer, the ETL old vs new, the importer, the gateway, worker path vs Spark (BENCH_N=200000, BENCH_ETL_N=1000000, BENCH_SPARK_N=100000)
 	bash scripts/stack.sh up
 	$(PY) bench/run.py
 	$(PY) bench/etl.py
 	$(PY) bench/imports.py
+	$(PY) bench/gateway.py
 	$(PY) bench/spark.py
 
 chaos: venv ## fault suite on a private Kafka + PostgreSQL (kill -9, restarts, rebalance, overload, poison)

@@ -14,6 +14,7 @@ COMMANDS = """HealthMate Pipeline commands (each takes --help):
   python -m batch run-job JOB_ID      run a registered ETL job now (--start/--end for an interval)
   python -m batch replay              replay a topic range: TOPIC START [END] [--engine spark]
   python -m web token                 mint an API bearer token (--role --sub [--ttl] [--private-key])
+  python -m web gateway               run the HTTP ingest gateway (POST /ingest/v1/readings)
 
 On the local stack (Kafka and PostgreSQL on 127.0.0.1, no HEALTHMATE_PSEUDONYM_KEY) they use the
 development configuration, as `make run` does. Exit status 2: configuration; 3: Kafka or

@@ -432,10 +432,13 @@ cmd_reset() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  # Kafka alone (a test's private broker beside the shared PostgreSQL: tests/chaos/stack.py)
+  kafka-up) mkdir -p "$STACK" "$PIDS" "$LOGS"; kafka_up ;;
+  kafka-down) kafka_down ;;
   status) cmd_status ;;
   reset) cmd_reset ;;
   *)
-    echo "usage: $0 up|down|status|reset" >&2
+    echo "usage: $0 up|down|status|reset|kafka-up|kafka-down" >&2
     exit 2
     ;;
 esac

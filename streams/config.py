@@ -222,6 +222,36 @@ class Settings(BaseSettings):
     import_concurrency: int = Field(
         1, ge=1, le=8, description="Uploaded imports the worker runs at once (429 beyond).")
 
+    # --- HTTP ingest gateway (python -m web gateway) ----------------------------------
+    gateway_host: str = Field(
+        "127.0.0.1", description="Address the gateway binds (0.0.0.0 in a container).")
+    gateway_port: int = Field(6070, ge=1, le=65535, description="Port of the HTTP ingest gateway.")
+    gateway_max_body_bytes: int = Field(
+        4_194_304, ge=1024, description="Largest request body as sent (compressed or not); 413 beyond.")
+    gateway_max_decompressed_bytes: int = Field(
+        8_388_608, ge=1024,
+        description="Largest gzip request body once decompressed (gzip bombs); 413 beyond.")
+    gateway_max_message_bytes: int = Field(
+        262_144, ge=256, description="Largest single document (one reading, envelope, resource); 413 beyond.")
+    gateway_max_documents: int = Field(
+        1000, ge=1, description="Documents per request (NDJSON lines, array members).")
+    gateway_max_depth: int = Field(
+        32, ge=2, le=1000, description="Deepest JSON nesting accepted in a document.")
+    gateway_ack_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's messages; 503 beyond.")
+    gateway_linger_ms: int = Field(5, ge=0, le=1000, description="Producer linger: batching against latency.")
+    gateway_rate_per_token: float = Field(
+        50.0, gt=0,
+        description="Sustained requests per second per token (jti, else subject and roles); 429 beyond.")
+    gateway_burst_per_token: int = Field(100, ge=1, description="Requests a token may make at once.")
+    gateway_tls_cert_file: str | None = Field(
+        None, description="Serve HTTPS with this certificate chain (PEM); unset: HTTP behind a TLS proxy.")
+    gateway_tls_key_file: str | None = Field(
+        None, description="The private key (PEM) of HEALTHMATE_GATEWAY_TLS_CERT_FILE.")
+    gateway_shutdown_grace_s: float = Field(
+        20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
+
+
     # --- data quality -----------------------------------------------------------------
     quality_enabled: bool = Field(True, description="Score every committed batch in-stream.")
     quality_windows_s: list[PositiveInt] = Field(
@@ -340,6 +370,26 @@ class Settings(BaseSettings):
         for var, path in cafiles:
             if path is not None and not Path(path).is_file():
                 raise ConfigurationError(f"HEALTHMATE_{var}: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_tls_complete(self) -> Settings:
+        if (self.gateway_tls_cert_file is None) != (self.gateway_tls_key_file is None):
+            raise ConfigurationError("HEALTHMATE_GATEWAY_TLS_CERT_FILE and HEALTHMATE_GATEWAY_TLS_KEY_FILE "
+                                     "go together: set both (HTTPS) or neither (HTTP)")
+        for name, path in (("CERT", self.gateway_tls_cert_file), ("KEY", self.gateway_tls_key_file)):
+            if path is not None and not Path(path).is_file():
+                raise ConfigurationError(f"HEALTHMATE_GATEWAY_TLS_{name}_FILE: no such file: {path}")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_messages_fit_the_worker(self) -> Settings:
+        # The gateway may write a user id into a document: keep room for it below the worker's cap.
+        if self.gateway_max_message_bytes > self.max_message_bytes - 1024:
+            raise ConfigurationError(
+                "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES must stay at least 1 KiB below "
+                "HEALTHMATE_MAX_MESSAGE_BYTES (the worker dead-letters larger messages as oversized); "
+                "lower the first")
         return self
 
     @model_validator(mode="after")

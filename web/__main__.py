@@ -1,4 +1,5 @@
-"""Command line: ``python -m web token --role operator --sub alice [--ttl 3600]``.
+"""Command line: ``python -m web token --role operator --sub alice [--ttl 3600]``, and
+``python -m web gateway`` (the HTTP ingest gateway, :mod:`web.gateway`).
 
 Prints a bearer token that the API configured by the same ``HEALTHMATE_*`` environment
 accepts. With ``HEALTHMATE_DEV_MODE=true`` and no ``HEALTHMATE_API_JWT_SECRET`` it signs
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--sub", required=True, help="the subject (who is calling)")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     token.add_argument("--private-key", type=Path, help="RS256 private key, PEM file")
+    commands.add_parser("gateway", help="run the HTTP ingest gateway (HEALTHMATE_GATEWAY_* settings)")
     opts = parser.parse_args(argv)
+    if opts.command == "gateway":
+        return _gateway()
     if opts.ttl <= 0:
         parser.error("--ttl must be positive")
 
@@ -39,6 +43,17 @@ def main(argv: list[str] | None = None) -> int:
                          private_key=private_key))
     except ValueError as exc:
         fail(str(exc))
+    return 0
+
+
+def _gateway() -> int:
+    from streams.cli import load_settings
+    from streams.logs import configure_tool_logging
+    from web.gateway.serve import serve
+
+    settings = load_settings()
+    configure_tool_logging(settings.log_format, settings.log_level)
+    serve(settings)
     return 0
 
 

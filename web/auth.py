@@ -20,8 +20,9 @@ roles grant nothing.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import jwt
@@ -50,6 +51,10 @@ class Permission(StrEnum):
     EXPORT_SUBJECT = "subjects:export"
     ERASE_SUBJECT = "subjects:erase"
     IMPORT = "imports:write"
+    #: The ingest gateway: write readings of the token's own subject.
+    INGEST_OWN = "readings:write"
+    #: The ingest gateway: write readings of any user (a trusted partner backend).
+    INGEST_ANY_USER = "readings:write-any-user"
 
 
 _VIEWER = frozenset({Permission.READ_STATUS, Permission.READ_LINEAGE, Permission.READ_JOBS,
@@ -60,18 +65,28 @@ _OPERATOR = _ANALYST | {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.R
 _ADMIN = _OPERATOR | {Permission.DELETE_JOBS, Permission.SETUP, Permission.OPTIMIZE,
                       Permission.EXPORT_SUBJECT, Permission.ERASE_SUBJECT}
 
+# Ingest roles are apart from the API's ladder: an app or device token (``producer``, its
+# ``sub`` is the user) and a partner backend (``ingest-service``) write readings and read nothing.
+_PRODUCER = frozenset({Permission.INGEST_OWN})
+_INGEST_SERVICE = _PRODUCER | {Permission.INGEST_ANY_USER}
+
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": _VIEWER, "analyst": _ANALYST, "operator": _OPERATOR, "admin": _ADMIN,
+    "producer": _PRODUCER, "ingest-service": _INGEST_SERVICE,
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller. ``subject`` is the token's ``sub`` (an operator, not a patient)."""
+    """The authenticated caller. ``subject`` is the token's ``sub``: an operator for the API,
+    the user itself for a ``producer`` token of the ingest gateway. ``token_id`` is the
+    token's ``jti`` when it has a non-empty string one; ``expires_at`` its ``exp`` (epoch s)."""
 
     subject: str
     roles: tuple[str, ...]
+    token_id: str | None = field(default=None, compare=False)
+    expires_at: float | None = field(default=None, compare=False)
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -133,7 +148,10 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
             raise Unauthenticated("invalid token subject")
-        return Principal(subject=subject, roles=_roles(claims.get(self.roles_claim)))
+        jti = claims.get("jti")
+        return Principal(subject=subject, roles=_roles(claims.get(self.roles_claim)),
+                         token_id=jti if isinstance(jti, str) and jti and len(jti) <= 256 else None,
+                         expires_at=float(claims["exp"]))  # type: ignore[arg-type]  # checked above
 
 
     def _check_claims(self, claims: dict[str, object], now: float) -> None:
@@ -167,7 +185,7 @@ def mint_token(settings: Settings, *, subject: str, roles: Iterable[str], ttl_s:
     """
     issued = int(time.time() if now is None else now)
     claims: dict[str, object] = {"sub": subject, settings.api_roles_claim: list(roles),
-                                 "iat": issued, "exp": issued + ttl_s}
+                                 "iat": issued, "exp": issued + ttl_s, "jti": uuid.uuid4().hex}
     if settings.api_jwt_issuer:
         claims["iss"] = settings.api_jwt_issuer
     if settings.api_jwt_audience:

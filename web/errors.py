@@ -26,11 +26,13 @@ class ApiError(Exception):
     outcome: ClassVar[str] = "error"
 
     def __init__(self, message: str, *, fields: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields
         self.headers = headers or {}
+        #: A low-cardinality label for refusal metrics (the ingest gateway's); default: the code.
+        self.reason = reason or self.code
 
     def body(self, request_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message, "request_id": request_id}
@@ -42,8 +44,9 @@ class ApiError(Exception):
 class Unauthenticated(ApiError):
     status, code, outcome = 401, "unauthenticated", "unauthenticated"
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                         reason=reason)
 
 
 class Forbidden(ApiError):
@@ -60,6 +63,10 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, code, outcome = 413, "payload_too_large", "invalid"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, outcome = 415, "unsupported_media_type", "invalid"
 
 
 class MethodNotAllowed(ApiError):
@@ -79,8 +86,8 @@ class TooManyRequests(ApiError):
 
     status, code, outcome = 429, "too_many_requests", "throttled"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after)})
+    def __init__(self, message: str, *, retry_after: int, reason: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)}, reason=reason)
 
 
 class InvalidInput(ApiError):

@@ -1,7 +1,7 @@
 """``make chaos``: every scenario on a private stack, then one table.
 
 ``python scripts/chaos.py [scenario ...]`` runs a subset (names: kill9, pg-restart,
-pg-stop-start, broker-kill, rebalance, overload, poison). Worker logs are kept under
+pg-stop-start, broker-kill, rebalance, overload, poison, gateway-broker-kill). Worker logs are kept under
 ``.stack/chaos-logs/`` for the last run. Exit status 1 if any scenario fails.
 """
 
@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pipeline_support import ROOT
 
 from chaos import scenarios
+from chaos.gateway import gateway_broker_kill
 from chaos.pipeline import Pipeline, isolated
 from chaos.scenarios import Row
 from chaos.stack import PrivateStack
@@ -31,6 +32,7 @@ SCENARIOS: dict[str, Scenario] = {
     "rebalance": lambda p, s: scenarios.rebalance(p),
     "overload": lambda p, s: scenarios.overload(p),
     "poison": lambda p, s: scenarios.poison(p),
+    "gateway-broker-kill": gateway_broker_kill,
 }
 HEADER = ("scenario", "sent", "stored", "dlq", "lost", "dup", "wrong", "no-dlq", "deaths", "offsets", "s",
           "result")

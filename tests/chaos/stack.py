@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,13 +77,7 @@ class PrivateStack:
 
     # ---- faults ------------------------------------------------------------------------
     def kill_broker(self) -> None:
-        pid = int((self.dir / "pids" / "kafka.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"broker pid {pid} survived SIGKILL")
+        _kill9((self.dir / "pids" / "kafka.pid").read_text())
 
     def start_broker(self) -> None:
         self._stack("up")
@@ -95,3 +90,44 @@ class PrivateStack:
 
     def start_postgres(self) -> None:
         self._stack("up")  # records the new postmaster pid, so `down` stops it
+
+
+class PrivateKafka:
+    """A disposable broker alone (``stack.sh kafka-up``) in its own folder and on its own ports,
+    for a test that kills Kafka beside the shared PostgreSQL (which it never touches)."""
+
+    def __init__(self, name: str, kafka_port: int) -> None:
+        self.dir = ROOT / ".stack" / name
+        self.env = {**os.environ, "HEALTHMATE_STACK_DIR": str(self.dir), "PYTHON": sys.executable,
+                    "HEALTHMATE_KAFKA_PORT": str(kafka_port),
+                    "HEALTHMATE_KAFKA_CONTROLLER_PORT": str(kafka_port + 1)}
+        self.bootstrap = f"127.0.0.1:{kafka_port}"
+
+    def _stack(self, command: str) -> None:
+        subprocess.run(["bash", str(ROOT / "scripts" / "stack.sh"), command], env=self.env,
+                       check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+    def up(self) -> None:
+        self._stack("kafka-up")
+
+    def down(self) -> None:
+        try:
+            self._stack("kafka-down")
+        finally:
+            subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+
+    def kill_broker(self) -> None:
+        _kill9((self.dir / "pids" / "kafka.pid").read_text())
+
+    def start_broker(self) -> None:
+        self._stack("kafka-up")
+
+
+def _kill9(pid_text: str) -> None:
+    pid = int(pid_text)
+    os.kill(pid, signal.SIGKILL)
+    for _ in range(100):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"broker pid {pid} survived SIGKILL")

@@ -43,7 +43,10 @@ def healthmate_names(promql: str) -> set[str]:
 
 
 def exported_names() -> set[str]:
-    return metric_names(Metrics(CollectorRegistry()))
+    """Names the worker (streams/metrics.py) and the ingest gateway (web/gateway/metrics.py) export."""
+    from web.gateway.metrics import GatewayMetrics
+
+    return metric_names(Metrics(CollectorRegistry())) | metric_names(GatewayMetrics(CollectorRegistry()))  # type: ignore[arg-type]
 
 
 def promtool_path() -> str:

@@ -322,7 +322,7 @@ def clients(compose: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 def test_the_base_runs_sasl_ssl_and_tls_with_verified_certificates(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(clients(compose)) == {"setup", "worker", "airflow"}
+    assert set(clients(compose)) == {"setup", "worker", "airflow", "gateway"}
     for name, env in clients(compose).items():
         assert env["HEALTHMATE_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
         assert env["HEALTHMATE_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
@@ -331,6 +331,7 @@ def test_the_base_runs_sasl_ssl_and_tls_with_verified_certificates(compose: dict
         assert TLS_MOUNT in services[name]["volumes"], f"{name}: the CA is not mounted"
     assert environment(services["setup"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "admin"
     assert environment(services["worker"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-worker"
+    assert environment(services["gateway"])["HEALTHMATE_KAFKA_SASL_USERNAME"] == "healthmate-producer"
     airflow_db = environment(services["airflow"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     assert f"sslmode=verify-full&sslrootcert={CA}" in airflow_db
     assert services["setup"]["command"][-1].endswith("python -m streams acls"), "setup creates the ACLs"

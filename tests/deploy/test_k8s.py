@@ -241,14 +241,15 @@ def test_services_pdb_and_network_policy_select_the_worker_pods(objects: list[di
     worker = find(objects, "StatefulSet", "healthmate-worker")
     pod_labels = worker["spec"]["template"]["metadata"]["labels"]
     assert worker["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    for service in (o for o in objects if o["kind"] == "Service"):
+    for service in (o for o in objects if o["kind"] == "Service"
+                    and o["metadata"]["name"].startswith("healthmate-worker")):
         assert service["spec"]["selector"].items() <= pod_labels.items(), service["metadata"]["name"]
-    pdb = find(objects, "PodDisruptionBudget")
+    pdb = find(objects, "PodDisruptionBudget", "healthmate-worker")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     # a drain must leave at least one worker running
     spec = pdb["spec"]
     assert spec.get("minAvailable") or spec.get("maxUnavailable", 0) < worker["spec"]["replicas"]
-    policy = find(objects, "NetworkPolicy")
+    policy = find(objects, "NetworkPolicy", "healthmate-worker")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ingress_ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule.get("ports", [])}

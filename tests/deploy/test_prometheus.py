@@ -78,7 +78,7 @@ def test_compose_config_differs_only_in_the_target() -> None:
         for sc in j["static_configs"]
         for t in sc["targets"]
     ]
-    assert targets == ["worker:6066"], "inside compose the worker is the service `worker`"
+    assert targets == ["worker:6066", "gateway:6070"], "inside compose: the services `worker` and `gateway`"
 
 
 def test_required_alerts_exist_and_use_their_metrics(alerts: dict[str, dict[str, Any]]) -> None:

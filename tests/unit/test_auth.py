@@ -146,7 +146,7 @@ def test_unknown_roles_grant_nothing_and_roles_may_be_a_string() -> None:
 
 
 def test_roles_are_cumulative() -> None:
-    viewer, analyst, operator, admin = (ROLE_PERMISSIONS[r] for r in ROLES)
+    viewer, analyst, operator, admin = (ROLE_PERMISSIONS[r] for r in ROLES[:4])
     assert viewer < analyst < operator < admin
     assert analyst - viewer == {Permission.ANALYZE_QUALITY, Permission.READ_FHIR, Permission.READ_CGM}
     assert operator - analyst == {Permission.WRITE_JOBS, Permission.RUN_JOBS, Permission.REPLAY,
@@ -194,3 +194,14 @@ def test_far_future_tokens_are_refused_by_the_maximum_lifetime() -> None:
     far = jwt.encode(claims(exp=now + 100 * 365 * 86400), SECRET, "HS256")
     with pytest.raises(Unauthenticated, match="lifetime"):
         TokenVerifier(hs_settings()).verify(bearer(far))
+
+
+def test_ingest_roles_write_readings_only_and_api_roles_never_do() -> None:
+    ingest = {Permission.INGEST_OWN, Permission.INGEST_ANY_USER}
+    assert Principal("app", ("producer",)).permissions == {Permission.INGEST_OWN}
+    assert Principal("partner", ("ingest-service",)).permissions == ingest
+    for role in ("viewer", "analyst", "operator", "admin"):
+        assert not ROLE_PERMISSIONS[role] & ingest, role
+    token = mint_token(hs_settings(), subject="alice", roles=["producer"])
+    principal = TokenVerifier(hs_settings()).verify(bearer(token))
+    assert principal.roles == ("producer",) and principal.token_id and principal.expires_at

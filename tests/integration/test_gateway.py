@@ -1,0 +1,259 @@
+"""The HTTP ingest gateway on the real Kafka, with the real worker behind it.
+
+A 202 means stored exactly once (a retry stores nothing twice); a token binds the user;
+refused requests (bad tokens, hostile bodies) put nothing on the raw topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import signal
+import ssl
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import jwt
+import pytest
+from gateway_support import GatewayProcess, running_gateway
+from pipeline_support import end_offsets, read_topic, wait_until_caught_up
+from pydantic import SecretStr
+
+from streams.config import Settings
+from streams.domain.pseudonym import user_key
+from streams.sink.migrations import quote_ident
+from web.auth import mint_token
+
+pytestmark = pytest.mark.integration
+
+SECRET = "gateway-integration-secret-of-32-bytes-or-more"
+JWT_ENV = {"HEALTHMATE_API_JWT_SECRET": SECRET, "HEALTHMATE_API_JWT_ISSUER": "hm-tests",
+           "HEALTHMATE_API_JWT_AUDIENCE": "hm-ingest"}
+
+
+@pytest.fixture
+async def gateway(pipeline_env: dict[str, str], pipeline_settings: Settings, tmp_path: Path
+                  ) -> AsyncIterator[GatewayProcess]:
+    env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_RATE_PER_TOKEN": "0.01",
+           "HEALTHMATE_GATEWAY_BURST_PER_TOKEN": "30", "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES": "4096"}
+    async with running_gateway(env, tmp_path / "gateway.log") as process:
+        yield process
+
+
+def settings_for_tokens(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_jwt_secret": SecretStr(SECRET), "api_jwt_issuer": "hm-tests",
+                                       "api_jwt_audience": "hm-ingest"})
+
+
+def token(settings: Settings, sub: str = "alice", roles: tuple[str, ...] = ("producer",),
+          ttl: int = 600) -> str:
+    return mint_token(settings_for_tokens(settings), subject=sub, roles=roles, ttl_s=ttl)
+
+
+async def post(url: str, body: bytes, bearer: str | None, ctype: str = "application/x-ndjson",
+               encoding: str | None = None, tls: ssl.SSLContext | None = None) -> tuple[int, dict, dict]:
+    headers = {"Content-Type": ctype}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    if encoding:
+        headers["Content-Encoding"] = encoding
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers,
+                                                                ssl=tls or True) as response:
+        return response.status, await response.json(), dict(response.headers)
+
+
+def ndjson(*docs: dict) -> bytes:
+    return b"\n".join(json.dumps(d).encode() for d in docs) + b"\n"
+
+
+def readings_body(start: datetime) -> tuple[bytes, int]:
+    """Four singles, an envelope of three and a wide message of two: nine good readings, no user
+    named; and one reading of a metric outside the catalogue, which the worker dead-letters."""
+    at = [(start + timedelta(minutes=i)).isoformat() for i in range(8)]
+    singles = [{"metric": "heart_rate", "value": 60 + i, "unit": "bpm", "timestamp": at[i],
+                "source": "fitbit"} for i in range(4)]
+    envelope = {"batch_id": "b-1", "source": "garmin", "device_id": "watch-1", "readings": [
+        {"metric": "steps", "value": 100 + i, "unit": "count", "timestamp": at[4 + i]} for i in range(3)]}
+    wide = {"heart_rate": 72, "oxygen_saturation": 97, "timestamp": at[7], "source": "oura"}
+    unknown = {"metric": "mood", "value": 3, "unit": "score", "timestamp": at[0], "source": "fitbit"}
+    return ndjson(*singles, envelope, wide, unknown), 4 + 3 + 2
+
+
+async def test_readings_land_once_and_a_retry_stores_nothing_twice(
+        gateway, pipeline_settings, worker_process, pg):
+    settings = pipeline_settings
+    worker_process.start()
+    alice = token(settings)
+    body, count = readings_body(datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1))
+    first = await post(gateway.url, body, alice)
+    assert first[0] == 202, first[1]
+    explicit = [{"event_id": f"app-{i}", "metric": "body_temperature", "value": 36.6, "unit": "Cel",
+                 "timestamp": "2026-01-02T03:04:05Z", "source": "withings", "user_id": "alice"}
+                for i in range(2)]
+    second = await post(gateway.url, gzip.compress(json.dumps(explicit).encode()), alice,
+                        "application/json", "gzip")
+    assert second[0] == 202, second[1]
+    retry = await post(gateway.url, body, alice)  # the client did not see the first answer
+    assert retry[0] == 202 and retry[1]["event_ids"] == first[1]["event_ids"]
+    assert first[1]["accepted"] == 7 and first[1]["readings"] == count + 1
+    assert first[1]["event_ids"][-1] == []  # the worker judges it: no id, a dead letter
+    assert second[1]["event_ids"] == [["app-0"], ["app-1"]]
+
+    await wait_until_caught_up(settings, pg, timeout=120, alive=worker_process.alive)
+    s = quote_ident(settings.warehouse_schema)
+    rows = await pg.fetch(f"SELECT event_id, user_key FROM {s}.health_readings")
+    answered = {eid for answer in (first, second) for ids in answer[1]["event_ids"] for eid in ids}
+    assert len(rows) == count + len(explicit)
+    assert {r["event_id"] for r in rows} == answered and len(answered) == count + len(explicit)
+    assert {r["user_key"] for r in rows} == {user_key(settings.pseudonym_key_bytes, "alice")}
+
+
+async def test_tokens_bind_the_user_and_bad_tokens_write_nothing(gateway, pipeline_settings):
+    settings = pipeline_settings
+    reading = {"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+               "source": "fitbit"}
+    claims = {"sub": "alice", "roles": ["producer"], "iss": "hm-tests", "aud": "hm-ingest",
+              "iat": int(time.time()), "exp": int(time.time()) + 600}
+    unsigned = jwt.encode(claims, key=None, algorithm="none")  # type: ignore[arg-type]
+    cases = {
+        "other user": (token(settings), {**reading, "user_id": "bob"}, 403),
+        "viewer role": (token(settings, roles=("viewer",)), reading, 403),
+        "expired": (jwt.encode({**claims, "iat": claims["iat"] - 900, "exp": claims["iat"] - 300}, SECRET,
+                               "HS256"), reading, 401),
+        "forged": (jwt.encode(claims, "another-secret-that-is-32-bytes-long!!", "HS256"), reading, 401),
+        "alg none": (unsigned, reading, 401),
+        "wrong audience": (jwt.encode({**claims, "aud": "someone-else"}, SECRET, "HS256"), reading, 401),
+        "no token": (None, reading, 401),
+        "service without user": (token(settings, "partner", ("ingest-service",)), reading, 400),
+    }
+    for name, (bearer, doc, status) in cases.items():
+        got, answer, _ = await post(gateway.url, ndjson(doc), bearer)
+        assert got == status, (name, answer)
+        assert "bob" not in json.dumps(answer) and answer["reason"], name
+    assert sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values()) == 0
+    partner = token(settings, "partner", ("ingest-service",))
+    got, answer, _ = await post(gateway.url, ndjson({**reading, "user_id": "bob"}), partner)
+    assert got == 202, answer  # a trusted service writes for any user it names
+    log = gateway.log_tail(100_000)
+    assert "ingest refused: other_user (403) for " + user_key(settings.pseudonym_key_bytes, "alice") in log
+    assert "alice" not in log and "bob" not in log, "a raw user id reached the log"
+
+
+async def test_hostile_bodies_are_refused_whole_and_leave_nothing_in_kafka(gateway, pipeline_settings):
+    settings = pipeline_settings
+    good = json.dumps({"metric": "heart_rate", "value": 60, "unit": "bpm",
+                       "timestamp": "2026-01-01T00:00:00Z", "source": "fitbit"}).encode()
+    nested = b'{"metric": "heart_rate", "metadata": ' + b'{"a": ' * 100 + b"1" + b"}" * 100 + b"}"
+    bodies = {
+        "oversized document": (good + b"\n" + b'{"pad": "' + b"x" * 5000 + b'"}', None, 413),
+        "oversized body": (good + b"\n" + b" " * 5_000_000, None, 413),
+        "gzip bomb": (gzip.compress(good + b"\n" + b" " * 20_000_000), "gzip", 413),
+        "not json": (good + b"\nthis is not json\n", None, 400),
+        "deeply nested": (good + b"\n" + nested, None, 400),
+        "unknown form": (good + b'\n{"hello": "world"}', None, 400),
+    }
+    for name, (body, encoding, status) in bodies.items():
+        got, answer, _ = await post(gateway.url, body, token(settings), encoding=encoding)
+        assert got == status, (name, answer)
+        assert answer["message"].startswith(("document 1", "the body")), (name, answer)
+    got, answer, _ = await post(gateway.url, good, token(settings), ctype="text/plain")
+    assert got == 415, answer
+    assert sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values()) == 0
+
+
+async def test_the_per_token_limit_answers_429_with_retry_after(gateway, pipeline_settings):
+    bearer = token(pipeline_settings)
+    body = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+                   "source": "fitbit"})
+    statuses = [(await post(gateway.url, body, bearer))[:3:2] for _ in range(31)]  # burst 30
+    assert [s for s, _ in statuses[:30]] == [202] * 30
+    status, headers = statuses[30]
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    other = await post(gateway.url, body, token(pipeline_settings))  # another token: its own bucket
+    assert other[0] == 202
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
+        text = await response.text()
+    assert 'healthmate_gateway_refusals_total{reason="rate_limited"} 1.0' in text
+    assert "healthmate_gateway_readings_accepted_total 31.0" in text
+
+
+async def test_sigterm_finishes_the_requests_in_flight(gateway, pipeline_settings):
+    """A request whose body is still arriving when SIGTERM comes is answered 202 (and its
+    messages are in Kafka); the gateway then exits 0 and takes no new connection."""
+    lines = [json.dumps({"metric": "steps", "value": i, "unit": "count", "source": "fitbit",
+                         "timestamp": f"2026-01-01T00:0{i}:00Z"}).encode() for i in range(4)]
+    sent_half = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"\n".join(lines[:2]) + b"\n"
+        sent_half.set()
+        await asyncio.sleep(2)
+        yield b"\n".join(lines[2:])
+
+    bearer = token(pipeline_settings)
+    in_flight = asyncio.create_task(post(gateway.url, slow_body(), bearer))  # type: ignore[arg-type]
+    await sent_half.wait()
+    await asyncio.sleep(0.5)
+    assert gateway.proc is not None
+    gateway.proc.send_signal(signal.SIGTERM)
+    status, answer, _ = await in_flight
+    assert status == 202 and answer["accepted"] == 4, answer
+    assert await asyncio.to_thread(gateway.proc.wait, 30) == 0
+    ends = await end_offsets(pipeline_settings.kafka_bootstrap, pipeline_settings.raw_topic)
+    assert sum(ends.values()) == 4
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await post(gateway.url, lines[0], token(pipeline_settings))
+
+
+async def test_messages_are_keyed_and_partitioned_like_every_other_producer(gateway, pipeline_settings,
+                                                                            raw_producer):
+    users = [f"user-{i}" for i in range(12)]
+    partner = token(pipeline_settings, "partner", ("ingest-service",))
+    docs = [{"user_id": u, "metric": "steps", "value": 1, "unit": "count", "source": "fitbit",
+             "timestamp": "2026-01-01T00:00:00Z"} for u in users]
+    assert (await post(gateway.url, ndjson(*docs), partner))[0] == 202
+    probes = [await raw_producer.send_and_wait(pipeline_settings.raw_topic, b"{}", key=u.encode())
+              for u in users]
+    records = await read_topic(pipeline_settings.kafka_bootstrap, pipeline_settings.raw_topic)
+    gateway_partition = {r.key.decode(): r.partition for r in records if r.value != b"{}"}
+    assert gateway_partition == {u: probe.partition for u, probe in zip(users, probes, strict=True)}
+    assert len(set(gateway_partition.values())) > 1  # the users really spread over partitions
+
+
+async def test_https_when_a_certificate_is_configured(pipeline_env, pipeline_settings, tmp_path):
+    cert, key = tmp_path / "gateway.pem", tmp_path / "gateway.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    trust = ssl.create_default_context(cafile=str(cert))
+    env = {**pipeline_env, **JWT_ENV, "HEALTHMATE_GATEWAY_TLS_CERT_FILE": str(cert),
+           "HEALTHMATE_GATEWAY_TLS_KEY_FILE": str(key)}
+    body = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+                   "source": "fitbit"})
+    async with running_gateway(env, tmp_path / "gateway.log", tls=trust) as gateway:
+        assert gateway.url.startswith("https://")
+        status, answer, _ = await post(gateway.url, body, token(pipeline_settings), tls=trust)
+        assert status == 202, answer
+        with pytest.raises(aiohttp.ClientError):  # no plain HTTP beside it
+            await post(gateway.url.replace("https://", "http://"), body, token(pipeline_settings))
+
+
+async def test_not_ready_until_its_topic_exists(kafka_bootstrap, unique_name, create_topics, tmp_path):
+    topic = f"{unique_name}.raw"
+    env = {"HEALTHMATE_DEV_MODE": "true", "HEALTHMATE_RAW_TOPIC": topic, "HEALTHMATE_KAFKA_BOOTSTRAP":
+           kafka_bootstrap, "HEALTHMATE_GATEWAY_ACK_TIMEOUT_S": "2"}
+    process = GatewayProcess(env, tmp_path / "gateway.log")
+    process.start()
+    try:
+        with pytest.raises(AssertionError, match="did not become ready"):
+            await process.wait_ready(timeout=6)
+        await create_topics([topic])
+        await process.wait_ready(timeout=30)
+    finally:
+        assert process.stop() == 0, process.log_tail()
+    assert "not available" in process.log_tail()

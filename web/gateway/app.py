@@ -1,0 +1,168 @@
+"""The ingest gateway's aiohttp application: ``POST /ingest/v1/readings``, ``/health``, ``/metrics``.
+
+An ingest request is handled in this order, and the first problem answers:
+
+1. the bearer token (:class:`web.auth.TokenVerifier`, the API's verification and settings):
+   401; a token without an ingest role (``producer``, ``ingest-service``): 403;
+2. the token's rate limit (a token bucket per ``jti``, else per subject and roles): 429 with
+   ``Retry-After``;
+3. the body (:mod:`web.gateway.body`): size 413, encoding and media type 415, JSON 400;
+4. each document's form and user (:mod:`web.gateway.documents`): 400 or 403;
+5. Kafka (:mod:`web.gateway.publisher`): 202 once every message is acknowledged, else 503
+   with ``Retry-After``.
+
+A refused request sent nothing to Kafka. Answers are JSON; an error names the first problem
+and never quotes the body, a user id or a token. Logs carry the user's pseudonym only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.config import Settings
+from streams.rules import rules_from_settings
+from web.auth import Permission, Principal, TokenVerifier
+from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests, to_api_error
+from web.gateway.body import BodyLimits, read_documents
+from web.gateway.documents import EventIds, bind
+from web.gateway.metrics import GatewayMetrics
+from web.gateway.publisher import Publisher
+from web.gateway.tokens import CachedVerifier
+from web.limits import RateLimiter
+
+log = logging.getLogger("healthmate.gateway")
+
+INGEST_PATH = "/ingest/v1/readings"
+SUBJECT = "healthmate.subject"
+
+
+class Gateway:
+    """The handlers and the services they share; built once per process by :func:`create_gateway`."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        rules = rules_from_settings(settings)
+        self.settings = settings
+        self.registry = registry
+        self.metrics = GatewayMetrics(registry)
+        self.verifier = CachedVerifier(TokenVerifier(settings))
+        self.limiter = RateLimiter(settings.gateway_rate_per_token, settings.gateway_burst_per_token)
+        self.limits = BodyLimits.from_settings(settings)
+        self.catalogue = rules.catalogue
+        self.pseudonymise = rules.pseudonymise
+        self.event_ids = EventIds(rules)
+        self.publisher = Publisher(settings, self.metrics)
+        self.draining = False
+        #: Ingest requests whose handler is running (the drain on SIGTERM waits for 0).
+        self.active = 0
+
+    async def ingest(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        self.metrics.in_flight.inc()
+        self.active += 1
+        try:
+            response = await self._ingest(request, request_id)
+        except Exception as exc:  # noqa: BLE001 - every answer is JSON, counted and logged
+            if not isinstance(exc, ApiError):
+                log.exception("ingest failed, request %s", request_id)
+            exc = to_api_error(exc)
+            self.metrics.refusals.labels(exc.reason).inc()
+            subject = request.get(SUBJECT)
+            log.info("ingest refused: %s (%s) for %s, request %s", exc.reason, exc.status,
+                     self.pseudonymise(subject) if subject else "an unauthenticated caller", request_id)
+            response = _json(exc.status, {**exc.body(request_id), "reason": exc.reason}, exc.headers)
+        finally:
+            self.metrics.in_flight.dec()
+            self.active -= 1
+        if self.draining:
+            response.force_close()  # a keep-alive client reconnects, to another replica
+        response.headers["X-Request-Id"] = request_id
+        self.metrics.requests.labels(str(response.status)).inc()
+        self.metrics.request_duration.observe(time.perf_counter() - started)
+        return response
+
+    async def _ingest(self, request: web.Request, request_id: str) -> web.Response:
+        principal = self.verifier.verify(request.headers.get("Authorization"))
+        request[SUBJECT] = principal.subject  # logged as its pseudonym only
+        if not principal.may(Permission.INGEST_OWN):
+            raise Forbidden("this token may not write readings (roles: producer, ingest-service)",
+                            reason="no_role")
+        wait = self.limiter.acquire(_bucket(principal))
+        if wait:
+            raise TooManyRequests("this token's request rate is exhausted", retry_after=wait,
+                                  reason="rate_limited")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise PayloadTooLarge(f"the body is larger than {self.settings.gateway_max_body_bytes} bytes",
+                                  reason="body_too_large") from None
+        documents = read_documents(body, request.headers.get("Content-Type", ""),
+                                   request.headers.get("Content-Encoding", ""), self.limits)
+        any_user = principal.may(Permission.INGEST_ANY_USER)
+        messages = [bind(d, principal.subject, any_user=any_user, catalogue=self.catalogue)
+                    for d in documents]
+        event_ids, readings = self.event_ids.of(messages)
+        await self.publisher.publish(messages)
+        self.metrics.messages_produced.inc(len(messages))
+        self.metrics.readings_accepted.inc(readings)
+        if log.isEnabledFor(logging.DEBUG):
+            users = {m.user_id for m in messages}
+            who = self.pseudonymise(next(iter(users))) if len(users) == 1 else f"{len(users)} users"
+            log.debug("ingest accepted %d messages, %d readings for %s, request %s",
+                      len(messages), readings, who, request_id)
+        return _json(202, {"accepted": len(messages), "readings": readings, "event_ids": event_ids,
+                           "request_id": request_id})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """``status`` ok when serving and Kafka took the last request (or nothing failed since);
+        ``?probe=liveness`` answers 200 while the process serves at all."""
+        if request.query.get("probe") == "liveness":
+            return _json(200, {"status": "ok", "live": True})
+        checks = {"kafka": await self.publisher.healthy(), "accepting": not self.draining}
+        ok = all(checks.values())
+        return _json(200 if ok else 503, {"status": "ok" if ok else "degraded", "checks": checks})
+
+    async def metrics_view(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def on_startup(self, app: web.Application) -> None:
+        await self.publisher.start()
+        log.info("gateway serving %s for topic %s", INGEST_PATH, self.settings.raw_topic)
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        await self.publisher.stop()
+        log.info("gateway stopped; every accepted request was acknowledged")
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_gateway(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
+    """The gateway's application; the producer starts with the app and stops after the last
+    request (:func:`web.gateway.serve.serve` runs it)."""
+    gateway = Gateway(settings, registry or CollectorRegistry())
+    app = web.Application(client_max_size=settings.gateway_max_body_bytes)
+    app.router.add_post(INGEST_PATH, gateway.ingest)
+    app.router.add_get("/health", gateway.health)
+    app.router.add_get("/metrics", gateway.metrics_view)
+    app.on_startup.append(gateway.on_startup)
+    app.on_cleanup.append(gateway.on_cleanup)
+    app[GATEWAY] = gateway
+    return app
+
+
+def _bucket(principal: Principal) -> str:
+    return principal.token_id or f"{principal.subject}\x00{','.join(principal.roles)}"
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json",
+                        headers=headers)

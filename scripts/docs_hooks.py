@@ -16,9 +16,7 @@ environment has installed), so the docs always describe the code beside them.
 
 from __future__ import annotations
 
-import inspect
 import json
-import re
 import sys
 import types
 import typing
@@ -32,8 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_MARKER = "<!-- generated: settings -->"
 SECRETS_MARKER = "<!-- generated: secret-settings -->"
 BENCH_PAGE = "contributing/benchmark.md"
-SECTION = re.compile(r"^\s*# -+ (?P<name>.+?) -*$")
-FIELD = re.compile(r"^    (?P<name>[a-z_][a-z0-9_]*)\s*:")
 
 
 @dataclass(frozen=True)
@@ -59,15 +55,13 @@ def _settings_model() -> type[BaseModel]:
 
 
 def _sections(model: type[BaseModel]) -> dict[str, str]:
-    """Field name -> the ``# --- section ---`` comment above it in the model's source."""
+    """Field name -> the title of the settings section (``streams/config_sections.py``) that
+    declares it; a field declared on the model itself is "General"."""
     found: dict[str, str] = {}
-    section = "General"
-    for line in inspect.getsource(model).splitlines():
-        if (m := SECTION.match(line)) is not None:
-            name = m["name"].strip()
-            section = name[:1].upper() + name[1:]
-        elif (m := FIELD.match(line)) is not None:
-            found[m["name"]] = section
+    for base in model.__mro__:
+        title = getattr(base, "TITLE", "")
+        if title and issubclass(base, BaseModel):
+            found.update(dict.fromkeys(base.model_fields, title))
     return found
 
 

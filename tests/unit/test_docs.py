@@ -8,10 +8,11 @@ import re
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
 import pytest
 import yaml
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from readme_commands import blocks, documents
 
@@ -85,11 +86,14 @@ def test_the_secret_list_is_what_the_file_variables_really_fill(
     assert settings.app_id == "healthmate-pipeline"
 
 
-class _Tiny(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TINY_")
-    # --- first ---
+class _First(BaseModel):
+    TITLE: ClassVar[str] = "First"
     described: int = Field(3, ge=1, description="A | described setting.")
     bare: SecretStr | None = None
+
+
+class _Tiny(BaseSettings, _First):
+    model_config = SettingsConfigDict(env_prefix="TINY_")
 
 
 def test_a_setting_without_description_or_note_stops_the_build() -> None:

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.config import KNOWN_SOURCES
+from streams.config_sections import KNOWN_SOURCES
 
 pytestmark = pytest.mark.integration
 

@@ -53,6 +53,7 @@ async def test_worker_principal_reads_raw_and_profiles_and_writes_dlq_and_intern
     await _read(worker, worker.raw_topic, group=worker.consumer_group)
     await _read(worker, secure_pipeline.profile_topic, group=worker.consumer_group)
     assert await _write(worker, worker.dlq_topic) >= 0  # the broker stored it at an offset
+    assert await _write(worker, secure_pipeline.profile_topic, b"") >= 0  # an erasure's tombstone
     internal = f"{worker.app_id}-some-changelog"
     await create_topic_as(worker, internal)
     marker = uuid.uuid4().hex.encode()
@@ -65,7 +66,7 @@ async def test_worker_principal_may_do_nothing_else(secure_pipeline) -> None:  #
     with pytest.raises(TopicAuthorizationFailedError):
         await _write(worker, worker.raw_topic)
     with pytest.raises(TopicAuthorizationFailedError):
-        await _write(worker, secure_pipeline.profile_topic)
+        await _write(worker, f"{worker.raw_topic}-not-granted")
     with pytest.raises(TopicAuthorizationFailedError):
         await _read(worker, worker.dlq_topic, group=worker.consumer_group)
     with pytest.raises(TopicAuthorizationFailedError):
@@ -147,10 +148,11 @@ async def test_the_redrive_grants_let_the_worker_principal_redrive_and_nothing_m
     assert [r.value for r in raw] == [original, original]
     assert ("redrive.dlq_id", b"d-1") in list(raw[-1].headers)
 
-    # Least privilege: still no other consumer group, no profile topic, no topic creation.
+    # Least privilege: still no other consumer group, no other topic, no topic creation. (The
+    # profiles topic it may write: an erasure's tombstone, see test_worker_principal_... above.)
     with pytest.raises(GroupAuthorizationFailedError):
         await _read(worker, worker.dlq_topic)  # a group that is not a redrive's
     with pytest.raises(TopicAuthorizationFailedError):
-        await _write(worker, secure_pipeline.profile_topic)
+        await _write(worker, f"{worker.raw_topic}-not-granted")
     with pytest.raises(TopicAuthorizationFailedError):
         await create_topic_as(worker, f"{uuid.uuid4().hex[:8]}.not-internal")

@@ -45,6 +45,9 @@ from streams.domain.quality import DimensionCounts
 from streams.rules import rules_from_settings
 
 log = logging.getLogger(__name__)
+# py4j logs "Closing down clientserver connection" at INFO from __del__, at interpreter exit,
+# after the streams are closed ("I/O operation on closed file"): its INFO lines are noise.
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: How often the driver reports progress (tasks done of total, readings per second).

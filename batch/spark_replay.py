@@ -154,6 +154,8 @@ def _session(settings: Settings, master: str) -> Any:
                .config("spark.executorEnv.PYTHONPATH", os.pathsep.join(
                    [str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]).strip(os.pathsep)))
     if master.startswith("local") or "127.0.0.1" in master or "localhost" in master:
+        # Every port Spark opens (driver, block manager) on loopback, as the project's servers are.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = (builder.config("spark.driver.host", "127.0.0.1")
                    .config("spark.driver.bindAddress", "127.0.0.1"))
     try:

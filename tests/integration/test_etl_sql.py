@@ -91,7 +91,8 @@ async def test_sql_targets_equal_the_python_reference(warehouse, facts, local: b
     before = {name: [tuple(r) for r in await table_rows(warehouse.pool, s, name)] for name in DAILY}
     again = await BatchPipeline(warehouse.pool, warehouse.schema, job, QualityTally()).run(days)
     assert again.loaded == result.loaded
-    assert {name: [tuple(r) for r in await table_rows(warehouse.pool, s, name)] for name in DAILY} == before
+    for name in DAILY:  # float aggregates may differ in the last bit with the summation order
+        assert_rows_equal([tuple(r) for r in await table_rows(warehouse.pool, s, name)], before[name])
 
 
 async def test_a_zone_postgresql_does_not_know_counts_in_utc(warehouse) -> None:

@@ -28,21 +28,23 @@ class ProcessSection(Section):
 
     TITLE: ClassVar[str] = "Identity and process"
 
-    app_id: str = "healthmate-pipeline"
+    app_id: str = Field("healthmate-pipeline", description="Faust app id (prefix of its internal topics).")
     dev_mode: bool = Field(
         False,
-        description="Allow running without HEALTHMATE_PSEUDONYM_KEY, using a fixed dev key. "
-        "Never enable in production.",
+        description="Allow running without HEALTHMATE_PSEUDONYM_KEY, using a fixed dev key; it also "
+        "gives the API a fixed dev secret. Never enable in production.",
     )
     pseudonym_key: SecretStr | None = Field(
         None, description="HMAC-SHA256 key for user pseudonyms (required unless dev_mode)."
     )
 
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = Field("127.0.0.1", description="Address of the worker's web server.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's web server.")
 
-    log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$")
-    log_format: str = Field("text", pattern="^(text|json)$", description="json: one object per line.")
+    log_level: str = Field("info", pattern="^(crit|error|warn|info|debug)$", description="Log level.")
+    log_format: str = Field(
+        "text", pattern="^(text|json)$", description="json: one object per line. Lines logged inside a "
+        "batch job run carry its `run_id`.")
 
     data_dir: str = Field(".stack/faust-data", description="Faust table state; one folder per app id.")
 
@@ -52,14 +54,19 @@ class KafkaSection(Section):
 
     TITLE: ClassVar[str] = "Kafka"
 
-    kafka_bootstrap: str = "127.0.0.1:29092"
-    raw_topic: str = "health.readings.raw"
-    dlq_topic: str = "health.readings.dlq"
+    kafka_bootstrap: str = Field("127.0.0.1:29092", description="Kafka bootstrap servers.")
+    raw_topic: str = Field(
+        "health.readings.raw", description="Input topic: the readings producers send, which the worker "
+        "consumes (key: user id).")
+    dlq_topic: str = Field(
+        "health.readings.dlq", description="Dead-letter topic: the messages the worker refuses, each "
+        "with its reason code.")
     profiles_topic: str = Field(
         "health.users.profiles", description="Compacted topic of user profiles (key: user id).")
-    topic_partitions: int = Field(4, ge=1)
-    topic_replication: int = Field(1, ge=1)
-    consumer_group: str = "healthmate-sink"
+    topic_partitions: int = Field(4, ge=1, description="Partitions for topics the pipeline creates.")
+    topic_replication: int = Field(
+        1, ge=1, description="Replication factor for the topics the pipeline creates.")
+    consumer_group: str = Field("healthmate-sink", description="Consumer group of the ingest service.")
     max_message_bytes: int = Field(
         1_048_576, ge=1024, description="Larger messages are dead-lettered as oversized.")
     dlq_max_payload_bytes: int = Field(
@@ -67,18 +74,24 @@ class KafkaSection(Section):
     max_batch_readings: int = Field(
         100_000, ge=1, description="Envelopes with more readings are dead-lettered whole.")
     fetch_max_records: int = Field(
-        500, ge=1, description="Messages per fetch; a batch closes at sink_batch_size readings.")
+        500, ge=1, description="Messages per fetch, which bounds memory with large envelopes; a batch "
+        "closes at sink_batch_size readings.")
     session_timeout_s: float = Field(
         10.0, ge=6, description="Group session timeout: how fast a dead worker's partitions move on.")
     dlq_retention_hours: float = Field(
         720, gt=0, description="retention.ms of the DLQ topic, set when `streams setup` creates it. "
         "The DLQ holds raw payloads (raw user ids): keep it as short as redrives allow.")
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Security protocol of every Kafka client (worker, CLI, Airflow tasks, API).")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism of every Kafka client.")
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user name; required with a `SASL_*` protocol.")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password; required with a `SASL_*` protocol.")
     kafka_ssl_cafile: str | None = Field(
-        None, description="CA bundle (PEM) that signed the brokers' certificates; unset: system CAs.")
+        None, description="CA bundle (PEM) that signed the brokers' certificates; unset: system CAs. "
+        "Host names are always checked.")
 
 
 class WarehouseSection(Section):
@@ -86,23 +99,30 @@ class WarehouseSection(Section):
 
     TITLE: ClassVar[str] = "PostgreSQL warehouse and sink"
 
-    pg_dsn: SecretStr = SecretStr("postgresql://healthmate:healthmate@127.0.0.1:5432/healthmate")
+    pg_dsn: SecretStr = Field(
+        SecretStr("postgresql://healthmate:healthmate@127.0.0.1:5432/healthmate"),
+        description="Warehouse DSN (the runtime role in the least-privilege mode).")
     pg_migration_dsn: SecretStr | None = Field(
         None, description="DSN of the role that owns the schema and applies migrations (default: "
         "pg_dsn). When its user differs from pg_dsn's, pg_dsn's user gets only the runtime grants.")
     pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
-        None, description="TLS to PostgreSQL; unset: the DSN's sslmode (asyncpg's default: prefer).")
+        None, description="TLS of every PostgreSQL connection; unset: the DSN's sslmode (asyncpg's "
+        "default: prefer).")
     pg_ssl_rootcert: str | None = Field(
         None, description="CA (PEM) for verify-ca/verify-full; unset: the system CAs.")
-    warehouse_schema: str = Field("healthmate", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    pg_pool_max: int = Field(4, ge=1)
+    warehouse_schema: str = Field(
+        "healthmate", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Warehouse schema.")
+    pg_pool_max: int = Field(4, ge=1, description="Connection pool size.")
 
     sink_batch_size: int = Field(
         5000, ge=1, description="Readings per warehouse transaction (about; make bench: 5000 moved "
         "+70% readings/s over 2000, p99 latency still < 500 ms at half load).")
-    sink_max_latency_ms: int = Field(100, ge=1)
-    sink_retry_initial_s: float = Field(0.2, gt=0)
-    sink_retry_max_s: float = Field(10.0, gt=0)
+    sink_max_latency_ms: int = Field(
+        100, ge=1, description="Longest a batch stays open while an earlier one is being written (with "
+        "none in flight it closes at once).")
+    sink_retry_initial_s: float = Field(
+        0.2, gt=0, description="First delay of the warehouse retry backoff.")
+    sink_retry_max_s: float = Field(10.0, gt=0, description="Largest delay of the warehouse retry backoff.")
     health_max_poll_age_s: float = Field(
         30.0, gt=0, description="/health answers 503 when the consume loop has not polled for this "
         "long (a wedged loop), or when the write chain broke.")
@@ -113,12 +133,14 @@ class ReadingRulesSection(Section):
 
     TITLE: ClassVar[str] = "Reading rules"
 
-    future_skew_seconds: int = Field(300, ge=0)
-    late_after_hours: float = Field(24.0, gt=0)
+    future_skew_seconds: int = Field(300, ge=0, description="Tolerated clock skew for future timestamps.")
+    late_after_hours: float = Field(
+        24.0, gt=0, description="Readings ingested more than this many hours after they were measured "
+        "are flagged `late`.")
     catalogue_overrides: dict[str, dict] = Field(
         default_factory=dict,
-        description='Metric catalogue changes, JSON: {"heart_rate": {"outlier_high": 200}}; '
-        "see streams.domain.catalogue.build_catalogue.",
+        description="Metric catalogue changes, per metric: bounds, LOINC code, extra units, or a new "
+        'metric. JSON: {"heart_rate": {"outlier_high": 200}}; see streams.domain.catalogue.build_catalogue.',
     )
     naive_timestamps: Literal["reject", "utc"] = Field(
         "reject", description="A timestamp without an offset: 'reject' dead-letters it as "
@@ -137,16 +159,21 @@ class ApiSection(Section):
     api_jwt_algorithm: Literal["HS256", "RS256"] = Field(
         "HS256", description="The only JWT algorithm the API accepts (HS256 secret or RS256 key).")
     api_jwt_secret: SecretStr | None = Field(
-        None, description="HS256 signing secret, >= 32 bytes. Dev mode falls back to a fixed dev secret.")
+        None, description="HS256 signing secret, >= 32 bytes. Dev mode falls back to a fixed dev secret; "
+        "without one outside dev mode the API answers 503.")
     api_jwt_public_key: SecretStr | None = Field(
         None, description="RS256 verification key (PEM). Required when the algorithm is RS256.")
     api_jwt_issuer: str | None = Field(None, description="Required `iss` claim, when set.")
-    api_jwt_audience: str | None = Field(None, description="Required `aud` claim, when set.")
+    api_jwt_audience: str | None = Field(
+        None, description="Required `aud` claim, when set; when unset, tokens with an `aud` are refused.")
     api_jwt_leeway_s: int = Field(10, ge=0, le=300, description="Clock skew tolerated on exp/nbf/iat.")
-    api_roles_claim: str = Field("roles", min_length=1, description="Claim holding the caller's roles.")
+    api_roles_claim: str = Field(
+        "roles", min_length=1, description="Claim holding the caller's roles: a list, or one "
+        "space-separated string.")
     api_max_body_bytes: int = Field(65_536, ge=1024, description="Larger request bodies answer 413.")
     api_stall_after_s: float = Field(
-        60.0, gt=0, description="A partition with lag and no commit for this long is reported stalled.")
+        60.0, gt=0, description="A partition with lag and no commit for this long is reported stalled "
+        "(`/pipeline/status` shows it).")
     api_redrive_timeout_s: float = Field(60.0, gt=0, description="Longest a DLQ redrive may scan.")
     api_jwt_max_ttl_s: int = Field(
         86_400, ge=60, description="Longest token lifetime accepted: exp - iat (exp - now without iat).")
@@ -154,14 +181,16 @@ class ApiSection(Section):
         20.0, gt=0, description="Sustained calls per second allowed per token subject (429 beyond).")
     api_burst_per_subject: int = Field(400, ge=1, description="Calls a subject may make at once.")
     api_rate_per_address: float = Field(
-        50.0, gt=0, description="Sustained calls per second allowed per client address (429 beyond).")
+        50.0, gt=0, description="Sustained calls per second allowed per client address (429 beyond), "
+        "checked before the token.")
     api_burst_per_address: int = Field(1000, ge=1, description="Calls an address may make at once.")
     api_heavy_concurrency: int = Field(
         2, ge=1, le=64, description="Analyses, redrives and API-started runs in flight at once (429 beyond).")
     api_max_header_bytes: int = Field(
         8192, ge=1024, le=65_536, description="A request header line or field larger than this answers 431.")
     warehouse_partitions_ahead: int = Field(
-        2, ge=0, le=24, description="Monthly partitions created ahead of the current month.")
+        2, ge=0, le=24, description="Monthly partitions created ahead of the current month (setup and "
+        "`/warehouse/optimize` create them).")
     warehouse_retention_months: int = Field(
         0, ge=0, description="Optimize detaches partitions older than this many months; 0 keeps all.")
 
@@ -266,7 +295,9 @@ class BatchSection(Section):
         None, description="Bearer token sent with OpenLineage events, when set.")
     openlineage_namespace: str = Field(
         "healthmate", min_length=1, description="OpenLineage job namespace of batch jobs and replays.")
-    etl_retry_initial_s: float = Field(1.0, gt=0, description="First ETL retry delay (doubles, jittered).")
+    etl_retry_initial_s: float = Field(
+        1.0, gt=0, description="First ETL retry delay; it doubles on each retry, and each delay is "
+        "multiplied by a random factor in [0.5, 1).")
     etl_retry_max_s: float = Field(60.0, gt=0, description="Largest ETL retry delay.")
     etl_http_timeout_s: float = Field(
         5.0, gt=0, description="Timeout of one webhook or OpenLineage POST; a failure never fails a job.")

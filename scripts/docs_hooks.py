@@ -1,11 +1,11 @@
 """MkDocs hooks (``hooks:`` in mkdocs.yml): the pages generated from the code at build time.
 
 - ``<!-- generated: settings -->`` in a page becomes the table of every ``HEALTHMATE_*``
-  setting, read from the ``Settings`` model (streams/config.py): the variable, its default,
-  what it accepts (type, choices, bounds) and its ``Field(description=…)``. A page may add
-  a note to a variable in its front matter (``notes: {HEALTHMATE_X: "…"}``), for what the
-  model's description does not say; a note naming no setting, or a setting with neither a
-  description nor a note, stops the build.
+  setting, read from the ``Settings`` model (its fields are declared in
+  streams/config_sections.py): the variable, its default, what it accepts (type, choices,
+  bounds) and its ``Field(description=…)``. A page may add a note to a variable in its front
+  matter (``notes: {HEALTHMATE_X: "…"}``), for a link the description cannot carry; a note
+  naming no setting, or a setting with neither a description nor a note, stops the build.
 - ``<!-- generated: secret-settings -->`` becomes the list of the secret settings (those that
   may come from a ``HEALTHMATE_<NAME>_FILE``).
 - ``contributing/benchmark.md`` is bench/README.md, which stays next to the code it describes.
@@ -144,8 +144,8 @@ def setting_docs(model: type[BaseModel], notes: dict[str, str] | None = None) ->
         variable = alias if isinstance(alias, str) else f"{prefix}{name.upper()}"
         meaning = " ".join(part for part in (field.description, notes.pop(variable, None)) if part)
         if not meaning:
-            raise ValueError(f"{variable} has no Field(description=…) in streams/config.py and no note "
-                             f"in docs/reference/settings.md: describe it")
+            raise ValueError(f"{variable} has no Field(description=…) in streams/config_sections.py "
+                             f"and no note in docs/reference/settings.md: describe it")
         accepts, secret = _accepts(field)
         docs.append(SettingDoc(sections.get(name, "General"), variable, _default(field), accepts,
                                meaning.replace("|", "\\|").replace("\n", " "), secret))

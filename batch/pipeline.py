@@ -40,6 +40,7 @@ from batch.targets import EARLIEST_OFFSET, LATEST_OFFSET, STREAK_LOOKBACK_DAYS, 
 from batch.transform import performance_rows
 from streams.domain.catalogue import DEFAULT_CATALOGUE
 from streams.domain.quality import DimensionCounts
+from streams.sink.erasure import hold_erasures
 
 DAILY = ("aggregated_health_metrics", "user_engagement")
 #: Targets built day by day from the day's readings, which the quality gate scores first.
@@ -194,6 +195,7 @@ class BatchPipeline:
             return 0
         loaded, self._steps = 0, (0, len(daily_days) * sum(t in DAILY for t in self.job.target_tables or ()))
         async with self.pool.acquire() as conn, conn.transaction():
+            await hold_erasures(conn, self.schema)  # an erased person's aggregates never come back
             await self._known_zones(conn)  # again: profiles may have changed since the gate
             for name in sorted(self.job.target_tables or ()):
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"etl:{self.schema}.{name}")

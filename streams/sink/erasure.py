@@ -14,6 +14,12 @@ every batch already writing, and deletes what they stored (a later statement, it
 rows); a batch that starts writing after the lock waits for the erasure to commit, and its
 check, a later statement in READ COMMITTED, then sees the new register entry. A profile upsert takes
 its lock with a statement of its own for the same reason (:data:`PROFILE_LOCK`).
+
+Derived tables (an ETL load computes them from the readings, in one transaction) are
+guarded by the register itself: the load first takes :data:`REGISTER_HOLD`, which conflicts
+with the erasure's insert into the register. A load that holds it first commits before the
+erasure's deletes start, and they delete what it wrote; a load that comes second waits for
+the erasure to commit, then reads readings that no longer hold the person's.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ REGISTER = "erasure_register"
 ERASURE_LOCK = "LOCK TABLE {s}.reading_events, {s}.user_profiles IN SHARE ROW EXCLUSIVE MODE"
 #: The tables an erasure deletes from only under :data:`ERASURE_LOCK`.
 GUARDED_TABLES = frozenset({"health_readings", "user_profiles"})
+#: First statement of an ETL load's transaction (see the module docstring). ``SHARE`` does not
+#: conflict with itself, so loads run side by side; only erasures and lifts wait for them.
+REGISTER_HOLD = "LOCK TABLE {s}.erasure_register IN SHARE MODE"
 #: First statement of a profile upsert's transaction.
 PROFILE_LOCK = "LOCK TABLE {s}.user_profiles IN ROW EXCLUSIVE MODE"
 
@@ -65,6 +74,12 @@ async def lock_writers(conn: asyncpg.Connection, schema: str) -> None:
     :data:`GUARDED_TABLES`: writes that started earlier have committed (and are deleted),
     later ones wait for the commit and then see the register entry."""
     await conn.execute(ERASURE_LOCK.replace("{s}", quote_ident(schema)))
+
+
+async def hold_erasures(conn: asyncpg.Connection, schema: str) -> None:
+    """:data:`REGISTER_HOLD`, as the first statement of a transaction that derives rows from
+    readings: no erasure commits between what it reads and what it writes."""
+    await conn.execute(REGISTER_HOLD.replace("{s}", quote_ident(schema)))
 
 
 async def lift_erasure(pool: asyncpg.Pool, schema: str, user_key: str) -> dict[str, object] | None:

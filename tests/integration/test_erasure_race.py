@@ -1,7 +1,8 @@
 """The erasure register against writes in flight, step by step (the lock order of
 streams/sink/erasure.py), on a real PostgreSQL: a write never stores a reading of a person
 after the erasure that names them commits, and an erasure deletes what a write committed
-before it. Plus the shared write path: refused readings are dead-lettered, the rest stored."""
+before it; an ETL load never writes back the aggregates of a person being erased. Plus the
+shared write path: refused readings are dead-lettered, the rest stored."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from batch.config import ETLJobConfig
+from batch.pipeline import BatchPipeline, day_bounds
+from batch.quality_gate import QualityTally
 from streams.domain import TRANSFORMATION_VERSION
 from streams.domain.profiles import UserProfile
 from streams.errors import RejectReason, SubjectsErased
@@ -91,6 +95,54 @@ async def test_an_erasure_deletes_what_a_write_in_flight_commits(pg_warehouse, p
     assert counts["health_readings"] == counts["reading_events"] == 1
     assert await _count(pg, s, ERASED) == 0
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.reading_events WHERE event_id = 'race-e-9'") == 0
+
+
+async def _waiting_on_lock(pg: asyncpg.Connection, query_start: str) -> bool:
+    """Whether a session whose current statement starts with ``query_start`` waits for a lock."""
+    return bool(await pg.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        query_start + "%"))
+
+
+async def _until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def test_an_etl_load_during_an_erasure_writes_no_aggregates_of_the_person(pg_warehouse, pg, pg_dsn
+                                                                                ) -> None:
+    warehouse = pg_warehouse
+    s = quote_ident(warehouse.schema)
+    await warehouse.write_batch("g", [reading(1, ERASED), reading(2, OTHER)], [], {("raw", 0): 3})
+    writer = await asyncpg.connect(pg_dsn)
+    try:
+        # A batch mid-write holds the erasure at its writers' lock: it has entered the person in
+        # the register and deleted the derived rows, not yet the readings.
+        tx = writer.transaction()
+        await tx.start()
+        await writer.execute(f"LOCK TABLE {s}.reading_events IN ROW EXCLUSIVE MODE")
+        erase = asyncio.ensure_future(erase_subject(warehouse.pool, warehouse.schema, ERASED,
+                                                    erased_by="dpo", request_id="r-etl"))
+        await _until(lambda: _waiting_on_lock(pg, f"LOCK TABLE {s}.reading_events"))
+        job = ETLJobConfig(job_name="erasure race", source_tables=["health_metrics"],
+                           target_tables=["aggregated_health_metrics"], data_quality_threshold=0.0)
+        days = day_bounds(NOW - timedelta(days=1), NOW + timedelta(seconds=1))
+        pipeline = BatchPipeline(warehouse.pool, warehouse.schema, job, QualityTally())
+        etl = asyncio.ensure_future(pipeline.run(days))
+
+        async def loaded_or_held() -> bool:
+            return etl.done() or await _waiting_on_lock(pg, f"LOCK TABLE {s}.erasure_register")
+
+        await _until(loaded_or_held)
+        await tx.commit()
+        await erase
+        await etl
+    finally:
+        await writer.close()
+    rows = await pg.fetch(f"SELECT user_key FROM {s}.aggregated_health_metrics")
+    assert [r["user_key"] for r in rows] == [OTHER]
 
 
 async def test_the_shared_write_path_dead_letters_erased_readings_and_stores_the_rest(pg_warehouse, pg

@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     if not any(a.startswith(("-l", "--loglevel")) for a in argv):
         argv += ["-l", settings.log_level]
     sys.argv = [sys.argv[0], *argv]
+    from streams.heap import settle_heap
+
+    settle_heap()  # the app is built: what exists now lives as long as the process
     app.main()
 
 

@@ -11,7 +11,6 @@ would stop reading connections at once and cut such a request.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import ssl
@@ -20,6 +19,7 @@ import time
 from aiohttp import web
 
 from streams.config import Settings
+from streams.heap import settle_heap
 from web.gateway.app import GATEWAY, create_gateway
 
 log = logging.getLogger("healthmate.gateway")
@@ -46,14 +46,8 @@ async def _serve(settings: Settings) -> None:
     runner = web.AppRunner(app, access_log=None, auto_decompress=False,
                            shutdown_timeout=settings.gateway_shutdown_grace_s)
     await runner.setup()
-    # Everything alive now (modules, the FHIR models, the catalogue, the producer) lives as
-    # long as the process: out of the collector's sight, a full collection no longer scans
-    # ~90 000 objects (60 ms and more on a busy machine: the p99 latency at half load).
-    gc.collect()
-    gc.freeze()
-    # Requests leave little cyclic garbage (reference counting frees the rest): collect the
-    # young generations 70x less often (p99 at half load 38-55 ms -> 17-23 ms in make bench).
-    gc.set_threshold(50_000, 20, 20)
+    # gc.freeze() and rarer young collections: p99 at half load 38-55 ms -> 17-23 ms in make bench.
+    settle_heap()
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
                        ssl_context=tls_context(settings))
     await site.start()

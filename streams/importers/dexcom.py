@@ -55,7 +55,7 @@ _SKIPPED_EVENTS = {"firstname": "patient_info", "lastname": "patient_info", "dat
 def read_dexcom(stream: BinaryIO, name: str, ctx: ImportContext) -> Iterator[Item]:
     """Glucose readings of a Clarity export (see the module docstring)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    first = text.readline()
+    first = text.readline(1 << 16)  # a header is short; a file without lines is no export
     delimiter = ";" if first.count(";") > first.count(",") else ","
     rows = csv.reader(itertools.chain([first], text), delimiter=delimiter)
     try:

@@ -13,7 +13,8 @@ the header (``Glucose Value (mg/dL)`` or ``(mmol/L)``).
   (2.2 mmol/L) for Low and 400 mg/dL (22.2 mmol/L) for High, with metadata
   ``{"censored": "below"}`` / ``{"censored": "above"}``: the true value is at most (at least)
   that. Aggregates count them; a consumer that needs the exact value must read the flag.
-- Patient rows (``FirstName``, ``LastName``, ``DateOfBirth``), ``Device``, ``Alert``
+- Patient rows (``FirstName``, ``LastName``, ``DateOfBirth``, a clinic's
+  ``PatientIdentifier``), ``Device``, ``Alert``
   (thresholds, not readings), ``Calibration``, ``Insulin``, ``Carbs``, ``Exercise`` and
   ``Health`` rows are counted as skipped, never published, never logged.
 - Times are the receiver's naive local wall clock: they are read in ``ctx.zone`` (a file
@@ -47,6 +48,7 @@ _WALL = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)
 #: The sensor's range in each unit: (Low, High) published values.
 CENSORED_BOUNDS = {"mg/dL": (40.0, 400.0), "mmol/L": (2.2, 22.2)}
 _SKIPPED_EVENTS = {"firstname": "patient_info", "lastname": "patient_info", "dateofbirth": "patient_info",
+                   "patientidentifier": "patient_info",  # a clinic's export: the patient's id
                    "device": "device_info", "alert": "dexcom_alert", "calibration": "dexcom_calibration",
                    "insulin": "dexcom_insulin", "carbs": "dexcom_carbs", "exercise": "dexcom_exercise",
                    "health": "dexcom_health"}

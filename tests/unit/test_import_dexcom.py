@@ -118,6 +118,14 @@ def test_patient_rows_never_leave_the_reader() -> None:
     assert skipped["patient_info"] == 3
 
 
+def test_a_clinics_patient_identifier_row_is_counted_as_patient_info() -> None:
+    data = dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]).replace(
+        b"\r\n1,", b"\r\n0,,PatientIdentifier,,WITHINGS-ACC-5550123,,,,,,,\r\n1,", 1)
+    readings, skipped = _read(data)
+    assert skipped == Counter({"patient_info": 4}) and len(readings) == 1
+    assert b"WITHINGS-ACC-5550123" in data and "WITHINGS-ACC-5550123" not in orjson.dumps(readings).decode()
+
+
 def test_a_csv_that_is_not_a_clarity_export_is_refused() -> None:
     with pytest.raises(ImportFileError, match="not a Dexcom Clarity export"):
         _read(b"date,steps\n2024-05-01,1200\n")

@@ -1,6 +1,8 @@
 """Dexcom Clarity CSV export -> blood glucose readings of our wire form. Pure and streaming.
 
-Both exports are read by their header names, whatever the column order: the older unquoted
+Both exports are read by their header names, whatever the column order (and whatever the
+delimiter: a spreadsheet in a locale with a decimal comma saves the file back with
+semicolons, which the header line tells): the older unquoted
 one (``Index, Timestamp (YYYY-MM-DDThh:mm:ss), Event Type, Event Subtype, Patient Info,
 Device Info, Source Device ID, Glucose Value (mg/dL), …``) and the newer quoted one that adds
 ``Transmitter Time (Long Integer)`` and ``Transmitter ID``. The glucose unit is the one in
@@ -11,11 +13,14 @@ the header (``Glucose Value (mg/dL)`` or ``(mmol/L)``).
   (2.2 mmol/L) for Low and 400 mg/dL (22.2 mmol/L) for High, with metadata
   ``{"censored": "below"}`` / ``{"censored": "above"}``: the true value is at most (at least)
   that. Aggregates count them; a consumer that needs the exact value must read the flag.
-- Patient rows (``FirstName``, ``LastName``, ``DateOfBirth``), ``Device``, ``Alert``
+- Patient rows (``FirstName``, ``LastName``, ``DateOfBirth``, a clinic's
+  ``PatientIdentifier``), ``Device``, ``Alert``
   (thresholds, not readings), ``Calibration``, ``Insulin``, ``Carbs``, ``Exercise`` and
   ``Health`` rows are counted as skipped, never published, never logged.
 - Times are the receiver's naive local wall clock: they are read in ``ctx.zone`` (a file
-  with glucose rows and no zone is refused, never read as UTC). At the autumn change a wall
+  with glucose rows and no zone is refused, never read as UTC). ``2016-10-24T11:24:17`` and
+  the spellings a spreadsheet writes back (``2016-10-24 1:24:17``, ``2016-10-24 01:24``) are
+  read; any other row is counted ``unreadable_time``. At the autumn change a wall
   time occurs twice: the transmitter's clock (``Transmitter Time``, seconds, monotonic) picks
   the right one when the export has it, else the order of the rows does (readings go
   forward). A wall time that does not exist (the spring gap) is read with the offset before
@@ -26,6 +31,8 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
+import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -35,9 +42,13 @@ from streams.importers.text import without_owner
 
 __all__ = ["CENSORED_BOUNDS", "read_dexcom"]
 
+#: A receiver time: date, then a one- or two-digit hour, minutes and optional seconds.
+_WALL = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?")
+
 #: The sensor's range in each unit: (Low, High) published values.
 CENSORED_BOUNDS = {"mg/dL": (40.0, 400.0), "mmol/L": (2.2, 22.2)}
 _SKIPPED_EVENTS = {"firstname": "patient_info", "lastname": "patient_info", "dateofbirth": "patient_info",
+                   "patientidentifier": "patient_info",  # a clinic's export: the patient's id
                    "device": "device_info", "alert": "dexcom_alert", "calibration": "dexcom_calibration",
                    "insulin": "dexcom_insulin", "carbs": "dexcom_carbs", "exercise": "dexcom_exercise",
                    "health": "dexcom_health"}
@@ -46,7 +57,9 @@ _SKIPPED_EVENTS = {"firstname": "patient_info", "lastname": "patient_info", "dat
 def read_dexcom(stream: BinaryIO, name: str, ctx: ImportContext) -> Iterator[Item]:
     """Glucose readings of a Clarity export (see the module docstring)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="replace", newline="")
-    rows = csv.reader(text)
+    first = text.readline(1 << 16)  # a header is short; a file without lines is no export
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    rows = csv.reader(itertools.chain([first], text), delimiter=delimiter)
     try:
         header = next(rows)
     except StopIteration:
@@ -124,9 +137,8 @@ class _Clock:
     def instant(self, text: str, tx_time: int | None, tx_id: str, line: int) -> datetime | None:
         if self.zone is None:
             raise ImportFileError("the times are local without an offset: give the zone (--zone)")
-        try:
-            wall = datetime.fromisoformat(text.replace(" ", "T"))
-        except ValueError:
+        wall = _wall_clock(text)
+        if wall is None:
             return None
         if wall.tzinfo is not None:
             return wall
@@ -151,3 +163,18 @@ class _Clock:
     def _anchor(self, tx_time: int | None, tx_id: str, instant: datetime) -> None:
         if tx_time is not None:
             self.anchor = (tx_id, tx_time, instant)
+
+
+def _wall_clock(text: str) -> datetime | None:
+    """A receiver time as a (naive) datetime, or None when it is not one (module docstring)."""
+    match = _WALL.fullmatch(text)
+    if match is None:
+        try:  # an offset written in the file, or another ISO-8601 spelling
+            return datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    day, hour, minute, second = match.groups()
+    try:
+        return datetime.fromisoformat(f"{day}T{int(hour):02d}:{minute}:{second or '00'}")
+    except ValueError:
+        return None

@@ -36,11 +36,13 @@ READERS: dict[str, Reader] = {
 
 def detect(name: str, head: bytes) -> str | None:
     """The format of an entry named ``name`` starting with ``head`` (see the module doc)."""
-    path = name.replace("\\", "/").lower()
-    base = path.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    path = name.replace("\\", "/")
+    file_name = path.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    base = file_name.lower()
     if is_fit(name, head):
         return "fit"
-    if is_fitbit(base, head) or (base.endswith(".json") and "/fitbit/" in f"/{path}"):
+    # Fitbit names keep their case: "Minute SpO2 - ….csv" is told from other CSVs by it.
+    if is_fitbit(file_name, head) or (base.endswith(".json") and "/fitbit/" in f"/{path.lower()}"):
         return "fitbit"
     if base.endswith(".json"):
         return None

@@ -14,17 +14,28 @@ from pathlib import Path
 
 from streams.errors import ImportRefused
 from streams.importers.archive import ArchiveLimits, entries
+from streams.importers.fitbit import fitbit_kind
 from streams.importers.formats import detect
 from streams.importers.xmlclean import MAX_PROLOG_BYTES, check_prolog
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+_SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
+_VENDOR_NAMES = frozenset({"export.xml", "export.zip"})
 
 
 def spool_name(filename: str | None) -> str:
-    """The name an upload is spooled under: the client's base name when it is plain (it
-    helps detection, e.g. ``heart_rate-2024-01-01.json``), else ``upload``."""
+    """The name an upload is spooled under, which its import status shows.
+
+    Only what detection needs is kept: a name that says the format (``export.xml``, a Fitbit
+    Takeout name such as ``heart_rate-2024-01-01.json``) whole, any other name as ``upload``
+    with its suffix. Vendors put the person in their file names (Clarity writes
+    ``CLARITY_Export_<last name>_<first name>_….csv``), which must not reach the status."""
     base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return base if _SAFE_NAME.fullmatch(base) and ".." not in base else "upload"
+    plain = _SAFE_NAME.fullmatch(base) is not None and ".." not in base
+    if plain and (base.lower() in _VENDOR_NAMES or fitbit_kind(base) is not None):
+        return base
+    suffix = base[base.rfind("."):] if "." in base else ""
+    return "upload" + suffix.lower() if _SAFE_SUFFIX.fullmatch(suffix) else "upload"
 
 
 def inspect_upload(path: Path, limits: ArchiveLimits, fmt: str = "auto") -> list[str]:

@@ -118,6 +118,14 @@ def test_patient_rows_never_leave_the_reader() -> None:
     assert skipped["patient_info"] == 3
 
 
+def test_a_clinics_patient_identifier_row_is_counted_as_patient_info() -> None:
+    data = dexcom_csv([("2024-05-01T08:00:00", "EGV", "110")]).replace(
+        b"\r\n1,", b"\r\n0,,PatientIdentifier,,WITHINGS-ACC-5550123,,,,,,,\r\n1,", 1)
+    readings, skipped = _read(data)
+    assert skipped == Counter({"patient_info": 4}) and len(readings) == 1
+    assert b"WITHINGS-ACC-5550123" in data and "WITHINGS-ACC-5550123" not in orjson.dumps(readings).decode()
+
+
 def test_a_csv_that_is_not_a_clarity_export_is_refused() -> None:
     with pytest.raises(ImportFileError, match="not a Dexcom Clarity export"):
         _read(b"date,steps\n2024-05-01,1200\n")
@@ -129,3 +137,19 @@ def test_an_owners_name_in_the_device_column_is_dropped() -> None:
     )
     readings, _ = _read(data)
     assert [r["device_id"] for r in readings] == ["iPhone"]
+
+
+def test_a_file_saved_back_by_a_spreadsheet_is_read_whole() -> None:
+    """A spreadsheet in a decimal-comma locale saves the export back with semicolons, and
+    writes its times without the leading zero of the hour or without seconds. Every row is
+    read; before, the file was refused and the hours 0-9 of each day were lost."""
+    rows = [("2024-05-01 0:05:00", "EGV", "5.6"), ("2024-05-01 9:10", "EGV", "Low"),
+            ("2024-05-01 13:15:00", "EGV", "10.1"), ("01.05.2024 14:00", "EGV", "6.0")]
+    text = dexcom_csv(rows, unit="mmol/L").decode("utf-8-sig").replace(",", ";").replace(".", ",")
+    readings, skipped = _read(text.encode("utf-8-sig"))
+    assert [(r["timestamp"], r["value"], r["unit"]) for r in readings] == [
+        ("2024-05-01T00:05:00-04:00", 5.6, "mmol/L"),
+        ("2024-05-01T09:10:00-04:00", 2.2, "mmol/L"),
+        ("2024-05-01T13:15:00-04:00", 10.1, "mmol/L"),
+    ]
+    assert skipped == Counter({"patient_info": 3, "unreadable_time": 1})  # a day-first date is not guessed

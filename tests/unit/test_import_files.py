@@ -31,6 +31,11 @@ LIMITS = ArchiveLimits(max_total_bytes=8 << 20, max_ratio=50, max_entries=100)
         ("Takeout/Fitbit/Global Export Data/calories-2024-01-01.json", b"[", "fitbit"),
         ("resting_heart_rate-2023-03-02.json", b"[", "fitbit"),
         ("heart_rate-2024-02-28.json", b"[", "fitbit"),
+        ("Takeout/Fitbit/Oxygen Saturation (SpO2)/Minute SpO2 - 2024-01-15.csv", b"timestamp,value\n",
+         "fitbit"),
+        ("takeout.zip:Takeout/Fitbit/Oxygen Saturation (SpO2)/Daily SpO2 - 2024-01-01-2024-01-31.csv",
+         b"\xef\xbb\xbftimestamp,average_value,lower_bound,upper_bound\n", "fitbit"),
+        ("Takeout/Fitbit/Your Profile/Profile.csv", b"id,full_name,first_name\n", None),
         ("package.json", b"{", None),
         ("apple_health_export/export.xml", b"<?xml", "apple"),
         ("apple_health_export/export_cda.xml", b"<?xml version='1.0'?><ClinicalDocument>", None),
@@ -96,8 +101,18 @@ def test_uploads_refuse_xml_bombs_and_unknown_files(tmp_path: Path) -> None:
     with pytest.raises(ImportRefused) as refused:
         inspect_upload(other, LIMITS)
     assert refused.value.kind == "unknown_format"
-    assert spool_name("../../Henriette’s export.zip") == "upload"
+    assert spool_name("../../Henriette’s export.zip") == "upload.zip"
     assert spool_name("heart_rate-2024-01-01.json") == "heart_rate-2024-01-01.json"
+    assert spool_name("Minute SpO2 - 2024-01-15.csv") == "upload.csv"  # a space: not plain
+    assert spool_name("export.xml") == "export.xml"
+
+
+def test_an_uploads_spooled_name_never_carries_the_person_named_in_it() -> None:
+    """Clarity names its export after the patient; the spooled name is shown in the status."""
+    assert spool_name("CLARITY_Export_Vanderbilt-Okafor_Henriette_001_2024-11-05_093810.csv") == "upload.csv"
+    assert spool_name("henriette.v@example.org_1234567.fit") == "upload.fit"
+    assert spool_name("Henriette-Takeout") == "upload"
+    assert spool_name("weight-2024-01-01.json") == "weight-2024-01-01.json"
 
 
 def test_envelopes_respect_the_reading_and_byte_bounds_and_group_by_device() -> None:

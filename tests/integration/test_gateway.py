@@ -257,3 +257,21 @@ async def test_not_ready_until_its_topic_exists(kafka_bootstrap, unique_name, cr
     finally:
         assert process.stop() == 0, process.log_tail()
     assert "not available" in process.log_tail()
+
+
+async def test_a_subject_that_is_not_text_is_refused_and_the_gateway_keeps_serving(gateway,
+                                                                                  pipeline_settings):
+    """A token whose ``sub`` holds a lone surrogate (valid JSON, ``"\\ud800"``) was a 500 with
+    aiohttp's plain-text page: the subject could be neither sent on nor pseudonymised."""
+    now = int(time.time())
+    claims = {"sub": "alice-\ud800", "roles": ["producer"], "iss": "hm-tests", "aud": "hm-ingest",
+              "iat": now, "exp": now + 600}
+    surrogate = jwt.encode(claims, SECRET, "HS256")
+    reading = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+                      "source": "fitbit"})
+    status, answer, _ = await post(gateway.url, reading, surrogate)
+    assert (status, answer["message"]) == (401, "invalid token subject"), answer
+    assert sum((await end_offsets(pipeline_settings.kafka_bootstrap,
+                                  pipeline_settings.raw_topic)).values()) == 0
+    assert (await post(gateway.url, reading, token(pipeline_settings)))[0] == 202
+    assert "Traceback" not in gateway.log_tail(100_000)

@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
+from gateway_support import INGEST as INGEST_PATH
 from gateway_support import GatewayProcess, running_gateway
 from pipeline_support import end_offsets, read_topic, wait_until_caught_up
 from pydantic import SecretStr
@@ -271,7 +272,50 @@ async def test_a_subject_that_is_not_text_is_refused_and_the_gateway_keeps_servi
                       "source": "fitbit"})
     status, answer, _ = await post(gateway.url, reading, surrogate)
     assert (status, answer["message"]) == (401, "invalid token subject"), answer
-    assert sum((await end_offsets(pipeline_settings.kafka_bootstrap,
-                                  pipeline_settings.raw_topic)).values()) == 0
+    assert await _raw_topic_size(pipeline_settings) == 0
     assert (await post(gateway.url, reading, token(pipeline_settings)))[0] == 202
     assert "Traceback" not in gateway.log_tail(100_000)
+
+
+async def _raw_topic_size(settings: Settings) -> int:
+    return sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values())
+
+
+async def _raw_answer(gateway: GatewayProcess, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(request)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)  # the gateway closes after a refusal
+    writer.close()
+    return int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2]
+
+
+async def test_requests_the_parser_refuses_answer_json_and_never_quote_the_token(gateway, pipeline_settings):
+    """aiohttp's own answer quoted the start of the refused line: the bearer token, whose
+    payload is the user id in base64."""
+    bearer = mint_token(settings_for_tokens(pipeline_settings), subject="PHI-henriette", roles=["producer"],
+                        ttl_s=600)
+    padded = bearer + "A" * 9000  # a header field over HEALTHMATE_API_MAX_HEADER_BYTES
+    head = "POST /ingest/v1/readings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    cases = {
+        "header too large": (f"{head}Authorization: Bearer {padded}\r\nContent-Length: 2\r\n\r\n{{}}", 431,
+                             "headers_too_large"),
+        "bare LF": (f"{head}Authorization: Bearer {bearer}\r\nContent-Length: 2\r\n\r\n{{}}"
+                    .replace("\r\n", "\n"), 400, "malformed_http"),
+        "two lengths": (f"{head}Authorization: Bearer {bearer}\r\nContent-Length: 2\r\n"
+                        "Content-Length: 2\r\n\r\n{}", 400, "malformed_http"),
+    }
+    for name, (request, status, reason) in cases.items():
+        got, body = await _raw_answer(gateway, request.encode())
+        answer = json.loads(body)
+        assert (got, answer["reason"]) == (status, reason), (name, body)
+        assert bearer[:20] not in body.decode() and "Bearer" not in body.decode(), name
+    for method, path, status in (("GET", "/ingest/v1/nowhere", 404), ("DELETE", INGEST_PATH, 405)):
+        got, body = await _raw_answer(gateway, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                               "Connection: close\r\n\r\n".encode())
+        assert got == status and json.loads(body)["request_id"], body
+    assert await _raw_topic_size(pipeline_settings) == 0
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
+        text = await response.text()
+    assert 'healthmate_gateway_refusals_total{reason="headers_too_large"} 1.0' in text
+    assert 'healthmate_gateway_refusals_total{reason="malformed_http"} 2.0' in text

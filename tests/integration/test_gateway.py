@@ -319,3 +319,22 @@ async def test_requests_the_parser_refuses_answer_json_and_never_quote_the_token
         text = await response.text()
     assert 'healthmate_gateway_refusals_total{reason="headers_too_large"} 1.0' in text
     assert 'healthmate_gateway_refusals_total{reason="malformed_http"} 2.0' in text
+
+
+async def test_a_client_that_leaves_mid_body_is_a_counted_refusal_not_a_fault(gateway, pipeline_settings):
+    """It was logged as an ERROR with a traceback and counted as a 503 'unavailable': closing
+    500 slow connections wrote 500 tracebacks, and looked like a Kafka outage."""
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Authorization: Bearer {token(pipeline_settings)}\r\nContent-Length: 1000\r\n\r\n"
+                     '{"metric": "heart_rate"'.encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+    await asyncio.sleep(0.5)
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
+        text = await response.text()
+    assert 'healthmate_gateway_refusals_total{reason="body_incomplete"} 3.0' in text
+    assert "Traceback" not in gateway.log_tail(100_000) and 'reason="unavailable"' not in text
+    assert await _raw_topic_size(pipeline_settings) == 0

@@ -35,6 +35,7 @@ from streams.rules import rules_from_settings
 from web.auth import Permission, Principal, TokenVerifier
 from web.errors import (
     ApiError,
+    BadRequest,
     Forbidden,
     MethodNotAllowed,
     NotFound,
@@ -117,6 +118,9 @@ class Gateway:
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"the body is larger than {self.settings.gateway_max_body_bytes} bytes",
                                   reason="body_too_large") from None
+        except ConnectionResetError:  # the client went away mid-body: a refusal, not a fault
+            raise BadRequest("the connection closed before the body ended",
+                             reason="body_incomplete") from None
         documents = read_documents(body, request.headers.get("Content-Type", ""),
                                    request.headers.get("Content-Encoding", ""), self.limits)
         any_user = principal.may(Permission.INGEST_ANY_USER)

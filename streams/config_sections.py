@@ -213,6 +213,9 @@ class ImportSection(Section):
         100_000, ge=1, description="A zip with more entries is refused.")
     import_concurrency: int = Field(
         1, ge=1, le=8, description="Uploaded imports the worker runs at once (429 beyond).")
+    import_idle_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="An upload whose body stops arriving for this long answers 408 "
+        "and is deleted (a stalled client would hold an import slot).")
 
 
 class GatewaySection(Section):

@@ -10,7 +10,9 @@ Contract of :meth:`TokenVerifier.verify`:
   ``aud``, ``""`` or ``[]`` or a list with an empty member, is always rejected);
 - the lifetime is bounded by ``HEALTHMATE_API_JWT_MAX_TTL_S``: ``exp - iat``, or
   ``exp - now`` for a token without ``iat``, may not exceed it (plus the leeway);
-- keys are never fetched from the token (``jku``/``x5u``/``kid`` are ignored).
+- keys are never fetched from the token (``jku``/``x5u``/``kid`` are ignored);
+- ``sub`` is a string of 1-256 characters, not only blanks, and text that UTF-8 can encode
+  (a lone surrogate, ``"\\ud800"``, is refused: it can be neither pseudonymised nor sent on).
 
 It raises :class:`Unauthenticated` with a short reason that never echoes the token.
 Roles come from the ``HEALTHMATE_API_ROLES_CLAIM`` claim (a list or one string); unknown
@@ -28,6 +30,7 @@ from enum import StrEnum
 import jwt
 
 from streams.config import Settings
+from streams.domain.text import is_utf8
 from web.errors import ApiUnavailable, Unauthenticated
 
 
@@ -146,7 +149,7 @@ class TokenVerifier:
             raise Unauthenticated("invalid token") from None
         self._check_claims(claims, time.time() if now is None else now)
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.strip() or len(subject) > 256:
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > 256 or not is_utf8(subject):
             raise Unauthenticated("invalid token subject")
         jti = claims.get("jti")
         return Principal(subject=subject, roles=_roles(claims.get(self.roles_claim)),

@@ -24,10 +24,10 @@ from urllib.parse import unquote
 
 import orjson
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import LineTooLong
 
 from web.api import API_PREFIX
-from web.errors import ApiError, BadRequest, HeadersTooLarge, MethodNotAllowed, NotFound, TooManyRequests
+from web.errors import ApiError, MethodNotAllowed, NotFound, TooManyRequests
+from web.guarded import BareResponse, parser_refusal
 
 if TYPE_CHECKING:
     from web.api import Api
@@ -91,9 +91,7 @@ class Edge:
     async def bad_request(self, exc: BaseException) -> web.Response:
         """The answer to a request the HTTP parser refused (no route, no request data)."""
         log.info("refused a malformed HTTP request: %s", type(exc).__name__)  # never the request itself
-        error: ApiError = (HeadersTooLarge("a request line or header field is too large")
-                           if isinstance(exc, LineTooLong) or "Too many headers" in str(exc)
-                           else BadRequest("malformed HTTP request"))
+        error = parser_refusal(exc)
         response = await self.answer(error, action="http.bad_request", principal=None, target=None,
                                      response_class=BareResponse)
         for name, value in SECURITY_HEADERS.items():
@@ -111,14 +109,6 @@ class Edge:
         self.api.metrics.api_requests.labels(UNMATCHED_ROUTE, str(error.status)).inc()
         return response_class(body=orjson.dumps(error.body(request_id)), status=error.status,
                               content_type="application/json", headers=headers)
-
-
-class BareResponse(web.Response):
-    """A response without a ``Server`` header even where no ``on_response_prepare`` runs."""
-
-    async def _prepare_headers(self) -> None:
-        await super()._prepare_headers()
-        self.headers.popall(hdrs.SERVER, None)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -57,6 +57,10 @@ class NotFound(ApiError):
     status, code, outcome = 404, "not_found", "not_found"
 
 
+class RequestTimeout(ApiError):
+    status, code, outcome = 408, "request_timeout", "invalid"
+
+
 class Conflict(ApiError):
     status, code, outcome = 409, "conflict", "conflict"
 

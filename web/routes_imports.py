@@ -10,6 +10,8 @@ status. Answers, in this order:
 - 422 for bad parameters (no user id, an unknown zone);
 - 413 when the body is over ``HEALTHMATE_IMPORT_MAX_UPLOAD_BYTES`` (by its Content-Length,
   or as soon as the streamed body passes it) or is a zip bomb;
+- 408 when the body stops arriving for ``HEALTHMATE_IMPORT_IDLE_TIMEOUT_S`` (a stalled
+  client would otherwise hold an import slot for as long as it keeps the connection open);
 - 422 for a nested archive, an entry path that leaves the archive, an XML bomb;
 - 415 when nothing in it is of a known format;
 - else 202 with the import id and ``Location``; the import runs in the background
@@ -30,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from pydantic import Field
 
+from streams.domain.text import is_utf8
 from streams.errors import ImportFileError, ImportRefused
 from streams.importers.base import ImportContext
 from streams.importers.formats import FORMATS
@@ -37,7 +40,7 @@ from streams.importers.run import archive_limits
 from streams.importers.upload import inspect_upload, spool_name
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
-from web.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, TooManyRequests
+from web.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests
 from web.imports import ImportJobs, ImportStatus
 
 __all__ = ["ROUTES", "ImportJobs"]
@@ -106,9 +109,9 @@ def jobs(api: Api) -> ImportJobs:
 def _context(request: web.Request, query: ImportQuery) -> ImportContext:
     user_id = request.headers.get(USER_HEADER, "")
     problems = []
-    if not user_id.strip() or len(user_id) > 256 or _CONTROL.search(user_id):
-        problems.append({"loc": ["header", USER_HEADER], "msg": "1-256 characters, no control characters",
-                         "type": "value_error"})
+    if not user_id.strip() or len(user_id) > 256 or _CONTROL.search(user_id) or not is_utf8(user_id):
+        problems.append({"loc": ["header", USER_HEADER], "type": "value_error",
+                         "msg": "1-256 characters of UTF-8, no control characters"})
     zone = None
     if query.zone is not None:
         try:
@@ -139,7 +142,7 @@ async def create(api: Api, call: Call) -> Reply:
     service.receiving += 1
     try:
         path = folder / spool_name(query.filename)
-        size = await _receive(request, path, limit)
+        size = await _receive(request, path, limit, api.settings.import_idle_timeout_s)
         try:
             formats = await asyncio.to_thread(inspect_upload, path, archive_limits(api.settings),
                                               query.format)
@@ -159,11 +162,14 @@ async def create(api: Api, call: Call) -> Reply:
                   "bytes": size, "location": location}, status=202, headers={"Location": location})
 
 
-async def _receive(request: web.Request, path: Any, limit: int) -> int:
+async def _receive(request: web.Request, path: Any, limit: int, idle_s: float) -> int:
     size = 0
     with path.open("xb") as out:
         while True:
-            chunk = await request.content.read(_CHUNK)
+            try:
+                chunk = await asyncio.wait_for(request.content.read(_CHUNK), idle_s)
+            except TimeoutError:
+                raise RequestTimeout(f"no upload data for {idle_s:g} seconds; send the file again") from None
             if not chunk:
                 return size
             size += len(chunk)
@@ -193,9 +199,10 @@ ROUTES = [
     Route("POST", "/imports", "imports.create",
           "Upload a vendor export (the body is the file) for the user in `X-User-Id`; 202 with the "
           "import id and Location. Refused: over the size limit or a zip bomb (413), a nested archive, "
-          "an entry path leaving the archive or an XML bomb (422), no known format (415).",
+          "an entry path leaving the archive or an XML bomb (422), no known format (415), the body "
+          "stopped arriving (408).",
           create, Permission.IMPORT, query_model=ImportQuery, status=202, tag="imports",
-          errors=(415, 429), headers=("Location",), stream_body=True, response=ImportAccepted,
+          errors=(408, 415, 429), headers=("Location",), stream_body=True, response=ImportAccepted,
           request_headers=((USER_HEADER, "Whose data this is (pseudonymised before any record)."),)),
     Route("GET", "/imports/{import_id}", "imports.get",
           "An upload's progress (bytes read of total) and, per file, the import summary.",

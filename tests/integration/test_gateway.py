@@ -20,6 +20,7 @@ from pathlib import Path
 import aiohttp
 import jwt
 import pytest
+from gateway_support import INGEST as INGEST_PATH
 from gateway_support import GatewayProcess, running_gateway
 from pipeline_support import end_offsets, read_topic, wait_until_caught_up
 from pydantic import SecretStr
@@ -257,3 +258,83 @@ async def test_not_ready_until_its_topic_exists(kafka_bootstrap, unique_name, cr
     finally:
         assert process.stop() == 0, process.log_tail()
     assert "not available" in process.log_tail()
+
+
+async def test_a_subject_that_is_not_text_is_refused_and_the_gateway_keeps_serving(gateway,
+                                                                                  pipeline_settings):
+    """A token whose ``sub`` holds a lone surrogate (valid JSON, ``"\\ud800"``) was a 500 with
+    aiohttp's plain-text page: the subject could be neither sent on nor pseudonymised."""
+    now = int(time.time())
+    claims = {"sub": "alice-\ud800", "roles": ["producer"], "iss": "hm-tests", "aud": "hm-ingest",
+              "iat": now, "exp": now + 600}
+    surrogate = jwt.encode(claims, SECRET, "HS256")
+    reading = ndjson({"metric": "heart_rate", "value": 60, "unit": "bpm", "timestamp": "2026-01-01T00:00:00Z",
+                      "source": "fitbit"})
+    status, answer, _ = await post(gateway.url, reading, surrogate)
+    assert (status, answer["message"]) == (401, "invalid token subject"), answer
+    assert await _raw_topic_size(pipeline_settings) == 0
+    assert (await post(gateway.url, reading, token(pipeline_settings)))[0] == 202
+    assert "Traceback" not in gateway.log_tail(100_000)
+
+
+async def _raw_topic_size(settings: Settings) -> int:
+    return sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values())
+
+
+async def _raw_answer(gateway: GatewayProcess, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(request)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 30)  # the gateway closes after a refusal
+    writer.close()
+    return int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2]
+
+
+async def test_requests_the_parser_refuses_answer_json_and_never_quote_the_token(gateway, pipeline_settings):
+    """aiohttp's own answer quoted the start of the refused line: the bearer token, whose
+    payload is the user id in base64."""
+    bearer = mint_token(settings_for_tokens(pipeline_settings), subject="PHI-henriette", roles=["producer"],
+                        ttl_s=600)
+    padded = bearer + "A" * 9000  # a header field over HEALTHMATE_API_MAX_HEADER_BYTES
+    head = "POST /ingest/v1/readings HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    cases = {
+        "header too large": (f"{head}Authorization: Bearer {padded}\r\nContent-Length: 2\r\n\r\n{{}}", 431,
+                             "headers_too_large"),
+        "bare LF": (f"{head}Authorization: Bearer {bearer}\r\nContent-Length: 2\r\n\r\n{{}}"
+                    .replace("\r\n", "\n"), 400, "malformed_http"),
+        "two lengths": (f"{head}Authorization: Bearer {bearer}\r\nContent-Length: 2\r\n"
+                        "Content-Length: 2\r\n\r\n{}", 400, "malformed_http"),
+    }
+    for name, (request, status, reason) in cases.items():
+        got, body = await _raw_answer(gateway, request.encode())
+        answer = json.loads(body)
+        assert (got, answer["reason"]) == (status, reason), (name, body)
+        assert bearer[:20] not in body.decode() and "Bearer" not in body.decode(), name
+    for method, path, status in (("GET", "/ingest/v1/nowhere", 404), ("DELETE", INGEST_PATH, 405)):
+        got, body = await _raw_answer(gateway, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                               "Connection: close\r\n\r\n".encode())
+        assert got == status and json.loads(body)["request_id"], body
+    assert await _raw_topic_size(pipeline_settings) == 0
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
+        text = await response.text()
+    assert 'healthmate_gateway_refusals_total{reason="headers_too_large"} 1.0' in text
+    assert 'healthmate_gateway_refusals_total{reason="malformed_http"} 2.0' in text
+
+
+async def test_a_client_that_leaves_mid_body_is_a_counted_refusal_not_a_fault(gateway, pipeline_settings):
+    """It was logged as an ERROR with a traceback and counted as a 503 'unavailable': closing
+    500 slow connections wrote 500 tracebacks, and looked like a Kafka outage."""
+    for _ in range(3):
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(f"POST {INGEST_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Authorization: Bearer {token(pipeline_settings)}\r\nContent-Length: 1000\r\n\r\n"
+                     '{"metric": "heart_rate"'.encode())
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+    await asyncio.sleep(0.5)
+    async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
+        text = await response.text()
+    assert 'healthmate_gateway_refusals_total{reason="body_incomplete"} 3.0' in text
+    assert "Traceback" not in gateway.log_tail(100_000) and 'reason="unavailable"' not in text
+    assert await _raw_topic_size(pipeline_settings) == 0

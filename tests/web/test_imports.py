@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 from import_files import apple_export, record, zip_bytes
 
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 USER = "PHI-upload-user-henriette@example.org"
 LIMIT = 2_000_000
+IDLE_S = 2
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,8 @@ def import_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
     with running_worker(kafka_bootstrap, pg_dsn, folder, HEALTHMATE_IMPORT_SPOOL_DIR=str(folder / "spool"),
                         HEALTHMATE_IMPORT_MAX_UPLOAD_BYTES=str(LIMIT),
                         HEALTHMATE_IMPORT_MAX_UNCOMPRESSED_BYTES=str(20_000_000),
-                        HEALTHMATE_IMPORT_MAX_COMPRESSION_RATIO="50") as worker:
+                        HEALTHMATE_IMPORT_MAX_COMPRESSION_RATIO="50",
+                        HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S)) as worker:
         yield worker
 
 
@@ -132,3 +135,48 @@ async def test_an_accepted_upload_lands_in_the_warehouse(uploads: Client, import
         await conn.close()
     assert USER not in import_worker.process.log_path.read_text(errors="replace")
     await asyncio.sleep(0)
+
+
+async def _raw_upload(worker: ApiWorker, user_id: bytes, body: bytes, declared: int
+                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An upload sent byte for byte (a header aiohttp's client would not send), ``declared``
+    long; returns the connection (the answer arrives on its reader)."""
+    port = int(worker.env["HEALTHMATE_WEB_PORT"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /data-pipeline/imports?filename=export.xml HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Authorization: Bearer " + worker.token("operator").encode() + b"\r\n"
+                 b"X-User-Id: " + user_id + b"\r\nContent-Length: %d\r\n\r\n" % declared + body)
+    await writer.drain()
+    return reader, writer
+
+
+async def _answer(reader: asyncio.StreamReader, timeout: float) -> tuple[int, dict]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    return int(head.split(b" ")[1]), orjson.loads(await reader.readexactly(length))
+
+
+async def test_a_user_id_that_is_not_utf8_is_refused_with_422(import_worker: ApiWorker) -> None:
+    reader, writer = await _raw_upload(import_worker, b"PHI-henriette-\xff", EXPORT, len(EXPORT))
+    status, body = await _answer(reader, 30)
+    writer.close()
+    assert status == 422, body  # it was a 500: the pseudonym cannot be computed of a lone surrogate
+    assert body["fields"][0]["loc"] == ["header", "X-User-Id"]
+    assert "henriette" not in str(body) and _spooled(import_worker) == []
+
+
+async def test_a_stalled_upload_answers_408_and_frees_the_import_slot(uploads: Client,
+                                                                      import_worker: ApiWorker) -> None:
+    stalled, writer = await _raw_upload(import_worker, USER.encode(), EXPORT[:100], len(EXPORT))
+    await asyncio.sleep(0.5)
+    busy = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
+                              params={"filename": "export.xml"})
+    assert busy.status == 429, busy.body  # the only slot (HEALTHMATE_IMPORT_CONCURRENCY=1) is taken
+    status, body = await _answer(stalled, IDLE_S + 10)
+    writer.close()
+    assert (status, body["error"]) == (408, "request_timeout"), body
+    assert _spooled(import_worker) == []
+    after = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
+                               params={"filename": "export.xml"})
+    assert after.status == 202, after.body

@@ -11,8 +11,11 @@ An ingest request is handled in this order, and the first problem answers:
 5. Kafka (:mod:`web.gateway.publisher`): 202 once every message is acknowledged, else 503
    with ``Retry-After``.
 
-A refused request sent nothing to Kafka. Answers are JSON; an error names the first problem
-and never quotes the body, a user id or a token. Logs carry the user's pseudonym only.
+A refused request sent nothing to Kafka. Answers are JSON, those to requests the HTTP parser
+refuses (:meth:`Gateway.refused_request`: 431 for a header line or field over
+``HEALTHMATE_API_MAX_HEADER_BYTES``, else 400) and to unknown paths and methods (404, 405)
+included; an error names the first problem and never quotes the request, a user id or a
+token. Logs carry the user's pseudonym only.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -29,18 +33,29 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streams.config import Settings
 from streams.rules import rules_from_settings
 from web.auth import Permission, Principal, TokenVerifier
-from web.errors import ApiError, Forbidden, PayloadTooLarge, TooManyRequests, to_api_error
+from web.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    to_api_error,
+)
 from web.gateway.body import BodyLimits, read_documents
 from web.gateway.documents import EventIds, bind
 from web.gateway.metrics import GatewayMetrics
 from web.gateway.publisher import Publisher
 from web.gateway.tokens import CachedVerifier
+from web.guarded import BareResponse, parser_refusal
 from web.limits import RateLimiter
 
 log = logging.getLogger("healthmate.gateway")
 
 INGEST_PATH = "/ingest/v1/readings"
 SUBJECT = "healthmate.subject"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Gateway:
@@ -103,6 +118,9 @@ class Gateway:
         except web.HTTPRequestEntityTooLarge:
             raise PayloadTooLarge(f"the body is larger than {self.settings.gateway_max_body_bytes} bytes",
                                   reason="body_too_large") from None
+        except ConnectionResetError:  # the client went away mid-body: a refusal, not a fault
+            raise BadRequest("the connection closed before the body ended",
+                             reason="body_incomplete") from None
         documents = read_documents(body, request.headers.get("Content-Type", ""),
                                    request.headers.get("Content-Encoding", ""), self.limits)
         any_user = principal.may(Permission.INGEST_ANY_USER)
@@ -119,6 +137,18 @@ class Gateway:
                       len(messages), readings, who, request_id)
         return _json(202, {"accepted": len(messages), "readings": readings, "event_ids": event_ids,
                            "request_id": request_id})
+
+    async def refused_request(self, exc: BaseException) -> web.StreamResponse:
+        """The answer to a request the HTTP parser refused (see the module docstring)."""
+        error = parser_refusal(exc)
+        request_id = uuid.uuid4().hex
+        self.metrics.refusals.labels(error.reason).inc()
+        log.info("request refused: %s (%s), request %s", error.reason, error.status, request_id)
+        response = BareResponse(status=error.status, body=orjson.dumps({**error.body(request_id),
+                                                                        "reason": error.reason}),
+                                content_type="application/json", headers={"X-Request-Id": request_id})
+        response.force_close()
+        return response
 
     async def health(self, request: web.Request) -> web.Response:
         """``status`` ok when serving and Kafka took the last request (or nothing failed since);
@@ -149,7 +179,7 @@ def create_gateway(settings: Settings, *, registry: CollectorRegistry | None = N
     """The gateway's application; the producer starts with the app and stops after the last
     request (:func:`web.gateway.serve.serve` runs it)."""
     gateway = Gateway(settings, registry or CollectorRegistry())
-    app = web.Application(client_max_size=settings.gateway_max_body_bytes)
+    app = web.Application(client_max_size=settings.gateway_max_body_bytes, middlewares=[_json_routing_errors])
     app.router.add_post(INGEST_PATH, gateway.ingest)
     app.router.add_get("/health", gateway.health)
     app.router.add_get("/metrics", gateway.metrics_view)
@@ -157,6 +187,21 @@ def create_gateway(settings: Settings, *, registry: CollectorRegistry | None = N
     app.on_cleanup.append(gateway.on_cleanup)
     app[GATEWAY] = gateway
     return app
+
+
+@web.middleware
+async def _json_routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Unknown paths (404) and methods (405) answer JSON too, without quoting the request."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        error: ApiError = NotFound("no such path; readings go to " + INGEST_PATH, reason="no_route")
+    except web.HTTPMethodNotAllowed as exc:
+        error = MethodNotAllowed("method not allowed here", reason="method",
+                                 headers={"Allow": ", ".join(sorted(exc.allowed_methods))})
+    request_id = uuid.uuid4().hex
+    return _json(error.status, {**error.body(request_id), "reason": error.reason},
+                 {**error.headers, "X-Request-Id": request_id})
 
 
 def _bucket(principal: Principal) -> str:

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHON := $(PY)
 
-.PHONY: help venv deps run test unit docs bench chaos fuzz stack-up stack-down stack-status stack-reset secure-up secure-down setup lint airflow airflow-test
+.PHONY: help venv deps run test unit docs bench chaos fuzz fhir-validate stack-up stack-down stack-status stack-reset secure-up secure-down setup lint airflow airflow-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ chaos: venv ## fault suite on a private Kafka + PostgreSQL (kill -9, restarts, r
 fuzz: venv ## long Hypothesis run: process_message and the warehouse write (needs the stack)
 	bash scripts/stack.sh up
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/fuzz -q
+
+fhir-validate: venv ## our FHIR output through HAPI FHIR's (HL7) validator, offline; needs the stack (see docs/how-to/fhir-validate.md)
+	bash scripts/stack.sh up
+	$(PY) -m pytest -q tests/web/test_fhir_validator.py
 
 stack-up: ## start the local Kafka + PostgreSQL (idempotent)
 	bash scripts/stack.sh up

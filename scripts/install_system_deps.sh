@@ -5,6 +5,7 @@
 #   pg_ctlcluster  <- postgresql               scripts/stack.sh: the local PostgreSQL cluster
 #   java (17+)     <- openjdk-17-jre-headless  scripts/stack.sh: runs the Kafka broker
 #   mvn            <- maven                    scripts/stack.sh: fetches the Kafka jars once
+#   javac          <- openjdk-17-jdk-headless  scripts/fhir_validate.sh: builds the FHIR validator
 #   chromium       <- chromium                 tests/web/test_console_browser.py: headless browser
 #   chromedriver   <- chromium-driver          the same test: Selenium drives chromium through it
 #   kubectl        <- kubectl                  tests/deploy/test_k8s.py: kubectl kustomize cross-check
@@ -25,12 +26,13 @@ log() { printf '[system-deps] %s\n' "$*"; }
 die() { printf '[system-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # command -> Debian package that provides it (bookworm: promtool is in `prometheus`).
-TOOLS=(promtool pg_ctlcluster java mvn chromium chromedriver kubectl)
+TOOLS=(promtool pg_ctlcluster java mvn javac chromium chromedriver kubectl)
 declare -A PACKAGE=(
   [promtool]=prometheus
   [pg_ctlcluster]=postgresql
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [javac]=openjdk-17-jdk-headless
   [chromium]=chromium
   [chromedriver]=chromium-driver
   [kubectl]=kubectl
@@ -75,6 +77,7 @@ pg_versions="$(ls /usr/lib/postgresql 2>/dev/null | paste -sd " " - || true)"
 log "postgresql: ${pg_versions:-?} (pg_ctlcluster $(command -v pg_ctlcluster))"
 log "java: $(first_line java -version)"
 log "maven: $(first_line mvn -B -v)"
+log "javac: $(first_line javac -version)"
 # stderr dropped: Debian's chromium wrapper prints a shell warning before the version.
 log "chromium: $(chromium --version 2>/dev/null | head -n 1) (driver: $(first_line chromedriver --version))"
 log "kubectl: $(kubectl version --client 2>/dev/null | head -n 1)"

@@ -186,6 +186,10 @@ class ApiSection(Section):
     api_burst_per_address: int = Field(1000, ge=1, description="Calls an address may make at once.")
     api_heavy_concurrency: int = Field(
         2, ge=1, le=64, description="Analyses, redrives and API-started runs in flight at once (429 beyond).")
+    api_public_url: str | None = Field(
+        None, pattern=r"^https?://[^/?#\s]+$", description="Origin (scheme://host[:port], no path) at "
+        "which clients reach the API: FHIR Bundles give each entry's absolute fullUrl under it. Unset: "
+        "http://<web_host>:<web_port>; set it where web_host is 0.0.0.0 or a proxy fronts the API.")
     api_max_header_bytes: int = Field(
         8192, ge=1024, le=65_536, description="A request header line or field larger than this answers 431.")
     warehouse_partitions_ahead: int = Field(

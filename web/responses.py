@@ -243,7 +243,8 @@ class SearchBundle(Open):
     resourceType: Literal["Bundle"]  # noqa: N815 - FHIR's own field name
     type: Literal["searchset"]
     link: list[BundleLink]
-    entry: list[dict[str, Any]]
+    entry: list[dict[str, Any]] = Field(default_factory=list, min_length=1,
+                                        description="Absent when nothing matched (FHIR has no empty arrays).")
 
 
 class SchemaList(Closed):

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from pydantic import Field, field_validator
 
+from streams.config import Settings
 from streams.domain.catalogue import build_catalogue
 from streams.domain.fhir_export import PROFILE_CODES, searchset
 from streams.forms import FORMS, MESSAGE_REASONS, json_schema
@@ -97,6 +98,12 @@ def _instant(text: str) -> datetime:
     return ts
 
 
+def fhir_base(s: Settings) -> str:
+    """The absolute FHIR base URL: R4 wants each Bundle entry's ``fullUrl`` absolute."""
+    host = f"[{s.web_host}]" if ":" in s.web_host else s.web_host
+    return (s.api_public_url or f"http://{host}:{s.web_port}") + FHIR_BASE
+
+
 async def search_observations(api: Api, call: Call) -> Reply:
     """A searchset Bundle of stored readings as R4 Observations (vital-signs profile where one applies;
     blood pressure as one 85354-9 panel, found by 85354-9, 8480-6 or 8462-4). ``_count`` counts
@@ -104,7 +111,7 @@ async def search_observations(api: Api, call: Call) -> Reply:
     q: ObservationSearch = call.query
     call.target = f"fhir:Observation code={q.code}"
     rows, links = await search_page(api, q, _stored_code(api, q.code), f"{FHIR_BASE}/Observation")
-    return Reply(searchset(rows, links, FHIR_BASE))
+    return Reply(searchset(rows, links, fhir_base(api.settings)))
 
 
 def _stored_code(api: Api, code: str | None) -> str | None:

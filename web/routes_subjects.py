@@ -28,7 +28,7 @@ from web.api import Api, Call, Reply, Route
 from web.auth import Permission
 from web.errors import NotFound
 from web.models import Strict
-from web.routes_fhir import FHIR_BASE, FHIR_JSON
+from web.routes_fhir import FHIR_JSON, fhir_base
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ async def export(api: Api, call: Call) -> Reply:
     if call.query.format == "json":
         erasure = await register_entry(api.warehouse.pool, api.settings.warehouse_schema, user_key)
         return Reply(as_json(user_key, rows, api.settings, erasure), content_type="application/json")
-    return Reply(collection(_readings(rows), FHIR_BASE))
+    return Reply(collection(_readings(rows), fhir_base(api.settings)))
 
 
 async def erase(api: Api, call: Call) -> dict[str, Any]:

@@ -145,12 +145,16 @@ def searchset(rows: Iterable[Mapping[str, Any]], links: Mapping[str, str], base_
     """A ``searchset`` Bundle of ``rows``; ``links`` maps relation (self, next, previous) -> URL."""
     entries = [{"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs,
                 "search": {"mode": "match"}} for obs in resources(rows)]
-    return {"resourceType": "Bundle", "type": "searchset",
-            "link": [{"relation": rel, "url": url} for rel, url in links.items()], "entry": entries}
+    return _bundle("searchset", entries, link=[{"relation": rel, "url": url} for rel, url in links.items()])
 
 
 def collection(rows: Iterable[Mapping[str, Any]], base_url: str) -> dict[str, Any]:
     """A ``collection`` Bundle of ``rows`` as Observations (a subject's export), blood pressure
-    as panels like the search."""
+    as panels like the search. No ``total``: R4 allows it only on a searchset or history (bdl-1)."""
     entries = [{"fullUrl": f"{base_url}/Observation/{obs['id']}", "resource": obs} for obs in resources(rows)]
-    return {"resourceType": "Bundle", "type": "collection", "total": len(entries), "entry": entries}
+    return _bundle("collection", entries)
+
+
+def _bundle(kind: str, entries: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
+    """A Bundle; ``entry`` only when there is one (FHIR JSON has no empty arrays)."""
+    return {"resourceType": "Bundle", "type": kind, **fields, **({"entry": entries} if entries else {})}

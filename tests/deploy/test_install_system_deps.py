@@ -13,7 +13,8 @@ from .conftest import ROOT
 
 SCRIPT = ROOT / "scripts" / "install_system_deps.sh"
 TOOLS = {"promtool": "prometheus", "pg_ctlcluster": "postgresql", "java": "openjdk-17-jre-headless",
-         "mvn": "maven", "chromium": "chromium", "chromedriver": "chromium-driver", "kubectl": "kubectl"}
+         "mvn": "maven", "javac": "openjdk-17-jdk-headless", "chromium": "chromium",
+         "chromedriver": "chromium-driver", "kubectl": "kubectl"}
 REAL_UTILITIES = ["bash", "head", "sed", "ls", "paste", "tee", "chmod", "rm", "cat"]
 
 
@@ -88,7 +89,7 @@ def test_fast_path_does_not_touch_apt(sandbox: Path) -> None:
 
 
 def test_installs_only_what_is_missing_without_starting_services(sandbox: Path) -> None:
-    _install_tools(sandbox, ["pg_ctlcluster", "java", "mvn", "chromium", "chromedriver", "kubectl"])
+    _install_tools(sandbox, ["pg_ctlcluster", "java", "mvn", "javac", "chromium", "chromedriver", "kubectl"])
     result = _run(sandbox)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _apt_calls(sandbox) == [
@@ -100,7 +101,7 @@ def test_installs_only_what_is_missing_without_starting_services(sandbox: Path) 
 
 
 def test_existing_policy_file_is_left_alone(sandbox: Path) -> None:
-    _install_tools(sandbox, ["promtool", "java", "mvn", "chromium", "chromedriver", "kubectl"])
+    _install_tools(sandbox, ["promtool", "java", "mvn", "javac", "chromium", "chromedriver", "kubectl"])
     (sandbox / "policy-rc.d").write_text("#!/bin/sh\nexit 101\n", encoding="utf-8")
     result = _run(sandbox)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -109,7 +110,7 @@ def test_existing_policy_file_is_left_alone(sandbox: Path) -> None:
 
 
 def test_fails_when_the_install_did_not_provide_the_tool(sandbox: Path) -> None:
-    _install_tools(sandbox, ["pg_ctlcluster", "java", "mvn", "chromium", "chromedriver", "kubectl"])
+    _install_tools(sandbox, ["pg_ctlcluster", "java", "mvn", "javac", "chromium", "chromedriver", "kubectl"])
     result = _run(sandbox, APT_PROVIDES_NOTHING="1")
     assert result.returncode != 0
     assert "still missing" in result.stderr

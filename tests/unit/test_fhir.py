@@ -11,11 +11,13 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir_examples import BLOOD_PRESSURE, EXPECTED, HEART_RATE, OXYGEN_SATURATION
 
+from streams.config import Settings
 from streams.domain import process_message, user_key
 from streams.domain.fhir import STATISTIC_EXTENSION
-from streams.domain.fhir_export import observation, observation_id, searchset
+from streams.domain.fhir_export import collection, observation, observation_id, searchset
 from streams.domain.pseudonym import device_key
 from streams.errors import RejectReason
+from web.routes_fhir import fhir_base
 
 
 def judge(doc, ctx, rules, key: bytes | None = None):  # type: ignore[no-untyped-def]
@@ -197,3 +199,31 @@ def test_round_trip_readings_in_fhir_out(ctx, rules) -> None:
         assert "Patient/example" not in orjson.dumps(bundle).decode()  # never the raw user id
     [bp] = [e.resource for e in parsed.entry if e.resource.component]
     assert bp.code.coding[0].code == "85354-9" and bp.valueQuantity is None
+
+
+def test_an_empty_bundle_has_no_entry_array() -> None:
+    """FHIR JSON has no empty arrays: "entry": [] is an error to the HL7 validator (found by
+    scripts/fhir-validator on a search that matched nothing and on an erased person's export)."""
+    self_link = {"relation": "self", "url": "/fhir/Observation?_count=50"}
+    assert searchset([], {"self": self_link["url"]}, "/fhir") == {
+        "resourceType": "Bundle", "type": "searchset", "link": [self_link]}
+    assert collection([], "/fhir") == {"resourceType": "Bundle", "type": "collection"}
+
+
+def test_a_collection_bundle_has_no_total(ctx, rules) -> None:
+    """bdl-1: ``total`` only on a searchset or history Bundle (the subject export is a collection)."""
+    readings = [asdict(r) for r in judge(HEART_RATE, ctx, rules).readings]
+    bundle = collection(readings, "/fhir")
+    assert "total" not in bundle and len(bundle["entry"]) == 1
+    Bundle.model_validate(bundle)
+
+
+def test_the_fhir_base_is_absolute() -> None:
+    """R4: a Bundle entry's fullUrl is an absolute URL (the HL7 validator's
+    BUNDLE_ENTRY_URL_ABSOLUTE on every entry while the API sent /data-pipeline/fhir/...)."""
+    assert fhir_base(Settings(dev_mode=True, web_host="127.0.0.1", web_port=6066)) == "http://127.0.0.1:6066/data-pipeline/fhir"
+    assert fhir_base(Settings(dev_mode=True, web_host="::1", web_port=8080)) == "http://[::1]:8080/data-pipeline/fhir"
+    public = Settings(dev_mode=True, api_public_url="https://health.example.org:8443")
+    assert fhir_base(public) == "https://health.example.org:8443/data-pipeline/fhir"
+    with pytest.raises(ValueError, match="api_public_url"):
+        Settings(dev_mode=True, api_public_url="https://health.example.org/base/")

@@ -1,8 +1,9 @@
 """Kafka ACLs of the secure mode: who may do what, and a way to create them.
 
-- The worker may read the raw and profile topics, write the DLQ, and do anything with its
-  own internal topics (Faust's ``<app id>-`` changelogs and increments); it may join its two
-  consumer groups (the ingest group and Faust's, named after the app id). Nothing else.
+- The worker may read the raw and profile topics, write the DLQ and the profile topic (an
+  erasure's profile tombstone), and do anything with its own internal topics (Faust's
+  ``<app id>-`` changelogs and increments); it may join its two consumer groups (the ingest
+  group and Faust's, named after the app id). Nothing else.
 - An ingestion producer may write the raw topic and nothing else.
 - The DLQ holds the raw payloads of rejected readings, so it is as sensitive as the raw
   topic: only the worker writes it, and no one but a super user (or a principal granted for

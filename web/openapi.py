@@ -121,6 +121,13 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     return op
 
 
+#: The answers other than 200 of the unauthenticated paths.
+PUBLIC_FAILURES: Mapping[str, Mapping[str, str]] = {
+    "/health": {"503": "Not live (the consume loop stopped polling or the write chain broke) or not "
+                       "ready (Kafka or PostgreSQL unreachable)."},
+}
+
+
 def openapi_document(routes: Iterable[Route], public: Mapping[str, str], *, title: str,
                      version: str) -> dict[str, Any]:
     """The document for ``routes`` plus the unauthenticated ``public`` GET paths."""
@@ -131,8 +138,10 @@ def openapi_document(routes: Iterable[Route], public: Mapping[str, str], *, titl
     for route in routes:
         paths.setdefault(route.template, {})[route.method.lower()] = _operation(route, schemas)
     for path, summary in public.items():
+        answers = {"200": {"description": "OK."}, **{code: {"description": text}
+                                                     for code, text in PUBLIC_FAILURES.get(path, {}).items()}}
         paths[path] = {"get": {"operationId": path.strip("/"), "summary": summary, "security": [],
-                               "tags": ["operations"], "responses": {"200": {"description": "OK."}}}}
+                               "tags": ["operations"], "responses": answers}}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version,

@@ -40,6 +40,8 @@ async def test_the_document_is_valid_openapi(document) -> None:  # type: ignore[
             assert schema != {"type": "object"}, f"{method} {path}: no response schema"
             if "{job_id}" in path:
                 assert "404" in op["responses"], f"{method} {path} can answer 404"
+    # /health answers 503 when not live or not ready (tests/integration/test_liveness.py): declared.
+    assert set(document["paths"]["/health"]["get"]["responses"]) == {"200", "503"}
 
 
 def check(document: dict[str, Any], method: str, template: str, reply) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-package example;
+package healthmate;
 
 import ca.uhn.fhir.context.FhirContext;
 import ca.uhn.fhir.context.support.DefaultProfileValidationSupport;

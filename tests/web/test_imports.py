@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 USER = "PHI-upload-user-henriette@example.org"
 LIMIT = 2_000_000
 IDLE_S = 2
+MIN_RATE = 20_000  # bytes/s after IDLE_S: a local upload is far faster, a trickle far slower
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,8 @@ def import_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
                         HEALTHMATE_IMPORT_MAX_UPLOAD_BYTES=str(LIMIT),
                         HEALTHMATE_IMPORT_MAX_UNCOMPRESSED_BYTES=str(20_000_000),
                         HEALTHMATE_IMPORT_MAX_COMPRESSION_RATIO="50",
-                        HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S)) as worker:
+                        HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S),
+                        HEALTHMATE_IMPORT_MIN_BYTES_PER_S=str(MIN_RATE)) as worker:
         yield worker
 
 
@@ -180,3 +182,44 @@ async def test_a_stalled_upload_answers_408_and_frees_the_import_slot(uploads: C
     after = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
                                params={"filename": "export.xml"})
     assert after.status == 202, after.body
+
+
+async def test_a_trickled_upload_answers_408_and_frees_the_import_slot(uploads: Client,
+                                                                       import_worker: ApiWorker) -> None:
+    """A byte every 0.3 s is never idle for IDLE_S, so only the idle timeout let it hold the
+    only import slot for as long as the file lasted (hours for a real export)."""
+    await _until_the_slot_is_free(uploads)
+    trickled, writer = await _raw_upload(import_worker, USER.encode(), EXPORT[:100], len(EXPORT))
+
+    async def trickle() -> None:
+        for i in range(100, len(EXPORT)):
+            writer.write(EXPORT[i:i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.3)
+
+    sending = asyncio.create_task(trickle())
+    started = asyncio.get_running_loop().time()
+    try:
+        status, body = await _answer(trickled, IDLE_S + 5)
+    finally:
+        sending.cancel()
+        writer.close()
+    assert asyncio.get_running_loop().time() - started < IDLE_S + 5
+    assert (status, body["error"]) == (408, "request_timeout"), body
+    assert "slower than" in body["message"] and USER not in str(body)
+    assert _spooled(import_worker) == []
+    after = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
+                               params={"filename": "export.xml"})
+    assert after.status == 202, after.body
+
+
+async def _until_the_slot_is_free(uploads: Client) -> None:
+    """Until an import started by an earlier test has ended (a file of no format answers 415
+    rather than 429 once the only slot is free)."""
+    for _ in range(120):
+        probe = await uploads.call("POST", "/imports", role="operator", data=b"%PDF-1.7",
+                                   headers={"X-User-Id": USER}, params={"filename": "report.pdf"})
+        if probe.status != 429:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError("the import slot stayed busy for 60 s")

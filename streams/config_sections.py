@@ -192,6 +192,12 @@ class ApiSection(Section):
         "http://<web_host>:<web_port>; set it where web_host is 0.0.0.0 or a proxy fronts the API.")
     api_max_header_bytes: int = Field(
         8192, ge=1024, le=65_536, description="A request header line or field larger than this answers 431.")
+    api_header_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="A connection to the worker's web server whose request line and "
+        "headers are still incomplete this long after their first byte is closed (slowloris).")
+    api_keepalive_timeout_s: float = Field(
+        75.0, gt=0, le=3600, description="A connection to the worker's web server that sends no request "
+        "this long after it opened or after its last answer is closed (nginx's default).")
     warehouse_partitions_ahead: int = Field(
         2, ge=0, le=24, description="Monthly partitions created ahead of the current month (setup and "
         "`/warehouse/optimize` create them).")

@@ -101,6 +101,11 @@ class Edge:
         response.force_close()
         return response
 
+    def header_timed_out(self) -> None:
+        """A connection closed because its request head did not arrive in time (never answered)."""
+        log.info("closed a connection whose request head was incomplete after %gs",
+                 self.api.settings.api_header_timeout_s)
+
     async def answer(self, error: ApiError, *, action: str, principal: Principal | None, target: str | None,
                      response_class: type[web.Response] = web.Response) -> web.Response:
         request_id = uuid.uuid4().hex

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 USER = "PHI-upload-user-henriette@example.org"
 LIMIT = 2_000_000
 IDLE_S = 2
+HEADER_S = 1
 MIN_RATE = 20_000  # bytes/s after IDLE_S: a local upload is far faster, a trickle far slower
 
 
@@ -40,7 +41,8 @@ def import_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
                         HEALTHMATE_IMPORT_MAX_UNCOMPRESSED_BYTES=str(20_000_000),
                         HEALTHMATE_IMPORT_MAX_COMPRESSION_RATIO="50",
                         HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S),
-                        HEALTHMATE_IMPORT_MIN_BYTES_PER_S=str(MIN_RATE)) as worker:
+                        HEALTHMATE_IMPORT_MIN_BYTES_PER_S=str(MIN_RATE),
+                        HEALTHMATE_API_HEADER_TIMEOUT_S=str(HEADER_S)) as worker:
         yield worker
 
 
@@ -223,3 +225,35 @@ async def _until_the_slot_is_free(uploads: Client) -> None:
             return
         await asyncio.sleep(0.5)
     raise AssertionError("the import slot stayed busy for 60 s")
+
+
+async def test_request_heads_that_never_end_are_closed(uploads: Client, import_worker: ApiWorker) -> None:
+    """Slowloris on the worker's server: heads trickled a byte every 0.2 s, never finished,
+    kept their connections open for an hour (aiohttp's default keep-alive); each is now closed
+    about HEADER_S after its first byte, unanswered, and the server goes on serving."""
+    port = int(import_worker.env["HEALTHMATE_WEB_PORT"])
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]
+    head = b"POST /data-pipeline/imports HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: " + USER.encode()
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        try:
+            for i in range(len(head)):
+                writer.write(head[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        except ConnectionError:
+            pass
+
+    sending = [asyncio.create_task(trickle(writer)) for _, writer in connections]
+    try:
+        closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), HEADER_S + 4)
+                                        for reader, _ in connections))
+    finally:
+        for task in sending:
+            task.cancel()
+        for _, writer in connections:
+            writer.close()
+    assert closed == [b""] * len(connections)
+    assert (await uploads.call("GET", "/pipeline/status", role="viewer")).status == 200
+    log = import_worker.process.log_path.read_text(errors="replace")
+    assert "request head was incomplete" in log and USER not in log

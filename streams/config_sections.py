@@ -192,6 +192,12 @@ class ApiSection(Section):
         "http://<web_host>:<web_port>; set it where web_host is 0.0.0.0 or a proxy fronts the API.")
     api_max_header_bytes: int = Field(
         8192, ge=1024, le=65_536, description="A request header line or field larger than this answers 431.")
+    api_header_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="A connection to the worker's web server whose request line and "
+        "headers are still incomplete this long after their first byte is closed (slowloris).")
+    api_keepalive_timeout_s: float = Field(
+        75.0, gt=0, le=3600, description="A connection to the worker's web server that sends no request "
+        "this long after it opened or after its last answer is closed (nginx's default).")
     warehouse_partitions_ahead: int = Field(
         2, ge=0, le=24, description="Monthly partitions created ahead of the current month (setup and "
         "`/warehouse/optimize` create them).")
@@ -220,6 +226,10 @@ class ImportSection(Section):
     import_idle_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="An upload whose body stops arriving for this long answers 408 "
         "and is deleted (a stalled client would hold an import slot).")
+    import_min_bytes_per_s: float = Field(
+        500.0, gt=0, description="After the first HEALTHMATE_IMPORT_IDLE_TIMEOUT_S seconds, an upload must "
+        "arrive at this average rate or answer 408 and is deleted (a trickle of a byte every few seconds "
+        "would hold an import slot for ever); Apache's mod_reqtimeout default.")
 
 
 class GatewaySection(Section):
@@ -254,6 +264,19 @@ class GatewaySection(Section):
         None, description="The private key (PEM) of HEALTHMATE_GATEWAY_TLS_CERT_FILE.")
     gateway_shutdown_grace_s: float = Field(
         20.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish.")
+    gateway_header_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="A connection whose request line and headers are still incomplete "
+        "this long after their first byte is closed (slowloris), counted as refusal reason header_timeout.")
+    gateway_keepalive_timeout_s: float = Field(
+        75.0, gt=0, le=3600, description="A connection that sends no request this long after it opened or "
+        "after its last answer is closed (nginx's default).")
+    gateway_body_idle_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="A request whose body stops arriving for this long answers 408 "
+        "(reason body_idle); nothing of it reaches Kafka.")
+    gateway_body_min_bytes_per_s: float = Field(
+        500.0, gt=0, description="After the first HEALTHMATE_GATEWAY_BODY_IDLE_TIMEOUT_S seconds, a body "
+        "must arrive at this average rate or answer 408 (reason body_too_slow: a trickle); Apache's "
+        "mod_reqtimeout default.")
 
 
 class QualitySection(Section):

@@ -12,9 +12,32 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-from pipeline_support import ROOT, WorkerProcess, free_port
+from pipeline_support import ROOT, WorkerProcess, end_offsets, free_port
+from pydantic import SecretStr
+
+from streams.config import Settings
+from web.auth import mint_token
 
 INGEST = "/ingest/v1/readings"
+SECRET = "gateway-integration-secret-of-32-bytes-or-more"
+#: The token settings of a test gateway; :func:`token` mints for them.
+JWT_ENV = {"HEALTHMATE_API_JWT_SECRET": SECRET, "HEALTHMATE_API_JWT_ISSUER": "hm-tests",
+           "HEALTHMATE_API_JWT_AUDIENCE": "hm-ingest"}
+
+
+def settings_for_tokens(settings: Settings) -> Settings:
+    return settings.model_copy(update={"api_jwt_secret": SecretStr(SECRET), "api_jwt_issuer": "hm-tests",
+                                       "api_jwt_audience": "hm-ingest"})
+
+
+def token(settings: Settings, sub: str = "alice", roles: tuple[str, ...] = ("producer",),
+          ttl: int = 600) -> str:
+    return mint_token(settings_for_tokens(settings), subject=sub, roles=roles, ttl_s=ttl)
+
+
+async def raw_topic_size(settings: Settings) -> int:
+    """Messages on the raw topic (every partition's end offset)."""
+    return sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values())
 
 
 class GatewayProcess(WorkerProcess):

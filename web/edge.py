@@ -4,10 +4,12 @@
   answer the API's JSON error with an ``X-Request-Id``, an audit row and the metrics, like
   any route (the router refuses them before a view runs, so a middleware catches them).
 - Requests the HTTP parser refuses (a header line or field over
-  ``HEALTHMATE_API_MAX_HEADER_BYTES``: 431; anything else malformed: 400) answer JSON too,
-  audited as ``http.bad_request``, and never echo the request (aiohttp's own answer quotes
-  the start of the offending line, e.g. a bearer token).
-- Every answer of the server carries the security headers below and no ``Server`` header.
+  ``HEALTHMATE_API_MAX_HEADER_BYTES``: 431; anything else malformed: 400) and an ``Expect``
+  other than ``100-continue`` (417) answer JSON too, audited as ``http.bad_request``, and never
+  echo the request (aiohttp's own answer quotes the start of the offending line, e.g. a
+  bearer token, or the ``Expect`` value).
+- Every answer of the server carries the security headers below and no ``Server`` header
+  (:class:`web.guarded.GuardedRunner` drops it).
 
 Audit targets of unmatched paths are sanitised by the audit trail; a path segment after
 ``/subjects/`` is replaced by its pseudonym first (it may be a user id).
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import orjson
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from web.api import API_PREFIX
 from web.errors import ApiError, MethodNotAllowed, NotFound, TooManyRequests
@@ -89,7 +91,7 @@ class Edge:
         return _SUBJECT_SEGMENT.sub(lambda m: m[1] + self.api.pseudonymise(unquote(m[2])), path)
 
     async def bad_request(self, exc: BaseException) -> web.Response:
-        """The answer to a request the HTTP parser refused (no route, no request data)."""
+        """The answer to a request refused before any route (see :mod:`web.guarded`)."""
         log.info("refused a malformed HTTP request: %s", type(exc).__name__)  # never the request itself
         error = parser_refusal(exc)
         response = await self.answer(error, action="http.bad_request", principal=None, target=None,
@@ -98,6 +100,11 @@ class Edge:
             response.headers[name] = value
         response.force_close()
         return response
+
+    def header_timed_out(self) -> None:
+        """A connection closed because its request head did not arrive in time (never answered)."""
+        log.info("closed a connection whose request head was incomplete after %gs",
+                 self.api.settings.api_header_timeout_s)
 
     async def answer(self, error: ApiError, *, action: str, principal: Principal | None, target: str | None,
                      response_class: type[web.Response] = web.Response) -> web.Response:
@@ -115,6 +122,5 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     """``on_response_prepare``: on every answer of the worker's web server."""
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    response.headers.popall(hdrs.SERVER, None)
 
 

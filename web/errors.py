@@ -73,6 +73,10 @@ class UnsupportedMediaType(ApiError):
     status, code, outcome = 415, "unsupported_media_type", "invalid"
 
 
+class ExpectationFailed(ApiError):
+    status, code, outcome = 417, "expectation_failed", "invalid"
+
+
 class MethodNotAllowed(ApiError):
     status, code, outcome = 405, "method_not_allowed", "invalid"
 

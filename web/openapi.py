@@ -20,7 +20,8 @@ ERROR_RESPONSES = {
     503: "A dependency (Kafka, PostgreSQL) is unavailable, or authentication is not configured.",
 }
 ROUTE_ERRORS = {
-    408: "The upload stopped arriving (no data for `HEALTHMATE_IMPORT_IDLE_TIMEOUT_S`); nothing is kept.",
+    408: "The upload stopped arriving (no data for `HEALTHMATE_IMPORT_IDLE_TIMEOUT_S`) or arrived slower "
+         "than `HEALTHMATE_IMPORT_MIN_BYTES_PER_S` on average; nothing is kept.",
     404: "No such job or run.",
     409: "Conflict: the job name is taken, or the body names another job_id than the path.",
     415: "The upload is not a file of a known format.",

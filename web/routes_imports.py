@@ -10,8 +10,10 @@ status. Answers, in this order:
 - 422 for bad parameters (no user id, an unknown zone);
 - 413 when the body is over ``HEALTHMATE_IMPORT_MAX_UPLOAD_BYTES`` (by its Content-Length,
   or as soon as the streamed body passes it) or is a zip bomb;
-- 408 when the body stops arriving for ``HEALTHMATE_IMPORT_IDLE_TIMEOUT_S`` (a stalled
-  client would otherwise hold an import slot for as long as it keeps the connection open);
+- 408 when the body stops arriving for ``HEALTHMATE_IMPORT_IDLE_TIMEOUT_S``, or arrives slower
+  than ``HEALTHMATE_IMPORT_MIN_BYTES_PER_S`` on average after that allowance
+  (:mod:`web.body_pace`: a stalled or trickling client would otherwise hold an import slot
+  for as long as it keeps the connection open);
 - 422 for a nested archive, an entry path that leaves the archive, an XML bomb;
 - 415 when nothing in it is of a known format;
 - else 202 with the import id and ``Location``; the import runs in the background
@@ -40,7 +42,8 @@ from streams.importers.run import archive_limits
 from streams.importers.upload import inspect_upload, spool_name
 from web.api import API_PREFIX, Api, Call, Reply, Route
 from web.auth import Permission
-from web.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests
+from web.body_pace import BodyPace
+from web.errors import ApiError, InvalidInput, NotFound, PayloadTooLarge, TooManyRequests
 from web.imports import ImportJobs, ImportStatus
 
 __all__ = ["ROUTES", "ImportJobs"]
@@ -142,7 +145,8 @@ async def create(api: Api, call: Call) -> Reply:
     service.receiving += 1
     try:
         path = folder / spool_name(query.filename)
-        size = await _receive(request, path, limit, api.settings.import_idle_timeout_s)
+        pace = BodyPace(api.settings.import_idle_timeout_s, api.settings.import_min_bytes_per_s)
+        size = await _receive(request, path, limit, pace)
         try:
             formats = await asyncio.to_thread(inspect_upload, path, archive_limits(api.settings),
                                               query.format)
@@ -162,20 +166,15 @@ async def create(api: Api, call: Call) -> Reply:
                   "bytes": size, "location": location}, status=202, headers={"Location": location})
 
 
-async def _receive(request: web.Request, path: Any, limit: int, idle_s: float) -> int:
+async def _receive(request: web.Request, path: Any, limit: int, pace: BodyPace) -> int:
     size = 0
     with path.open("xb") as out:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(request.content.read(_CHUNK), idle_s)
-            except TimeoutError:
-                raise RequestTimeout(f"no upload data for {idle_s:g} seconds; send the file again") from None
-            if not chunk:
-                return size
+        async for chunk in pace.chunks(request.content, _CHUNK):
             size += len(chunk)
             if size > limit:
                 raise PayloadTooLarge(f"upload over {limit} bytes")
             await asyncio.to_thread(out.write, chunk)
+    return size
 
 
 def _refusal(exc: ImportRefused) -> ApiError:
@@ -200,7 +199,7 @@ ROUTES = [
           "Upload a vendor export (the body is the file) for the user in `X-User-Id`; 202 with the "
           "import id and Location. Refused: over the size limit or a zip bomb (413), a nested archive, "
           "an entry path leaving the archive or an XML bomb (422), no known format (415), the body "
-          "stopped arriving (408).",
+          "stopped arriving or trickled (408).",
           create, Permission.IMPORT, query_model=ImportQuery, status=202, tag="imports",
           errors=(408, 415, 429), headers=("Location",), stream_body=True, response=ImportAccepted,
           request_headers=((USER_HEADER, "Whose data this is (pseudonymised before any record)."),)),

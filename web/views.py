@@ -106,7 +106,7 @@ def register_views(app: faust.App, services: WorkerServices) -> None:
     api.extensions["imports"] = app.service(routes_imports.ImportJobs(api.settings, beacon=app.beacon))  # type: ignore[arg-type]
     web_driver = app.web
     assert isinstance(web_driver, HardenedWeb), "create the app with web='healthmate://'"
-    web_driver.harden(Edge(api), max_header_bytes=api.settings.api_max_header_bytes)
+    web_driver.harden(Edge(api), api.settings)
     register_api(app, api, api_routes())
     register_console(app, api.settings)
 

@@ -21,9 +21,16 @@ import aiohttp
 import jwt
 import pytest
 from gateway_support import INGEST as INGEST_PATH
-from gateway_support import GatewayProcess, running_gateway
+from gateway_support import (
+    JWT_ENV,
+    SECRET,
+    GatewayProcess,
+    raw_topic_size,
+    running_gateway,
+    settings_for_tokens,
+    token,
+)
 from pipeline_support import end_offsets, read_topic, wait_until_caught_up
-from pydantic import SecretStr
 
 from streams.config import Settings
 from streams.domain.pseudonym import user_key
@@ -31,10 +38,6 @@ from streams.sink.migrations import quote_ident
 from web.auth import mint_token
 
 pytestmark = pytest.mark.integration
-
-SECRET = "gateway-integration-secret-of-32-bytes-or-more"
-JWT_ENV = {"HEALTHMATE_API_JWT_SECRET": SECRET, "HEALTHMATE_API_JWT_ISSUER": "hm-tests",
-           "HEALTHMATE_API_JWT_AUDIENCE": "hm-ingest"}
 
 
 @pytest.fixture
@@ -44,16 +47,6 @@ async def gateway(pipeline_env: dict[str, str], pipeline_settings: Settings, tmp
            "HEALTHMATE_GATEWAY_BURST_PER_TOKEN": "30", "HEALTHMATE_GATEWAY_MAX_MESSAGE_BYTES": "4096"}
     async with running_gateway(env, tmp_path / "gateway.log") as process:
         yield process
-
-
-def settings_for_tokens(settings: Settings) -> Settings:
-    return settings.model_copy(update={"api_jwt_secret": SecretStr(SECRET), "api_jwt_issuer": "hm-tests",
-                                       "api_jwt_audience": "hm-ingest"})
-
-
-def token(settings: Settings, sub: str = "alice", roles: tuple[str, ...] = ("producer",),
-          ttl: int = 600) -> str:
-    return mint_token(settings_for_tokens(settings), subject=sub, roles=roles, ttl_s=ttl)
 
 
 async def post(url: str, body: bytes, bearer: str | None, ctype: str = "application/x-ndjson",
@@ -272,13 +265,9 @@ async def test_a_subject_that_is_not_text_is_refused_and_the_gateway_keeps_servi
                       "source": "fitbit"})
     status, answer, _ = await post(gateway.url, reading, surrogate)
     assert (status, answer["message"]) == (401, "invalid token subject"), answer
-    assert await _raw_topic_size(pipeline_settings) == 0
+    assert await raw_topic_size(pipeline_settings) == 0
     assert (await post(gateway.url, reading, token(pipeline_settings)))[0] == 202
     assert "Traceback" not in gateway.log_tail(100_000)
-
-
-async def _raw_topic_size(settings: Settings) -> int:
-    return sum((await end_offsets(settings.kafka_bootstrap, settings.raw_topic)).values())
 
 
 async def _raw_answer(gateway: GatewayProcess, request: bytes) -> tuple[int, bytes]:
@@ -314,7 +303,7 @@ async def test_requests_the_parser_refuses_answer_json_and_never_quote_the_token
         got, body = await _raw_answer(gateway, f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                                "Connection: close\r\n\r\n".encode())
         assert got == status and json.loads(body)["request_id"], body
-    assert await _raw_topic_size(pipeline_settings) == 0
+    assert await raw_topic_size(pipeline_settings) == 0
     async with aiohttp.ClientSession() as session, session.get(f"{gateway.base}/metrics") as response:
         text = await response.text()
     assert 'healthmate_gateway_refusals_total{reason="headers_too_large"} 1.0' in text
@@ -337,4 +326,4 @@ async def test_a_client_that_leaves_mid_body_is_a_counted_refusal_not_a_fault(ga
         text = await response.text()
     assert 'healthmate_gateway_refusals_total{reason="body_incomplete"} 3.0' in text
     assert "Traceback" not in gateway.log_tail(100_000) and 'reason="unavailable"' not in text
-    assert await _raw_topic_size(pipeline_settings) == 0
+    assert await raw_topic_size(pipeline_settings) == 0

@@ -123,6 +123,19 @@ async def test_a_garbled_request_answers_400_json_and_is_audited(api_worker, pg)
     assert await _audit(pg, api_worker, headers["x-request-id"]) is not None
 
 
+async def test_an_unknown_expectation_answers_417_json_without_echo_and_is_audited(
+        api_worker, pg) -> None:  # type: ignore[no-untyped-def]
+    """aiohttp answered a plain-text 417 that echoed the header's value."""
+    status, headers, body = await _raw(api_worker, (
+        "GET /data-pipeline/pipeline/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {api_worker.token('viewer')}\r\nExpect: PHI-henriette\r\n\r\n").encode())
+    assert status == 417 and headers["content-type"].startswith("application/json"), body
+    assert orjson.loads(body)["error"] == "expectation_failed" and b"henriette" not in body
+    assert "server" not in headers and headers["x-content-type-options"] == "nosniff"
+    row = await _audit(pg, api_worker, headers["x-request-id"])
+    assert row is not None and (row["action"], row["status"]) == ("http.bad_request", 417)
+
+
 async def test_a_nul_byte_in_a_path_or_parameter_still_leaves_an_audit_row(
         client, api_worker, pg) -> None:  # type: ignore[no-untyped-def]
     replies = [

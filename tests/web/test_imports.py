@@ -28,6 +28,8 @@ pytestmark = pytest.mark.integration
 USER = "PHI-upload-user-henriette@example.org"
 LIMIT = 2_000_000
 IDLE_S = 2
+HEADER_S = 1
+MIN_RATE = 20_000  # bytes/s after IDLE_S: a local upload is far faster, a trickle far slower
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,9 @@ def import_worker(kafka_bootstrap: str, pg_dsn: str, tmp_path_factory: pytest.Te
                         HEALTHMATE_IMPORT_MAX_UPLOAD_BYTES=str(LIMIT),
                         HEALTHMATE_IMPORT_MAX_UNCOMPRESSED_BYTES=str(20_000_000),
                         HEALTHMATE_IMPORT_MAX_COMPRESSION_RATIO="50",
-                        HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S)) as worker:
+                        HEALTHMATE_IMPORT_IDLE_TIMEOUT_S=str(IDLE_S),
+                        HEALTHMATE_IMPORT_MIN_BYTES_PER_S=str(MIN_RATE),
+                        HEALTHMATE_API_HEADER_TIMEOUT_S=str(HEADER_S)) as worker:
         yield worker
 
 
@@ -180,3 +184,76 @@ async def test_a_stalled_upload_answers_408_and_frees_the_import_slot(uploads: C
     after = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
                                params={"filename": "export.xml"})
     assert after.status == 202, after.body
+
+
+async def test_a_trickled_upload_answers_408_and_frees_the_import_slot(uploads: Client,
+                                                                       import_worker: ApiWorker) -> None:
+    """A byte every 0.3 s is never idle for IDLE_S, so only the idle timeout let it hold the
+    only import slot for as long as the file lasted (hours for a real export)."""
+    await _until_the_slot_is_free(uploads)
+    trickled, writer = await _raw_upload(import_worker, USER.encode(), EXPORT[:100], len(EXPORT))
+
+    async def trickle() -> None:
+        for i in range(100, len(EXPORT)):
+            writer.write(EXPORT[i:i + 1])
+            await writer.drain()
+            await asyncio.sleep(0.3)
+
+    sending = asyncio.create_task(trickle())
+    started = asyncio.get_running_loop().time()
+    try:
+        status, body = await _answer(trickled, IDLE_S + 5)
+    finally:
+        sending.cancel()
+        writer.close()
+    assert asyncio.get_running_loop().time() - started < IDLE_S + 5
+    assert (status, body["error"]) == (408, "request_timeout"), body
+    assert "slower than" in body["message"] and USER not in str(body)
+    assert _spooled(import_worker) == []
+    after = await uploads.call("POST", "/imports", role="operator", data=EXPORT, headers={"X-User-Id": USER},
+                               params={"filename": "export.xml"})
+    assert after.status == 202, after.body
+
+
+async def _until_the_slot_is_free(uploads: Client) -> None:
+    """Until an import started by an earlier test has ended (a file of no format answers 415
+    rather than 429 once the only slot is free)."""
+    for _ in range(120):
+        probe = await uploads.call("POST", "/imports", role="operator", data=b"%PDF-1.7",
+                                   headers={"X-User-Id": USER}, params={"filename": "report.pdf"})
+        if probe.status != 429:
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError("the import slot stayed busy for 60 s")
+
+
+async def test_request_heads_that_never_end_are_closed(uploads: Client, import_worker: ApiWorker) -> None:
+    """Slowloris on the worker's server: heads trickled a byte every 0.2 s, never finished,
+    kept their connections open for an hour (aiohttp's default keep-alive); each is now closed
+    about HEADER_S after its first byte, unanswered, and the server goes on serving."""
+    port = int(import_worker.env["HEALTHMATE_WEB_PORT"])
+    connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(10)]
+    head = b"POST /data-pipeline/imports HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-Id: " + USER.encode()
+
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        try:
+            for i in range(len(head)):
+                writer.write(head[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        except ConnectionError:
+            pass
+
+    sending = [asyncio.create_task(trickle(writer)) for _, writer in connections]
+    try:
+        closed = await asyncio.gather(*(asyncio.wait_for(reader.read(), HEADER_S + 4)
+                                        for reader, _ in connections))
+    finally:
+        for task in sending:
+            task.cancel()
+        for _, writer in connections:
+            writer.close()
+    assert closed == [b""] * len(connections)
+    assert (await uploads.call("GET", "/pipeline/status", role="viewer")).status == 200
+    log = import_worker.process.log_path.read_text(errors="replace")
+    assert "request head was incomplete" in log and USER not in log

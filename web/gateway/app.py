@@ -6,16 +6,19 @@ An ingest request is handled in this order, and the first problem answers:
    401; a token without an ingest role (``producer``, ``ingest-service``): 403;
 2. the token's rate limit (a token bucket per ``jti``, else per subject and roles): 429 with
    ``Retry-After``;
-3. the body (:mod:`web.gateway.body`): size 413, encoding and media type 415, JSON 400;
+3. the body: arriving too slowly (:mod:`web.body_pace`) 408; (:mod:`web.gateway.body`) size
+   413, encoding and media type 415, JSON 400;
 4. each document's form and user (:mod:`web.gateway.documents`): 400 or 403;
 5. Kafka (:mod:`web.gateway.publisher`): 202 once every message is acknowledged, else 503
    with ``Retry-After``.
 
 A refused request sent nothing to Kafka. Answers are JSON, those to requests the HTTP parser
 refuses (:meth:`Gateway.refused_request`: 431 for a header line or field over
-``HEALTHMATE_API_MAX_HEADER_BYTES``, else 400) and to unknown paths and methods (404, 405)
-included; an error names the first problem and never quotes the request, a user id or a
-token. Logs carry the user's pseudonym only.
+``HEALTHMATE_API_MAX_HEADER_BYTES``, 417 for an ``Expect`` other than ``100-continue``, else
+400) and to unknown paths and methods (404, 405) included; a request head still incomplete
+after ``HEALTHMATE_GATEWAY_HEADER_TIMEOUT_S`` gets no answer, its connection is closed
+(:meth:`Gateway.header_timed_out`). An error names the first problem and never quotes the
+request, a user id or a token. Logs carry the user's pseudonym only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from streams.config import Settings
 from streams.rules import rules_from_settings
 from web.auth import Permission, Principal, TokenVerifier
+from web.body_pace import BodyPace
 from web.errors import (
     ApiError,
     BadRequest,
@@ -40,6 +44,7 @@ from web.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
     TooManyRequests,
     to_api_error,
 )
@@ -69,6 +74,7 @@ class Gateway:
         self.verifier = CachedVerifier(TokenVerifier(settings))
         self.limiter = RateLimiter(settings.gateway_rate_per_token, settings.gateway_burst_per_token)
         self.limits = BodyLimits.from_settings(settings)
+        self.pace = BodyPace(settings.gateway_body_idle_timeout_s, settings.gateway_body_min_bytes_per_s)
         self.catalogue = rules.catalogue
         self.pseudonymise = rules.pseudonymise
         self.event_ids = EventIds(rules)
@@ -93,6 +99,8 @@ class Gateway:
             log.info("ingest refused: %s (%s) for %s, request %s", exc.reason, exc.status,
                      self.pseudonymise(subject) if subject else "an unauthenticated caller", request_id)
             response = _json(exc.status, {**exc.body(request_id), "reason": exc.reason}, exc.headers)
+            if isinstance(exc, RequestTimeout):
+                response.force_close()  # the rest of the body is not awaited
         finally:
             self.metrics.in_flight.dec()
             self.active -= 1
@@ -113,14 +121,7 @@ class Gateway:
         if wait:
             raise TooManyRequests("this token's request rate is exhausted", retry_after=wait,
                                   reason="rate_limited")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise PayloadTooLarge(f"the body is larger than {self.settings.gateway_max_body_bytes} bytes",
-                                  reason="body_too_large") from None
-        except ConnectionResetError:  # the client went away mid-body: a refusal, not a fault
-            raise BadRequest("the connection closed before the body ended",
-                             reason="body_incomplete") from None
+        body = await self._body(request)
         documents = read_documents(body, request.headers.get("Content-Type", ""),
                                    request.headers.get("Content-Encoding", ""), self.limits)
         any_user = principal.may(Permission.INGEST_ANY_USER)
@@ -137,6 +138,29 @@ class Gateway:
                       len(messages), readings, who, request_id)
         return _json(202, {"accepted": len(messages), "readings": readings, "event_ids": event_ids,
                            "request_id": request_id})
+
+    async def _body(self, request: web.Request) -> bytes:
+        """The whole body, read at the pace of :attr:`pace` and at most the size limit."""
+        limit = self.settings.gateway_max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise _too_large(limit)
+        chunks, size = [], 0
+        try:
+            async for chunk in self.pace.chunks(request.content):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+        except ConnectionResetError:  # the client went away mid-body: a refusal, not a fault
+            raise BadRequest("the connection closed before the body ended",
+                             reason="body_incomplete") from None
+        return b"".join(chunks)
+
+    def header_timed_out(self) -> None:
+        """A connection closed because its request head did not arrive in time (never answered)."""
+        self.metrics.refusals.labels("header_timeout").inc()
+        log.info("connection closed: its request head was incomplete after %gs",
+                 self.settings.gateway_header_timeout_s)
 
     async def refused_request(self, exc: BaseException) -> web.StreamResponse:
         """The answer to a request the HTTP parser refused (see the module docstring)."""
@@ -202,6 +226,10 @@ async def _json_routing_errors(request: web.Request, handler: Handler) -> web.St
     request_id = uuid.uuid4().hex
     return _json(error.status, {**error.body(request_id), "reason": error.reason},
                  {**error.headers, "X-Request-Id": request_id})
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is larger than {limit} bytes", reason="body_too_large")
 
 
 def _bucket(principal: Principal) -> str:

@@ -1,8 +1,8 @@
 """Every Prometheus metric of the ingest gateway, declared once, on its own registry.
 
 Labels are bounded: ``code`` is the HTTP status, ``reason`` one of the refusal reasons of
-:mod:`web.gateway.body`, :mod:`web.gateway.documents`, :mod:`web.gateway.app` and
-:func:`web.guarded.parser_refusal`. No user, token or event id is ever a label.
+:mod:`web.gateway.body`, :mod:`web.gateway.documents`, :mod:`web.gateway.app`,
+:mod:`web.body_pace` and :func:`web.guarded.parser_refusal`. No user, token or event id is ever a label.
 """
 
 from __future__ import annotations

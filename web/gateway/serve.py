@@ -44,8 +44,12 @@ async def _serve(settings: Settings) -> None:
     app = create_gateway(settings)
     gateway = app[GATEWAY]
     # auto_decompress off: the body's gzip is decoded under a cap (web.gateway.body.decompress);
-    # a request the parser refuses is answered by the gateway (JSON, never quoting the request).
+    # a request the parser refuses is answered by the gateway (JSON, never quoting the request);
+    # a connection is closed when it sends no request (keep-alive) or too slow a head (slowloris).
     runner = GuardedRunner(app, gateway.refused_request, access_log=None, auto_decompress=False,
+                           header_timeout_s=settings.gateway_header_timeout_s,
+                           on_header_timeout=gateway.header_timed_out,
+                           keepalive_timeout=settings.gateway_keepalive_timeout_s,
                            shutdown_timeout=settings.gateway_shutdown_grace_s,
                            max_line_size=settings.api_max_header_bytes,
                            max_field_size=settings.api_max_header_bytes)

@@ -3,7 +3,7 @@
 Built and validated offline like the base (test_k8s.py), and checked for what makes a driver
 work there: the Job runs `python -m batch replay --engine spark` against a k8s:// master, its
 ServiceAccount holds a namespaced Role with exactly the driver's verbs and resources (no
-cluster-wide role), the headless Service and Spark's driver host/ports agree, the executor pod
+cluster-wide role), executors reach each driver at its own pod IP on its declared ports, the executor pod
 template meets the namespace's Pod Security Standard, and the image is the spark target."""
 
 from __future__ import annotations
@@ -145,19 +145,19 @@ def test_the_driver_role_is_namespaced_and_exactly_what_the_driver_needs(
     assert pod_spec(job)["automountServiceAccountToken"] is True
 
 
-def test_executors_reach_the_driver_through_the_headless_service(
+def test_executors_reach_each_driver_at_its_own_pod_ip(
         spark: list[dict[str, Any]], job: dict[str, Any], defaults: dict[str, str]) -> None:
-    service = find(spark, "Service")
-    assert service["spec"]["clusterIP"] == "None"
-    pod_labels = job["spec"]["template"]["metadata"]["labels"]
-    assert service["spec"]["selector"].items() <= pod_labels.items()
-    name, namespace = service["metadata"]["name"], service["metadata"]["namespace"]
-    assert defaults["spark.driver.host"] in (f"{name}.{namespace}.svc",
-                                             f"{name}.{namespace}.svc.cluster.local")
+    # No Service in front of the drivers: one shared by every backfill's driver pod would let
+    # two backfills' executors reach the wrong driver.
+    assert not [o for o in spark if o["kind"] == "Service"]
+    assert "spark.driver.host" not in defaults, "set per pod by the Job, not shared"
+    env = {e["name"]: e for e in driver(job)["env"]}
+    names = [e["name"] for e in driver(job)["env"]]
+    assert env["SPARK_DRIVER_POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert "spark.driver.host=$(SPARK_DRIVER_POD_IP)" in env["PYSPARK_SUBMIT_ARGS"]["value"]
+    assert names.index("SPARK_DRIVER_POD_IP") < names.index("PYSPARK_SUBMIT_ARGS")
     assert defaults["spark.driver.bindAddress"] == "0.0.0.0"
     ports = {int(defaults["spark.driver.port"]), int(defaults["spark.driver.blockManager.port"])}
-    assert {p["port"] for p in service["spec"]["ports"]} == ports
-    assert {p["targetPort"] for p in service["spec"]["ports"]} == ports
     assert {p["containerPort"] for p in driver(job)["ports"]} == ports
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from pydantic_settings import SettingsError
 from streams.config import Settings, cli_settings
 from streams.connections import kafka_kwargs, pg_connect
 from streams.errors import ConfigurationError
+from streams.logs import quiet
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
@@ -164,11 +164,5 @@ def preflight(settings: Settings, *, kafka: bool = True, warehouse: bool = True)
                 raise _connection_error(exc, settings) from None
             await conn.close()
 
-    quiet = logging.getLogger("aiokafka")  # it logs every refused connect on its own
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        with guarded():
-            asyncio.run(reach())
-    finally:
-        quiet.setLevel(level)
+    with quiet("aiokafka"), guarded():  # it logs every refused connect on its own
+        asyncio.run(reach())

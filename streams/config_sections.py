@@ -212,7 +212,8 @@ class ImportSection(Section):
 
     import_spool_dir: str = Field(
         ".stack/import-spool", description="Where uploads are written while they are imported; each "
-        "upload's folder is removed when its import ends.")
+        "upload's folder is removed when its import ends, and as a worker starts if the worker that "
+        "held it died (several workers may share one spool).")
     import_max_upload_bytes: int = Field(
         2 * 1024**3, ge=1024, description="Larger uploads answer 413 (nothing is kept).")
     import_max_uncompressed_bytes: int = Field(

@@ -119,3 +119,14 @@ class ImportRefused(ImportFileError):
 
 class ImportCancelled(HealthMateError):
     """An import stopped before its end (the worker is stopping)."""
+
+
+class ImportStopped(HealthMateError):
+    """Where the importer puts the messages stopped taking them (a dry run's output closed or
+    full): the whole import stops, as every other file would fail the same way, and no file is
+    blamed. The message names the cause by its class, never a value."""
+
+
+class PublishFailed(ImportStopped):
+    """Kafka did not take the importer's messages (it refused them, or stayed out of reach
+    past the producer's timeout). What it took before is stored once: import again."""

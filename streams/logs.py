@@ -29,6 +29,19 @@ def bind_run_id(run_id: str) -> Iterator[None]:
         current_run_id.reset(token)
 
 
+@contextmanager
+def quiet(logger: str) -> Iterator[None]:
+    """Only CRITICAL records of ``logger`` inside the block: for a client that logs every retry
+    of a failure the caller reports once itself (aiokafka's refused connects, missing topics)."""
+    target = logging.getLogger(logger)
+    level = target.level
+    target.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        target.setLevel(level)
+
+
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "run_id"?, "error"?}``, one line per record."""
 

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -210,3 +211,17 @@ async def create_topic_as(settings: Settings, name: str) -> None:
     codes = [e[1] for e in response.topic_errors]
     if codes != [0]:
         raise TopicAuthorizationFailedError(f"create {name}: error {codes}")
+
+
+async def assert_stored_once(pg: asyncpg.Connection, schema: str, expected: Counter[str]) -> None:
+    """The warehouse holds ``expected`` readings by metric, each once: no event id twice, no
+    (user, metric, instant, source) twice, and no dead letter."""
+    s = quote_ident(schema)
+    by_metric = Counter({r["metric"]: r["n"] for r in await pg.fetch(
+        f"SELECT metric, count(*) AS n FROM {s}.health_readings GROUP BY metric")})
+    assert by_metric == expected, f"stored {by_metric - expected} too many, {expected - by_metric} missing"
+    assert await pg.fetchval(f"SELECT count(*) - count(DISTINCT event_id) FROM {s}.health_readings") == 0
+    twice = await pg.fetch(f"SELECT user_key, metric, measured_at, source FROM {s}.health_readings "
+                           "GROUP BY user_key, metric, measured_at, source HAVING count(*) > 1 LIMIT 5")
+    assert twice == [], f"stored twice: {twice}"
+    assert await pg.fetchval(f"SELECT count(*) FROM {s}.dead_letters") == 0

@@ -1,14 +1,17 @@
 """``python -m streams import PATH... --user-id ID [options]``: vendor exports to the raw topic.
 
 Exit status: 0 when every file was read; 1 when a file could not be read (the others still
-go; a one-line error names it); 2 for a bad argument or configuration; 3 when Kafka cannot
-be reached. Per file, one summary line on stderr (``--json``: one JSON object a line); a
-progress bar of bytes read on a terminal, else a progress line every 2 s.
+go; a one-line error names it) or a dry run's output closed (the import stops); 2 for a bad
+argument or configuration (a raw topic that does not exist too); 3 when Kafka cannot be
+reached or stops taking the messages (the import stops). Per file, one summary line on
+stderr (``--json``: one JSON object a line); a progress bar of bytes read on a terminal,
+else a progress line every 2 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 from tqdm import tqdm
 
+from streams.errors import ImportStopped, PublishFailed
 from streams.importers.base import ImportContext
 from streams.importers.formats import FORMATS
 from streams.importers.packing import FileSummary
@@ -67,7 +71,7 @@ def main(args: list[str]) -> int:
     p = parser()
     opts = p.parse_args(args)
     ctx = context_from(opts, p)
-    from streams.cli import load_settings, preflight, run
+    from streams.cli import EXIT_UNREACHABLE, fail, load_settings, preflight, run
     from streams.importers.run import ByteCounter, KafkaSink, LinesSink, import_paths, total_bytes
     from streams.logs import configure_tool_logging
     from streams.progress import Progress
@@ -84,8 +88,6 @@ def main(args: list[str]) -> int:
     else:
         preflight(settings, warehouse=False)
     total = total_bytes(paths)
-    bar = Progress("import", total=total, unit="B")
-    counter = ByteCounter(lambda done: bar.update(min(done, total)))  # heads are read twice
 
     def report(summary: FileSummary) -> None:
         text = orjson.dumps(summary.as_json()).decode() if opts.json else f"import: {summary.line()}"
@@ -98,16 +100,40 @@ def main(args: list[str]) -> int:
         else:
             sink = KafkaSink(settings)
             await sink.start()
+        # once the sink is ready: a refused start is the only line, no progress around it
+        bar = Progress("import", total=total, unit="B")
+        counter = ByteCounter(lambda done: bar.update(min(done, total)))  # heads are read twice
         try:
             return await import_paths(paths, ctx, settings, sink, fmt=opts.format, counter=counter,
                                       report=report)
         finally:
-            await sink.close()
+            try:
+                await sink.close()
+            finally:
+                bar.close()  # before the line of what stopped the import, if anything did
 
+    stopped: ImportStopped | None = None
     try:
         summaries = run(go())
+    except ImportStopped as exc:
+        stopped = exc
     finally:
-        bar.close()
         if out is not None and out is not sys.stdout.buffer:
-            out.close()
+            try:
+                out.close()
+            except OSError:
+                if stopped is None:  # else: already reported as what stopped the import
+                    raise
+    if stopped is not None:
+        if out is sys.stdout.buffer:
+            _discard_stdout()
+        fail(str(stopped), EXIT_UNREACHABLE if isinstance(stopped, PublishFailed) else EXIT_FILE_ERROR)
     return EXIT_FILE_ERROR if any(s.error for s in summaries) else 0
+
+
+def _discard_stdout() -> None:
+    """Point standard output at /dev/null once it is broken, so the interpreter's last flush
+    at exit does not print a second error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

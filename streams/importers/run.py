@@ -14,6 +14,12 @@ Guarantees:
   importing the repaired file again stores only what is new (event ids come from content).
   A FIT file is all or nothing: its messages are held until its reader finishes, and dropped
   on damage unless ``ctx.salvage``;
+- where the messages go failing (Kafka refusing them or out of reach past the producer's
+  timeout, a dry run's output closed) stops the whole import with
+  :class:`~streams.errors.ImportStopped` (:class:`~streams.errors.PublishFailed` for Kafka):
+  no file is blamed, and the other files would fail the same way. :meth:`KafkaSink.start`
+  refuses a raw topic that does not exist (:class:`~streams.errors.ConfigurationError`) in
+  :data:`TOPIC_WAIT_S` rather than at the first message, after the producer's 40 s;
 - memory is bounded: one envelope (at most ``max_batch_readings`` readings and
   ``max_message_bytes``), at most :data:`MAX_IN_FLIGHT` unacknowledged messages, and what a
   reader holds (a FIT file's messages);
@@ -32,24 +38,31 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
-from streams.errors import ImportFileError
+from streams.errors import ConfigurationError, ImportFileError, ImportStopped, PublishFailed
 from streams.importers.archive import ArchiveLimits, Entry, entries
 from streams.importers.base import ImportContext, Skipped
 from streams.importers.formats import READERS, detect
 from streams.importers.packing import FileSummary, Message, Packer
+from streams.logs import quiet
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256
+#: How long the producer may take to find the raw topic before it counts as missing.
+TOPIC_WAIT_S = 5.0
 #: Formats whose files are published only once read to the end (small files; see above).
 ATOMIC_FORMATS = frozenset({"fit"})
 
 
 class Sink(Protocol):
     async def send(self, message: Message) -> None: ...
+
+    async def flush(self) -> None:
+        """Return once every message sent so far is taken (a file's summary waits for it)."""
 
     async def close(self) -> None: ...
 
@@ -65,21 +78,46 @@ class KafkaSink:
 
     async def start(self) -> None:
         await self.producer.start()
+        try:
+            with quiet("aiokafka.cluster"):  # it logs each metadata answer without the topic
+                async with asyncio.timeout(TOPIC_WAIT_S):
+                    await self.producer.partitions_for(self.topic)
+        except (TimeoutError, KafkaError) as exc:
+            await self.producer.stop()
+            if isinstance(exc, TopicAuthorizationFailedError):
+                raise ConfigurationError(f"Kafka does not let this client use the raw topic {self.topic!r} "
+                                         "(HEALTHMATE_KAFKA_* credentials, ACLs: python -m streams acls)"
+                                         ) from None
+            raise ConfigurationError(f"the raw topic {self.topic!r} does not exist (HEALTHMATE_RAW_TOPIC): "
+                                     "create it with python -m streams setup") from None
 
     async def send(self, message: Message) -> None:
-        self._pending.append(await self.producer.send(self.topic, message.value, key=message.key))
+        try:
+            self._pending.append(await self.producer.send(self.topic, message.value, key=message.key))
+        except KafkaError as exc:
+            raise _publish_failed(exc) from None
         if len(self._pending) >= MAX_IN_FLIGHT:
-            await self._drain()
+            await self.flush()
 
-    async def _drain(self) -> None:
+    async def flush(self) -> None:
         pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if isinstance(failed, KafkaError):
+            raise _publish_failed(failed)
+        if failed is not None:
+            raise failed
 
     async def close(self) -> None:
         try:
-            await self._drain()
+            await self.flush()
         finally:
             await self.producer.stop()
+
+
+def _publish_failed(exc: KafkaError) -> PublishFailed:
+    return PublishFailed(f"Kafka did not take the messages ({type(exc).__name__}); the import stopped: "
+                         "what it took is stored once, import the files again once it takes them")
 
 
 class LinesSink:
@@ -89,10 +127,25 @@ class LinesSink:
         self.out = out
 
     async def send(self, message: Message) -> None:
-        self.out.write(message.value + b"\n")
+        try:
+            self.out.write(message.value + b"\n")
+        except OSError as exc:
+            raise _output_failed(exc) from None
+
+    async def flush(self) -> None:
+        try:
+            self.out.flush()
+        except OSError as exc:
+            raise _output_failed(exc) from None
 
     async def close(self) -> None:
-        self.out.flush()
+        await self.flush()
+
+
+def _output_failed(exc: OSError) -> ImportStopped:
+    what = "the output closed before the import ended" if isinstance(exc, BrokenPipeError) \
+        else "the output cannot be written"
+    return ImportStopped(f"{what} ({type(exc).__name__}); the import stopped")
 
 
 class ByteCounter:
@@ -213,6 +266,7 @@ async def _import_entry(entry: Entry, fmt: str, ctx: ImportContext, settings: Se
             await sink.send(message)
             summary.messages += 1
             summary.readings += message.readings
+    await sink.flush()  # the summary says "published": only once Kafka has taken them
     return summary.finish(error)
 
 

@@ -97,8 +97,10 @@ def _run_tool(command: str, args: list[str]) -> None:
     try:
         run(produce_synthetic(settings, rate=opts.rate, count=opts.count, bad_ratio=opts.bad_ratio,
                               batch_size=opts.batch_size, seed=opts.seed, progress=bar.update))
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(finished=False)
+        raise
+    bar.close()
 
 
 def _tool_settings():  # type: ignore[no-untyped-def]

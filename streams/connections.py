@@ -1,15 +1,23 @@
 """Connection options from the settings: the one place that turns TLS and SASL settings
-into client arguments, for every aiokafka client, the Faust app and every asyncpg connection.
+into client arguments, for every aiokafka client, the Faust app and every asyncpg connection;
+and the check that a producer's raw topic is there before it sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
 from streams.config import Settings
+from streams.errors import ConfigurationError
+from streams.logs import quiet
 
 if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
+
     from streams.sink.warehouse import Warehouse
 
 
@@ -87,3 +95,23 @@ def warehouse_from_settings(settings: Settings, *, pool_max: int | None = None) 
                      migration_dsn=settings.pg_migration_dsn_value,
                      connect_kwargs=pg_connect_kwargs(settings),
                      pseudonym_key=settings.pseudonym_key_bytes)
+
+
+#: How long a producer may take to find the raw topic before it counts as missing.
+TOPIC_WAIT_S = 5.0
+
+
+async def require_raw_topic(producer: AIOKafkaProducer, topic: str) -> None:
+    """Fail within :data:`TOPIC_WAIT_S` when ``topic`` is missing or not ours to write, with
+    :class:`~streams.errors.ConfigurationError` naming the fix, rather than at the first
+    message, after the producer's 40 s of retries and a traceback."""
+    try:
+        with quiet("aiokafka.cluster"):  # it logs each metadata answer without the topic
+            async with asyncio.timeout(TOPIC_WAIT_S):
+                await producer.partitions_for(topic)
+    except TopicAuthorizationFailedError:
+        raise ConfigurationError(f"Kafka does not let this client use the raw topic {topic!r} "
+                                 "(HEALTHMATE_KAFKA_* credentials, ACLs: python -m streams acls)") from None
+    except (TimeoutError, KafkaError):
+        raise ConfigurationError(f"the raw topic {topic!r} does not exist (HEALTHMATE_RAW_TOPIC): "
+                                 "create it with python -m streams setup") from None

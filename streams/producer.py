@@ -21,7 +21,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from streams.config import Settings
-from streams.connections import kafka_kwargs
+from streams.connections import kafka_kwargs, require_raw_topic
 from streams.synthetic import SyntheticReadings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ async def produce_synthetic(
     sent = readings = 0
     started = time.monotonic()
     try:
+        await require_raw_topic(producer, settings.raw_topic)
         generator = SyntheticReadings(datetime.now(UTC), seed=seed)
         pending = []
         for message in generator.messages(count, bad_ratio=bad_ratio, batch_size=batch_size):

@@ -50,10 +50,12 @@ class Progress:
         self.stream.write(f"{self.label}: {what}\n")
         self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, *, finished: bool = True) -> None:
+        """End the bar; a log line with the final count only when the work ``finished`` (after
+        a failure, the one-line error is the last word)."""
         if self._bar is not None:
             self._bar.close()
-        elif self.total is not None or self.done:
+        elif finished and (self.total is not None or self.done):
             self._line()
 
     def _line(self) -> None:

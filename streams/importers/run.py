@@ -19,7 +19,7 @@ Guarantees:
   :class:`~streams.errors.ImportStopped` (:class:`~streams.errors.PublishFailed` for Kafka):
   no file is blamed, and the other files would fail the same way. :meth:`KafkaSink.start`
   refuses a raw topic that does not exist (:class:`~streams.errors.ConfigurationError`) in
-  :data:`TOPIC_WAIT_S` rather than at the first message, after the producer's 40 s;
+  :data:`~streams.connections.TOPIC_WAIT_S` rather than at the first message, after the producer's 40 s;
 - memory is bounded: one envelope (at most ``max_batch_readings`` readings and
   ``max_message_bytes``), at most :data:`MAX_IN_FLIGHT` unacknowledged messages, and what a
   reader holds (a FIT file's messages);
@@ -38,22 +38,19 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import KafkaError
 
 from streams.config import Settings
-from streams.connections import kafka_kwargs
+from streams.connections import kafka_kwargs, require_raw_topic
 from streams.errors import ConfigurationError, ImportFileError, ImportStopped, PublishFailed
 from streams.importers.archive import ArchiveLimits, Entry, entries
 from streams.importers.base import ImportContext, Skipped
 from streams.importers.formats import READERS, detect
 from streams.importers.packing import FileSummary, Message, Packer
-from streams.logs import quiet
 
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256
-#: How long the producer may take to find the raw topic before it counts as missing.
-TOPIC_WAIT_S = 5.0
 #: Formats whose files are published only once read to the end (small files; see above).
 ATOMIC_FORMATS = frozenset({"fit"})
 
@@ -79,17 +76,10 @@ class KafkaSink:
     async def start(self) -> None:
         await self.producer.start()
         try:
-            with quiet("aiokafka.cluster"):  # it logs each metadata answer without the topic
-                async with asyncio.timeout(TOPIC_WAIT_S):
-                    await self.producer.partitions_for(self.topic)
-        except (TimeoutError, KafkaError) as exc:
+            await require_raw_topic(self.producer, self.topic)
+        except ConfigurationError:
             await self.producer.stop()
-            if isinstance(exc, TopicAuthorizationFailedError):
-                raise ConfigurationError(f"Kafka does not let this client use the raw topic {self.topic!r} "
-                                         "(HEALTHMATE_KAFKA_* credentials, ACLs: python -m streams acls)"
-                                         ) from None
-            raise ConfigurationError(f"the raw topic {self.topic!r} does not exist (HEALTHMATE_RAW_TOPIC): "
-                                     "create it with python -m streams setup") from None
+            raise
 
     async def send(self, message: Message) -> None:
         try:

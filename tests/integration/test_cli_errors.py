@@ -2,7 +2,8 @@
 
 Each case runs the real command as a subprocess. Kafka and PostgreSQL are pointed at a
 port nobody listens on (or the right server with a wrong password), so no case depends on
-the local stack being down; the wrong-password case needs the local PostgreSQL up.
+the local stack being down; the wrong-password case needs the local PostgreSQL up, the
+missing-topic case the local Kafka (which creates no topic on its own).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ CASES = [
      ["batch", "replay", "--topic", "t", "--from", "0:0"], 2, "names metrics outside the catalogue: mood"),
     ("no key outside dev mode", {"HEALTHMATE_DEV_MODE": "false"}, ["streams", "produce"], 2,
      "HEALTHMATE_PSEUDONYM_KEY is not set"),
+    ("missing raw topic, produce", {"HEALTHMATE_RAW_TOPIC": "healthmate.test.no-such-topic"},
+     ["streams", "produce", "--count", "1"], 2,
+     "the raw topic 'healthmate.test.no-such-topic' does not exist (HEALTHMATE_RAW_TOPIC)"),
 ]
 
 

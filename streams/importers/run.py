@@ -21,8 +21,10 @@ Guarantees:
   refuses a raw topic that does not exist (:class:`~streams.errors.ConfigurationError`) in
   :data:`~streams.connections.TOPIC_WAIT_S` rather than at the first message, after the producer's 40 s;
 - memory is bounded: one envelope (at most ``max_batch_readings`` readings and
-  ``max_message_bytes``), at most :data:`MAX_IN_FLIGHT` unacknowledged messages, and what a
-  reader holds (a FIT file's messages);
+  ``max_message_bytes``), at most :data:`MAX_IN_FLIGHT` unacknowledged messages and
+  :data:`MAX_IN_FLIGHT_BYTES` of them (the producer holds each until Kafka acknowledges it: a
+  slow broker must not let 256 envelopes of 1 MiB pile up), and what a reader holds (a FIT
+  file's messages);
 - the summaries and errors never carry a value from a file, nor the user id.
 """
 
@@ -51,6 +53,7 @@ from streams.importers.packing import FileSummary, Message, Packer
 log = logging.getLogger(__name__)
 
 MAX_IN_FLIGHT = 256
+MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
 #: Formats whose files are published only once read to the end (small files; see above).
 ATOMIC_FORMATS = frozenset({"fit"})
 
@@ -72,6 +75,7 @@ class KafkaSink:
         self.producer = AIOKafkaProducer(**kafka_kwargs(settings), acks="all", enable_idempotence=True,
                                          linger_ms=20, max_request_size=settings.max_message_bytes + 65_536)
         self._pending: list[asyncio.Future[Any]] = []
+        self._pending_bytes = 0
 
     async def start(self) -> None:
         await self.producer.start()
@@ -86,11 +90,12 @@ class KafkaSink:
             self._pending.append(await self.producer.send(self.topic, message.value, key=message.key))
         except KafkaError as exc:
             raise _publish_failed(exc) from None
-        if len(self._pending) >= MAX_IN_FLIGHT:
+        self._pending_bytes += len(message.value)
+        if len(self._pending) >= MAX_IN_FLIGHT or self._pending_bytes >= MAX_IN_FLIGHT_BYTES:
             await self.flush()
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        pending, self._pending, self._pending_bytes = self._pending, [], 0
         outcomes = await asyncio.gather(*pending, return_exceptions=True)
         failed = next((o for o in outcomes if isinstance(o, BaseException)), None)
         if isinstance(failed, KafkaError):

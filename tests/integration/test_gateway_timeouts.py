@@ -58,9 +58,13 @@ async def _trickle(writer: asyncio.StreamWriter, data: bytes, every_s: float) ->
 
 
 async def _until_closed(reader: asyncio.StreamReader, limit_s: float) -> tuple[bytes, float]:
-    """What the gateway sent until it closed the connection, and how long that took."""
+    """What the gateway sent until it closed the connection, and how long that took. A close
+    while our bytes were still arriving unread is a reset (RST): closed, nothing received."""
     started = time.monotonic()
-    received = await asyncio.wait_for(reader.read(), limit_s)
+    try:
+        received = await asyncio.wait_for(reader.read(), limit_s)
+    except ConnectionResetError:
+        received = b""
     return received, time.monotonic() - started
 
 

@@ -7,7 +7,8 @@ committed): the iOS 16 broken DTD, stray ``\\x0b`` characters, a mix of heart ra
 metadata), steps, active energy, sleep stages, blood-pressure correlations and workouts with
 routes, at distinct instants. The importer runs as a subprocess in ``--dry-run`` mode writing
 to ``/dev/null``: this measures reading, mapping and packing (the parse rate), not Kafka.
-Peak RSS is the child's ``ru_maxrss`` (``os.wait4``). The target is under 250 MB.
+Peak RSS is the child's own ``VmHWM``, sampled until it exits (``ru_maxrss`` would carry
+this process's peak across the child's ``exec``). The target is under 250 MB.
 
 Writes ``bench/import_results.json`` and prints one table row.
 """
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from import_files import large_apple_export  # noqa: E402
+from pipeline_support import PeakRss  # noqa: E402
 
 TARGET = int(os.environ.get("BENCH_IMPORT_BYTES", str(1 << 30)))
 RSS_LIMIT_MB = 250
@@ -43,12 +45,13 @@ def main() -> int:
         proc = subprocess.Popen([sys.executable, "-m", "streams", "import", str(export), "--user-id", "bench",
                                  "--dry-run", "--output", "/dev/null", "--json"],
                                 cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+        peak = PeakRss(proc.pid)
         assert proc.stderr is not None
         err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
         seconds = time.monotonic() - started
     summary = next(json.loads(line) for line in err.splitlines() if line.startswith("{"))
-    peak_mb = usage.ru_maxrss / 1024
+    peak_mb = peak.result()
     result = {"export_bytes": size, "generated_s": round(generated_s, 1), "readings": summary["readings"],
               "expected_readings": expected, "seconds": round(seconds, 1),
               "readings_per_s": round(summary["readings"] / seconds),

@@ -104,14 +104,20 @@ TOPIC_WAIT_S = 5.0
 async def require_raw_topic(producer: AIOKafkaProducer, topic: str) -> None:
     """Fail within :data:`TOPIC_WAIT_S` when ``topic`` is missing or not ours to write, with
     :class:`~streams.errors.ConfigurationError` naming the fix, rather than at the first
-    message, after the producer's 40 s of retries and a traceback."""
-    try:
-        with quiet("aiokafka.cluster"):  # it logs each metadata answer without the topic
+    message, after the producer's 40 s of retries and a traceback. The started ``producer`` is
+    stopped before that error: until then its background metadata requests would log the
+    missing topic again."""
+    # aiokafka.cluster logs each metadata answer without the topic, as an ERROR
+    with quiet("aiokafka.cluster"):
+        try:
             async with asyncio.timeout(TOPIC_WAIT_S):
                 await producer.partitions_for(topic)
-    except TopicAuthorizationFailedError:
+            return
+        except (TimeoutError, KafkaError) as exc:
+            failure = exc
+        await producer.stop()
+    if isinstance(failure, TopicAuthorizationFailedError):
         raise ConfigurationError(f"Kafka does not let this client use the raw topic {topic!r} "
-                                 "(HEALTHMATE_KAFKA_* credentials, ACLs: python -m streams acls)") from None
-    except (TimeoutError, KafkaError):
-        raise ConfigurationError(f"the raw topic {topic!r} does not exist (HEALTHMATE_RAW_TOPIC): "
-                                 "create it with python -m streams setup") from None
+                                 "(HEALTHMATE_KAFKA_* credentials, ACLs: python -m streams acls)")
+    raise ConfigurationError(f"the raw topic {topic!r} does not exist (HEALTHMATE_RAW_TOPIC): "
+                             "create it with python -m streams setup")

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -225,3 +227,37 @@ async def assert_stored_once(pg: asyncpg.Connection, schema: str, expected: Coun
                            "GROUP BY user_key, metric, measured_at, source HAVING count(*) > 1 LIMIT 5")
     assert twice == [], f"stored twice: {twice}"
     assert await pg.fetchval(f"SELECT count(*) FROM {s}.dead_letters") == 0
+
+
+def vm_hwm_mb(pid: int) -> float | None:
+    """A live process's peak resident memory (``VmHWM``) in MB; None once it is gone.
+
+    Not ``ru_maxrss`` of ``wait4``: the kernel carries the forking parent's peak across
+    ``exec`` into it, so a child of a large pytest process would report pytest's size."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+class PeakRss:
+    """A child's peak RSS (:func:`vm_hwm_mb`), sampled every 20 ms from now until it exits:
+    VmHWM only grows, so the last sample is within 20 ms of the true peak."""
+
+    def __init__(self, pid: int) -> None:
+        self.mb = 0.0
+        self._thread = threading.Thread(target=self._sample, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, pid: int) -> None:
+        while (mb := vm_hwm_mb(pid)) is not None:
+            self.mb = max(self.mb, mb)
+            time.sleep(0.02)
+
+    def result(self) -> float:
+        """The peak, once the process has exited."""
+        self._thread.join(10)
+        return self.mb

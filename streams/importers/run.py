@@ -44,7 +44,7 @@ from aiokafka.errors import KafkaError
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs, require_raw_topic
-from streams.errors import ConfigurationError, ImportFileError, ImportStopped, PublishFailed
+from streams.errors import ImportFileError, ImportStopped, PublishFailed
 from streams.importers.archive import ArchiveLimits, Entry, entries
 from streams.importers.base import ImportContext, Skipped
 from streams.importers.formats import READERS, detect
@@ -79,11 +79,7 @@ class KafkaSink:
 
     async def start(self) -> None:
         await self.producer.start()
-        try:
-            await require_raw_topic(self.producer, self.topic)
-        except ConfigurationError:
-            await self.producer.stop()
-            raise
+        await require_raw_topic(self.producer, self.topic)  # stops the producer if it fails
 
     async def send(self, message: Message) -> None:
         try:

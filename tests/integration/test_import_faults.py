@@ -35,7 +35,14 @@ import asyncpg
 import orjson
 import pytest
 from import_files import apple_export, count_apple_readings, large_apple_export, record
-from pipeline_support import ROOT, WorkerProcess, assert_stored_once, end_offsets, wait_until_caught_up
+from pipeline_support import (
+    ROOT,
+    PeakRss,
+    WorkerProcess,
+    assert_stored_once,
+    end_offsets,
+    wait_until_caught_up,
+)
 
 from streams.config import Settings
 from streams.connections import kafka_kwargs
@@ -86,8 +93,9 @@ def _importer(paths: list[Path], env: dict[str, str], *extra: str, log: Path | N
 
 
 def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> Finished:
-    """Read both pipes to their end, reap the process with ``wait4`` (its peak RSS)."""
+    """Read both pipes to their end, sample its peak RSS until it exits, reap it."""
     started = time.monotonic()
+    peak = PeakRss(proc.pid)
     outputs: dict[str, bytes] = {}
     readers = [threading.Thread(target=lambda name=name, pipe=pipe: outputs.__setitem__(name, pipe.read()))
                for name, pipe in (("out", proc.stdout), ("err", proc.stderr)) if pipe and not pipe.closed]
@@ -96,14 +104,14 @@ def _finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> Finished:
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status = os.waitpid(proc.pid, 0)
     finally:
         timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
     for reader in readers:
         reader.join(10)
     stderr = outputs.get("err", b"").decode(errors="replace")
-    return Finished(proc.returncode, outputs.get("out", b""), stderr, usage.ru_maxrss / 1024,
+    return Finished(proc.returncode, outputs.get("out", b""), stderr, peak.result(),
                     time.monotonic() - started)
 
 

@@ -3,12 +3,10 @@ the good readings around them are stored, and memory stays bounded."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline_support import read_topic, wait_until_caught_up
+from pipeline_support import read_topic, vm_hwm_mb, wait_until_caught_up
 
 from streams.sink.migrations import quote_ident
 
@@ -16,13 +14,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BIG_BATCH = 100_000
 RSS_LIMIT_MB = 800
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 @pytest.fixture
@@ -73,4 +64,5 @@ async def test_poison_messages_never_stop_the_worker(pipeline_settings, pg, work
     assert dict(oversized.headers)["payload.truncated"] == b"true"
     assert int(dict(oversized.headers)["payload.original_bytes"]) == len(poison[2][0])
     assert len(oversized.value) == settings.dlq_max_payload_bytes
-    assert peak_rss_mb(worker_process.proc.pid) < RSS_LIMIT_MB
+    peak = vm_hwm_mb(worker_process.proc.pid)
+    assert peak is not None and peak < RSS_LIMIT_MB

@@ -38,6 +38,7 @@ import aiohttp  # noqa: E402
 import orjson  # noqa: E402
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
 from gateway_support import GatewayProcess  # noqa: E402
+from pipeline_support import vm_hwm_mb  # noqa: E402
 
 from streams.config import Settings  # noqa: E402
 from web.auth import mint_token  # noqa: E402
@@ -156,14 +157,6 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
     return next(b for b, n in counts.items() if n >= q * total)
 
 
-def peak_rss(pid: int) -> float:
-    """The process's peak resident memory so far (``VmHWM``), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -208,7 +201,7 @@ async def main() -> int:
                                                  clients=SINGLE_CONCURRENCY)
         singles = singles_n / singles_s
         singles_cpu = cpu_seconds(gateway.proc.pid) - cpu0
-        peak_rss_mb = peak_rss(gateway.proc.pid)
+        peak_rss_mb = vm_hwm_mb(gateway.proc.pid) or float("nan")
     finally:
         status = gateway.stop()
         if profiler is not None:

@@ -1,20 +1,10 @@
-"""Bench metering: peak RSS and CPU seconds of processes, read from /proc."""
+"""Bench metering: CPU seconds of processes, read from /proc (peak RSS: pipeline_support.vm_hwm_mb)."""
 
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
-
-
-def vm_hwm_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def cpu_seconds(pid: int) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
-from pipeline_support import WorkerProcess, end_offsets, free_port
+from pipeline_support import WorkerProcess, end_offsets, free_port, vm_hwm_mb
 
 from bench.data import (
     BOOTSTRAP,
@@ -32,7 +32,7 @@ from bench.data import (
     produce_at_rate,
     wait_group_stable,
 )
-from bench.metering import CpuMeter, vm_hwm_mb
+from bench.metering import CpuMeter
 from streams.sink.migrations import quote_ident
 
 

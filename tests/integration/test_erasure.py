@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,6 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pipeline_support import (
     WorkerProcess,
-    drop_pipeline_resources,
     end_offsets,
     free_port,
     read_topic,
@@ -38,7 +37,6 @@ from batch.replay import replay
 from streams.config import Settings
 from streams.connections import warehouse_from_settings
 from streams.domain.pseudonym import user_key
-from streams.setup import create_topics
 from streams.sink.migrations import quote_ident
 from web.auth import mint_token
 
@@ -49,18 +47,18 @@ ERASED_METRIC = "healthmate_erased_readings_refused_total"
 
 
 @pytest.fixture
-async def settings(pipeline_env: dict[str, str], pg_dsn: str, monkeypatch: pytest.MonkeyPatch
-                   ) -> AsyncIterator[Settings]:
+def pipeline_env(pipeline_env: dict[str, str], pg_dsn: str) -> dict[str, str]:
+    # The workers and this test's own connections run as the runtime role, as deployed.
     pipeline_env.update({
         "HEALTHMATE_PG_DSN": runtime_dsn(pg_dsn), "HEALTHMATE_PG_MIGRATION_DSN": pg_dsn,
         "HEALTHMATE_API_JWT_SECRET": secrets.token_urlsafe(48), "HEALTHMATE_SINK_MAX_LATENCY_MS": "50",
     })
-    for key, value in pipeline_env.items():
-        monkeypatch.setenv(key, value)
-    built = Settings()
-    await create_topics(built)
-    yield built
-    await drop_pipeline_resources(built)
+    return pipeline_env
+
+
+@pytest.fixture
+def settings(pipeline_settings: Settings) -> Settings:
+    return pipeline_settings
 
 
 class Fleet:
